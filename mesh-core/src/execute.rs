@@ -1,0 +1,1 @@
+//! Runs a plan against clusters (being built).

@@ -1,0 +1,1 @@
+//! Cross-cluster checks (being built).
