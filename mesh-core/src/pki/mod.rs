@@ -1,9 +1,112 @@
 //! Certificate authority for the mesh: one root, one intermediate per cluster, Istio's
 //! `tools/certs` profile (`reference/istio.md` §1).
+//!
+//! - [`CaDir`]: the Makefile-compatible directory (`root-cert.pem`, `root-key.pem`,
+//!   `<cluster>/{ca-cert,ca-key,cert-chain,root-cert}.pem`): create, import, ensure, inspect.
+//! - [`cert_info`], [`root_fingerprints`]: read certificates.
+//! - [`verify_bundle`], [`verify_chain`]: chain verification with real signature checks.
+//! - [`validate_cluster_name`]: the DNS-1123 label rule for cluster names.
+//!
+//! ```
+//! use mesh_core::pki::{verify_bundle, CaDir, CaOptions, KeyAlgorithm};
+//! let tmp = tempfile::tempdir().unwrap();
+//! let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+//! let bundles = CaDir::open(tmp.path()).ensure(&opts, &["eu", "ap", "us"]).unwrap();
+//! for b in &bundles {
+//!     verify_bundle(b).unwrap();
+//! }
+//! ```
 
+mod der;
+mod error;
+mod inspect;
 mod key;
+mod names;
+mod profile;
+mod store;
+mod verify;
 
+pub use error::PkiError;
+pub use inspect::{CertInfo, cert_info, root_fingerprints};
 pub use key::KeyAlgorithm;
+pub use names::{MAX_CLUSTER_NAME_LEN, NameError, validate_cluster_name};
+pub use profile::{INTERMEDIATE_CN, ISTIOD_SAN, ROOT_CN};
+pub use store::{
+    CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, CaDir, CaReport, EXPIRY_WARNING_DAYS,
+    InspectedCert, IntermediateAction, IntermediateStatus, ROOT_CERT_FILE, ROOT_KEY_FILE,
+};
+pub use verify::{ChainError, VerifiedChain, verify_bundle, verify_chain};
+
+/// How to create the CA. Defaults follow Istio's Makefile: RSA-4096, root 3650 days,
+/// intermediates 730 days, `O=Istio`, trust domain `cluster.local`.
+///
+/// ```
+/// use mesh_core::pki::{CaOptions, KeyAlgorithm};
+/// let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+/// assert_eq!((opts.root_days, opts.intermediate_days), (3650, 730));
+/// assert_eq!(opts.org, "Istio");
+/// assert!(opts.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CaOptions {
+    /// Key algorithm for new root and intermediate keys.
+    pub key: KeyAlgorithm,
+    /// Validity of a new root, in days.
+    pub root_days: u32,
+    /// Validity of a new intermediate, in days (capped at the root's expiry).
+    pub intermediate_days: u32,
+    /// The `O=` of every certificate.
+    pub org: String,
+    /// The mesh trust domain. Istio's plug-in CA profile does not put it into the CA
+    /// certificates (workload SPIFFE IDs come from `meshConfig.trustDomain`); it travels with the
+    /// options so callers that render mesh config use the same value.
+    pub trust_domain: String,
+}
+
+impl Default for CaOptions {
+    fn default() -> Self {
+        CaOptions {
+            key: KeyAlgorithm::Rsa4096,
+            root_days: 3650,
+            intermediate_days: 730,
+            org: "Istio".into(),
+            trust_domain: "cluster.local".into(),
+        }
+    }
+}
+
+impl CaOptions {
+    /// Refuses values that cannot produce a usable CA.
+    ///
+    /// ```
+    /// use mesh_core::pki::CaOptions;
+    /// let bad = CaOptions { root_days: 0, ..CaOptions::default() };
+    /// assert!(bad.validate().unwrap_err().to_string().contains("root_days"));
+    /// ```
+    pub fn validate(&self) -> Result<(), PkiError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(PkiError::InvalidOption {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        // 100 years keeps not_after far from the X.509 GeneralizedTime limits.
+        const MAX_DAYS: u32 = 36_500;
+        if self.root_days == 0 || self.root_days > MAX_DAYS {
+            return invalid("root_days", "must be between 1 and 36500");
+        }
+        if self.intermediate_days == 0 || self.intermediate_days > MAX_DAYS {
+            return invalid("intermediate_days", "must be between 1 and 36500");
+        }
+        if self.org.trim().is_empty() {
+            return invalid("org", "must not be empty");
+        }
+        if self.trust_domain.trim().is_empty() {
+            return invalid("trust_domain", "must not be empty");
+        }
+        Ok(())
+    }
+}
 
 /// The four PEM files of one cluster's `cacerts` Secret, as istiod loads them from
 /// `/etc/cacerts` (`reference/istio.md` §1.2).
@@ -41,14 +144,4 @@ impl std::fmt::Debug for ClusterBundle {
             .field("ca_key_pem", &"<redacted>")
             .finish_non_exhaustive()
     }
-}
-
-/// Errors from the CA code.
-#[derive(Debug, thiserror::Error)]
-pub enum PkiError {
-    /// An unknown key algorithm name.
-    #[error(
-        "unknown key algorithm {0:?}: expected one of rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384"
-    )]
-    UnknownKeyAlgorithm(String),
 }
