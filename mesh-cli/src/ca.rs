@@ -1,12 +1,294 @@
-//! `meshboot ca ...` (being built).
+//! `meshboot ca init|import|intermediate|inspect`: the mesh certificate authority on disk.
+//! Argument parsing and printing only; the work is in `mesh_core::pki`.
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use mesh_core::pki::{CaDir, CaOptions, CaReport, CertInfo, InspectedCert, KeyAlgorithm};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
-    /// Create a new root CA.
-    Init,
+    /// Create a new root CA (root-cert.pem, root-key.pem) in DIR.
+    Init(InitArgs),
+    /// Bring your own root: check an existing root certificate and key and copy them into DIR.
+    Import(ImportArgs),
+    /// Create the intermediate CA of each cluster, signed by DIR's root (idempotent).
+    Intermediate(IntermediateArgs),
+    /// Show every certificate in DIR with its chain status and days left.
+    Inspect(InspectArgs),
 }
 
-pub async fn run(_cmd: CaCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("meshboot ca is not built yet")
+const KEY_HELP: &str = "Key algorithm: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384";
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// CA directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    #[arg(long, value_name = "ALG", default_value = "rsa-4096", value_parser = parse_key, help = KEY_HELP)]
+    key: KeyAlgorithm,
+    /// Root validity in days.
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    days: u32,
+    /// Organisation (O=) of the root.
+    #[arg(long, value_name = "O", default_value = "Istio")]
+    org: String,
+    /// Replace an existing root (every intermediate it signed stops verifying).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// CA directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Root certificate, PEM (one self-signed CA certificate).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Root private key, PEM (PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IntermediateArgs {
+    /// CA directory holding the root.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Cluster name (a DNS-1123 label); repeat for several clusters.
+    #[arg(long = "cluster", value_name = "NAME", required = true)]
+    clusters: Vec<String>,
+    #[arg(long, value_name = "ALG", default_value = "rsa-4096", value_parser = parse_key, help = KEY_HELP)]
+    key: KeyAlgorithm,
+    /// Intermediate validity in days (capped at the root's expiry).
+    #[arg(long, value_name = "N", default_value_t = 730)]
+    days: u32,
+    /// Organisation (O=) of new intermediates.
+    #[arg(long, value_name = "O", default_value = "Istio")]
+    org: String,
+    /// Replace intermediates that are foreign, expired or broken instead of refusing.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+}
+
+fn parse_key(s: &str) -> Result<KeyAlgorithm, String> {
+    s.parse()
+        .map_err(|e: mesh_core::pki::PkiError| e.to_string())
+}
+
+pub async fn run(cmd: CaCommand) -> anyhow::Result<ExitCode> {
+    // Key generation and file I/O are blocking; keep them off the async runtime's threads.
+    tokio::task::spawn_blocking(move || run_blocking(cmd))
+        .await
+        .context("the CA task stopped unexpectedly")?
+}
+
+fn run_blocking(cmd: CaCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CaCommand::Init(args) => init(args),
+        CaCommand::Import(args) => import(args),
+        CaCommand::Intermediate(args) => intermediate(args),
+        CaCommand::Inspect(args) => inspect(args),
+    }
+}
+
+fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let opts = CaOptions {
+        key: args.key,
+        root_days: args.days,
+        org: args.org,
+        ..CaOptions::default()
+    };
+    let ca = CaDir::open(&args.dir);
+    let replaced = args.force && ca.has_root();
+    let root = ca.init(&opts, args.force)?;
+    let verb = if replaced { "replaced" } else { "created" };
+    println!("{verb} root CA {}", ca.root_cert_path().display());
+    print_cert_summary(&root);
+    if replaced {
+        eprintln!(
+            "warning: intermediates signed by the old root no longer verify; re-issue them with `meshboot ca intermediate --dir {} --cluster NAME --force`",
+            args.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let ca = CaDir::open(&args.dir);
+    let root = ca.import(&args.cert, &args.key)?;
+    println!(
+        "imported root CA {} (key {}, mode 0600)",
+        ca.root_cert_path().display(),
+        ca.root_key_path().display()
+    );
+    print_cert_summary(&root);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn intermediate(args: IntermediateArgs) -> anyhow::Result<ExitCode> {
+    let opts = CaOptions {
+        key: args.key,
+        intermediate_days: args.days,
+        org: args.org,
+        ..CaOptions::default()
+    };
+    let ca = CaDir::open(&args.dir);
+    let clusters: Vec<&str> = args.clusters.iter().map(String::as_str).collect();
+    let statuses = ca.ensure_intermediates(&clusters, &opts, args.force)?;
+    let width = statuses.iter().map(|s| s.cluster.len()).max().unwrap_or(0);
+    for s in &statuses {
+        println!(
+            "{:<width$}  {:<9}  {}",
+            s.cluster,
+            s.action.to_string(),
+            s.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let ca = CaDir::open(&args.dir);
+    if !args.dir.is_dir() {
+        anyhow::bail!("{} is not a directory", args.dir.display());
+    }
+    let report = ca.inspect()?;
+    match args.output {
+        OutputFormat::Table => print_table(&report),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&report)?),
+    }
+    if report.root.is_none() && report.intermediates.is_empty() {
+        eprintln!(
+            "error: {} holds no CA files; create them with `meshboot ca init --dir {}`",
+            args.dir.display(),
+            args.dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let failed = report
+        .root
+        .iter()
+        .chain(&report.intermediates)
+        .filter(|c| !c.chain_ok)
+        .count();
+    if failed > 0 {
+        eprintln!("error: {failed} certificate(s) failed verification");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_cert_summary(info: &CertInfo) {
+    println!("  subject      {}", info.subject);
+    println!(
+        "  algorithm    {} ({})",
+        info.algorithm, info.signature_algorithm
+    );
+    println!(
+        "  valid until  {} ({} days)",
+        date(info.not_after),
+        info.days_left
+    );
+    println!("  sha256       {}", info.fingerprint_sha256);
+}
+
+fn print_table(report: &CaReport) {
+    let rows: Vec<&InspectedCert> = report.root.iter().chain(&report.intermediates).collect();
+    let header = [
+        "FILE",
+        "CLUSTER",
+        "SUBJECT",
+        "ALGORITHM",
+        "NOT AFTER",
+        "DAYS LEFT",
+        "CHAIN",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|c| {
+            let (subject, alg, not_after, days) = match &c.info {
+                Some(i) => (
+                    i.subject.clone(),
+                    i.algorithm.clone(),
+                    date(i.not_after),
+                    i.days_left.to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            [
+                relative(&c.file, &report.dir),
+                c.cluster.clone().unwrap_or_else(|| "-".into()),
+                subject,
+                alg,
+                not_after,
+                days,
+                if c.chain_ok {
+                    "ok".into()
+                } else {
+                    "FAILED".into()
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |row: [&str; 7]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out
+    };
+    println!("CA directory {}", report.dir.display());
+    println!("{}", line(header));
+    for row in &cells {
+        println!("{}", line(row.each_ref().map(String::as_str)));
+    }
+    for c in &rows {
+        let file = relative(&c.file, &report.dir);
+        if !c.chain_ok {
+            println!("{file}: chain FAILED: {}", c.chain);
+        }
+        for w in &c.warnings {
+            println!("{file}: warning: {w}");
+        }
+    }
+}
+
+fn relative(file: &Path, dir: &Path) -> String {
+    file.strip_prefix(dir).unwrap_or(file).display().to_string()
+}
+
+fn date(t: time::OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
