@@ -1,9 +1,382 @@
-//! Rendering objects per cluster (being built: see issue "The mesh file and render").
+//! Everything each cluster needs, as complete Kubernetes objects in apply order: pure functions
+//! of the [`MeshSpec`] and the cluster's CA [`ClusterBundle`]; the same input gives the same
+//! output, byte for byte once written by [`output`].
+//!
+//! Per cluster, in order (file stems are fixed per concept so the same concept has the same file
+//! name in every cluster and across runs):
+//!
+//! | file stem | phase | what |
+//! |---|---|---|
+//! | `01-namespace` | namespace | the Istio namespace with `topology.istio.io/network` ([`namespace`]) |
+//! | `02-cacerts` | cacerts | Secret `cacerts` ([`cacerts`]) |
+//! | (Helm values) | control-plane | `base`, `istiod`, `gateway`, `cni`, `ztunnel` values ([`helm`]) |
+//! | `03-eastwest-gateway` | gateways | the east-west gateway ([`eastwest`]) |
+//! | `04-expose-services` | gateways | `cross-network-gateway` ([`expose`]) |
+//! | `05-expose-istiod` | gateways | `istiod-gateway` + `istiod-vs` ([`expose`]) |
+//! | `06-reader` | readers | reader ServiceAccount, RBAC and token Secret ([`reader`]) |
+//!
+//! Remote secrets are not rendered: they carry live tokens, so `meshboot apply` (or
+//! `meshboot remote-secret`) creates them.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use mesh_core::{pki::ClusterBundle, render, spec::MeshSpec};
+//! let spec = MeshSpec::from_yaml(
+//!     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nclusters:\n  - {name: eu, network: net1, context: eu}\n  - {name: us, network: net2, context: us}\n",
+//!     std::path::Path::new("."),
+//!     "mesh.yaml",
+//! )?;
+//! let bundle = |c: &str| ClusterBundle {
+//!     cluster: c.into(),
+//!     ca_cert_pem: "ca".into(),
+//!     ca_key_pem: "key".into(),
+//!     root_cert_pem: "root".into(),
+//!     cert_chain_pem: "chain".into(),
+//! };
+//! let bundles: BTreeMap<_, _> = ["eu", "us"].map(|c| (c.to_string(), bundle(c))).into();
+//! let renders = render::render_mesh(&spec, &bundles)?;
+//! let eu = &renders[0];
+//! assert_eq!(eu.objects[0].object["kind"], "Namespace");
+//! assert_eq!(eu.objects[0].object["metadata"]["labels"]["topology.istio.io/network"], "net1");
+//! assert!(eu.objects.iter().any(|o| o.object["metadata"]["name"] == "cross-network-gateway"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cacerts;
+pub mod eastwest;
+pub mod expose;
+pub mod helm;
+pub mod namespace;
+pub mod output;
+pub mod reader;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::pki::ClusterBundle;
+use crate::plan::Phase;
+use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model};
+
+/// Everything rendered for one cluster.
+#[derive(Clone, PartialEq)]
+pub struct ClusterRender {
+    /// The cluster's name.
+    pub cluster: String,
+    /// Kubernetes objects, in apply order.
+    pub objects: Vec<RenderedObject>,
+    /// Helm values, in install order (`base`, `istiod`, then `cni`/`ztunnel` or `gateway`).
+    pub helm_values: Vec<HelmValues>,
+}
+
+/// One complete Kubernetes object (apiVersion, kind, metadata.name, metadata.namespace when
+/// namespaced) and where it goes.
+#[derive(Clone, PartialEq)]
+pub struct RenderedObject {
+    /// The phase that applies it.
+    pub phase: Phase,
+    /// The file it is written to, without extension, e.g. `01-namespace`.
+    pub file_stem: String,
+    /// The object.
+    pub object: Value,
+}
+
+/// Values for one Helm chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelmValues {
+    /// Chart name in the `istio` Helm repository: `base`, `istiod`, `gateway`, `cni`, `ztunnel`.
+    pub chart: String,
+    /// The values (written to `helm/<chart>-values.yaml`).
+    pub values: Value,
+}
+
+impl RenderedObject {
+    /// `Kind/namespace/name` (or `Kind/name`), for messages.
+    ///
+    /// ```
+    /// let o = mesh_core::render::RenderedObject {
+    ///     phase: mesh_core::plan::Phase::Namespace,
+    ///     file_stem: "01-namespace".into(),
+    ///     object: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    /// };
+    /// assert_eq!(o.describe(), "Namespace/istio-system");
+    /// ```
+    pub fn describe(&self) -> String {
+        describe(&self.object)
+    }
+
+    /// True when the object carries private key material (the `cacerts` Secret): written with
+    /// mode 0600 and never printed.
+    pub fn is_sensitive(&self) -> bool {
+        self.phase == Phase::CaCerts
+    }
+}
+
+fn describe(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or("?");
+    let name = object["metadata"]["name"].as_str().unwrap_or("?");
+    match object["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+// Hand-written: the cacerts object holds the intermediate's private key, and `{:?}` must never
+// print it.
+impl fmt::Debug for RenderedObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedObject")
+            .field("phase", &self.phase)
+            .field("file_stem", &self.file_stem)
+            .field("object", &self.describe())
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClusterRender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterRender")
+            .field("cluster", &self.cluster)
+            .field("objects", &self.objects)
+            .field("helm_values", &self.helm_values)
+            .finish()
+    }
+}
 
 /// Errors from rendering.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// Placeholder until render lands.
-    #[error("{0}")]
-    Other(String),
+    /// A cluster has no CA bundle.
+    #[error("cluster {cluster}: no CA bundle (run the CA step for it first)")]
+    MissingBundle {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The bundle passed for a cluster belongs to another cluster.
+    #[error("cluster {cluster}: the CA bundle given is cluster {bundle_cluster}'s")]
+    BundleMismatch {
+        /// The cluster being rendered.
+        cluster: String,
+        /// The cluster the bundle was made for.
+        bundle_cluster: String,
+    },
+    /// The cluster is not part of the mesh.
+    #[error("cluster {cluster} is not in the mesh file")]
+    UnknownCluster {
+        /// The cluster.
+        cluster: String,
+    },
+    /// A remote's primary is missing from the spec (only possible for a hand-built spec).
+    #[error("cluster {cluster}: remote without a primary")]
+    NoPrimary {
+        /// The remote cluster.
+        cluster: String,
+    },
+    /// An object could not be turned into JSON.
+    #[error("cluster {cluster}: cannot serialize {object}: {source}")]
+    Serialize {
+        /// The cluster.
+        cluster: String,
+        /// `Kind/name` of the object.
+        object: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Turning an object into YAML text.
+    #[error("cannot write YAML: {message}")]
+    Yaml {
+        /// The serializer's message (never the value: it may be a key).
+        message: String,
+    },
+    /// Writing the rendered files.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// What a cluster gets, decided once from the spec so that every renderer and PLAN.md agree.
+///
+/// ```
+/// use mesh_core::{render::Needs, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}, {name: b, network: n, context: b}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let needs = Needs::of(&spec, &spec.clusters[0]);
+/// assert!(!needs.eastwest_gateway, "one network, multi-primary: no gateway");
+/// # Ok::<(), mesh_core::spec::SpecError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// An east-west gateway (sidecar: `istio/gateway` objects; ambient: Gateway API).
+    pub eastwest_gateway: bool,
+    /// `cross-network-gateway` (sidecar, multi-network, on clusters running istiod).
+    pub expose_services: bool,
+    /// `istiod-gateway` + `istiod-vs` (primary-remote primaries).
+    pub expose_istiod: bool,
+    /// The reader ServiceAccount, RBAC and token: only clusters some other cluster's istiod
+    /// reads, i.e. the source of at least one remote secret.
+    pub reader: bool,
+}
+
+impl Needs {
+    /// Decide for one cluster.
+    pub fn of(spec: &MeshSpec, cluster: &ClusterSpec) -> Needs {
+        let multi_network = spec.is_multi_network();
+        let primary_remote_primary = spec.model == Model::PrimaryRemote && cluster.is_primary();
+        let sidecar = spec.dataplane == Dataplane::Sidecar;
+        Needs {
+            // A primary of a primary-remote mesh exposes istiod through it even on one network
+            // (reference/istio.md §6.2 C step 2); otherwise only crossing networks needs one.
+            eastwest_gateway: multi_network || (sidecar && primary_remote_primary),
+            // Istio config lives where istiod runs; a remote's gateway gets it from its primary
+            // (§6.2 D step 10).
+            expose_services: sidecar && multi_network && cluster.is_primary(),
+            expose_istiod: sidecar && primary_remote_primary,
+            reader: spec
+                .remote_secret_pairs()
+                .iter()
+                .any(|(src, _)| *src == cluster.name),
+        }
+    }
+}
+
+/// Render every object and Helm values file one cluster needs.
+///
+/// ```
+/// use mesh_core::{pki::ClusterBundle, render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let bundle = ClusterBundle { cluster: "a".into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
+/// let r = render::render_cluster(&spec, &spec.clusters[0], &bundle)?;
+/// let stems: Vec<_> = r.objects.iter().map(|o| o.file_stem.as_str()).collect();
+/// // One cluster: nothing crosses a network and no other istiod reads it.
+/// assert_eq!(stems, ["01-namespace", "02-cacerts"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render_cluster(
+    spec: &MeshSpec,
+    cluster: &ClusterSpec,
+    bundle: &ClusterBundle,
+) -> Result<ClusterRender, RenderError> {
+    if spec.cluster(&cluster.name).is_none() {
+        return Err(RenderError::UnknownCluster {
+            cluster: cluster.name.clone(),
+        });
+    }
+    if bundle.cluster != cluster.name {
+        return Err(RenderError::BundleMismatch {
+            cluster: cluster.name.clone(),
+            bundle_cluster: bundle.cluster.clone(),
+        });
+    }
+    let needs = Needs::of(spec, cluster);
+    let mut objects = Vec::new();
+    let mut push = |phase: Phase, stem: &str, values: Vec<Value>| {
+        for object in values {
+            objects.push(RenderedObject {
+                phase,
+                file_stem: stem.to_string(),
+                object,
+            });
+        }
+    };
+    push(
+        Phase::Namespace,
+        "01-namespace",
+        vec![namespace::namespace(spec, cluster)?],
+    );
+    push(
+        Phase::CaCerts,
+        "02-cacerts",
+        vec![cacerts::cacerts(spec, cluster, bundle)?],
+    );
+    if needs.eastwest_gateway {
+        push(
+            Phase::Gateways,
+            "03-eastwest-gateway",
+            eastwest::eastwest_gateway(spec, cluster)?,
+        );
+    }
+    if needs.expose_services {
+        push(
+            Phase::Gateways,
+            "04-expose-services",
+            vec![expose::cross_network_gateway(spec)],
+        );
+    }
+    if needs.expose_istiod {
+        push(Phase::Gateways, "05-expose-istiod", expose::istiod(spec));
+    }
+    if needs.reader {
+        push(Phase::Readers, "06-reader", reader::reader(spec, cluster)?);
+    }
+
+    Ok(ClusterRender {
+        cluster: cluster.name.clone(),
+        objects,
+        helm_values: helm::values(spec, cluster, needs, None)?,
+    })
+}
+
+/// Render every cluster of the mesh, in file order. `bundles` is keyed by cluster name.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use mesh_core::{render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let err = render::render_mesh(&spec, &BTreeMap::new()).unwrap_err();
+/// assert_eq!(err.to_string(), "cluster a: no CA bundle (run the CA step for it first)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render_mesh(
+    spec: &MeshSpec,
+    bundles: &BTreeMap<String, ClusterBundle>,
+) -> Result<Vec<ClusterRender>, RenderError> {
+    spec.clusters
+        .iter()
+        .map(|c| {
+            let bundle = bundles
+                .get(&c.name)
+                .ok_or_else(|| RenderError::MissingBundle {
+                    cluster: c.name.clone(),
+                })?;
+            render_cluster(spec, c, bundle)
+        })
+        .collect()
+}
+
+/// Serialize a typed object, naming it if that fails.
+pub(crate) fn to_value<T: Serialize>(
+    cluster: &ClusterSpec,
+    what: &str,
+    object: &T,
+) -> Result<Value, RenderError> {
+    serde_json::to_value(object).map_err(|source| RenderError::Serialize {
+        cluster: cluster.name.clone(),
+        object: what.to_string(),
+        source,
+    })
+}
+
+/// `BTreeMap<String, String>` from pairs: labels and annotations, always string values.
+pub(crate) fn string_map<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The label Istio reads a network from (`reference/istio.md` §5.6).
+pub const NETWORK_LABEL: &str = "topology.istio.io/network";

@@ -1,0 +1,569 @@
+//! The render output tree and how it is written:
+//!
+//! ```text
+//! DIR/PLAN.md                              cross-cluster order, Helm commands, what remains
+//! DIR/<cluster>/NN-<what>.yaml             objects in apply order (02-cacerts.yaml: mode 0600)
+//! DIR/<cluster>/helm/<chart>-values.yaml   Helm values
+//! DIR/<cluster>/kustomization.yaml         with Format::Kustomize
+//! ```
+//!
+//! Every file is written atomically (temp file in the same folder, then rename), so a reader
+//! never sees half a file and an interrupted run leaves the previous version. Files this module
+//! did not produce are never touched; files a previous render produced that the current one does
+//! not (a removed cluster, a gateway no longer needed) are reported as stale, not deleted.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{ClusterRender, RenderError, helm, yaml};
+use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model, Role};
+
+/// How the per-cluster folders are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Plain files, applied in name order.
+    #[default]
+    Files,
+    /// Plain files plus a `kustomization.yaml` per cluster listing them in apply order.
+    Kustomize,
+}
+
+/// One file of the output tree.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Path relative to the output folder, `/`-separated.
+    pub path: String,
+    /// The file's bytes.
+    pub contents: String,
+    /// Holds private key material: written with mode 0600.
+    pub sensitive: bool,
+}
+
+// Hand-written so the cacerts manifest's contents never reach a log.
+impl std::fmt::Debug for OutputFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputFile")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .field("sensitive", &self.sensitive)
+            .finish()
+    }
+}
+
+/// How PLAN.md refers to things outside the output tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanContext {
+    /// The mesh file as the user named it (for `meshboot apply -f ...`).
+    pub mesh_file: String,
+    /// The output folder as the user named it (for `-f DIR/...` in commands).
+    pub out_dir: String,
+}
+
+/// Every file of the output tree, in a stable order.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use mesh_core::{pki::ClusterBundle, render::{self, output}, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n1, context: a}, {name: b, network: n2, context: b}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let bundles: BTreeMap<_, _> = ["a", "b"].map(|c| (c.to_string(), ClusterBundle {
+///     cluster: c.into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
+/// let renders = render::render_mesh(&spec, &bundles)?;
+/// let ctx = output::PlanContext { mesh_file: "m.yaml".into(), out_dir: "out".into() };
+/// let files = output::files(&spec, &renders, output::Format::Kustomize, &ctx)?;
+/// let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+/// assert!(paths.contains(&"a/02-cacerts.yaml") && paths.contains(&"b/kustomization.yaml"));
+/// assert!(files.iter().find(|f| f.path == "a/02-cacerts.yaml").unwrap().sensitive);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn files(
+    spec: &MeshSpec,
+    renders: &[ClusterRender],
+    format: Format,
+    ctx: &PlanContext,
+) -> Result<Vec<OutputFile>, RenderError> {
+    let mut out = Vec::new();
+    for r in renders {
+        let mut stems: Vec<&str> = Vec::new();
+        for o in &r.objects {
+            if stems.last() != Some(&o.file_stem.as_str()) {
+                stems.push(&o.file_stem);
+            }
+        }
+        for stem in &stems {
+            let objs: Vec<_> = r.objects.iter().filter(|o| o.file_stem == *stem).collect();
+            out.push(OutputFile {
+                path: format!("{}/{stem}.yaml", r.cluster),
+                contents: yaml::to_yaml_documents(objs.iter().map(|o| &o.object))?,
+                sensitive: objs.iter().any(|o| o.is_sensitive()),
+            });
+        }
+        for h in &r.helm_values {
+            out.push(OutputFile {
+                path: format!("{}/helm/{}-values.yaml", r.cluster, h.chart),
+                contents: yaml::to_yaml(&h.values)?,
+                sensitive: false,
+            });
+        }
+        if format == Format::Kustomize {
+            let k = serde_json::json!({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": stems.iter().map(|s| format!("{s}.yaml")).collect::<Vec<_>>(),
+            });
+            out.push(OutputFile {
+                path: format!("{}/kustomization.yaml", r.cluster),
+                contents: yaml::to_yaml(&k)?,
+                sensitive: false,
+            });
+        }
+    }
+    out.push(OutputFile {
+        path: "PLAN.md".into(),
+        contents: plan_markdown(spec, renders, ctx),
+        sensitive: false,
+    });
+    Ok(out)
+}
+
+/// What [`write`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Files created or whose contents changed.
+    pub written: Vec<PathBuf>,
+    /// Files that already had exactly these contents.
+    pub unchanged: Vec<PathBuf>,
+    /// Files an earlier render produced that this one does not: left in place, reported.
+    pub stale: Vec<PathBuf>,
+}
+
+/// Write `files` under `out_dir`, atomically, 0600 for sensitive files. Existing files with the
+/// same contents are left alone (their modification time too) unless their mode is wrong.
+///
+/// ```no_run
+/// # let files: Vec<mesh_core::render::output::OutputFile> = vec![];
+/// let report = mesh_core::render::output::write(std::path::Path::new("out"), &files)?;
+/// for f in &report.stale { eprintln!("stale: {}", f.display()); }
+/// # Ok::<(), mesh_core::render::RenderError>(())
+/// ```
+pub fn write(out_dir: &Path, files: &[OutputFile]) -> Result<WriteReport, RenderError> {
+    let mut report = WriteReport::default();
+    for f in files {
+        let path = out_dir.join(&f.path);
+        if unchanged(&path, f)? {
+            report.unchanged.push(path);
+            continue;
+        }
+        write_atomic(&path, f.contents.as_bytes(), f.sensitive)?;
+        report.written.push(path);
+    }
+    report.stale = stale_files(out_dir, files)?;
+    Ok(report)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RenderError + '_ {
+    move |source| RenderError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn unchanged(path: &Path, f: &OutputFile) -> Result<bool, RenderError> {
+    let Ok(existing) = std::fs::read(path) else {
+        return Ok(false);
+    };
+    if existing != f.contents.as_bytes() {
+        return Ok(false);
+    }
+    Ok(mode_ok(path, f.sensitive))
+}
+
+#[cfg(unix)]
+fn mode_ok(path: &Path, sensitive: bool) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) => !sensitive || m.permissions().mode() & 0o077 == 0,
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn mode_ok(_path: &Path, _sensitive: bool) -> bool {
+    true
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], sensitive: bool) -> Result<(), RenderError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    // tempfile creates the file with mode 0600; it is widened only for non-secret files, so a
+    // key is never readable by others, not even for an instant.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".meshboot-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if sensitive { 0o600 } else { 0o644 };
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = sensitive;
+    tmp.persist(path).map_err(|e| RenderError::Write {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// True for names render produces inside a cluster folder.
+fn is_render_name(rel: &str) -> bool {
+    let (dir, name) = match rel.rsplit_once('/') {
+        Some((d, n)) => (d, n),
+        None => ("", rel),
+    };
+    if dir == "helm" {
+        return name.ends_with("-values.yaml");
+    }
+    if !dir.is_empty() {
+        return false;
+    }
+    if name == "kustomization.yaml" {
+        return true;
+    }
+    let b = name.as_bytes();
+    b.len() > 8
+        && b[0].is_ascii_digit()
+        && b[1].is_ascii_digit()
+        && b[2] == b'-'
+        && name.ends_with(".yaml")
+}
+
+/// Render-named files under `out_dir` that `files` does not contain. A folder counts as a
+/// previous render's only if it has `01-namespace.yaml`, so unrelated folders are not reported.
+fn stale_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>, RenderError> {
+    let current: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut stale = Vec::new();
+    let Ok(entries) = std::fs::read_dir(out_dir) else {
+        return Ok(stale);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("01-namespace.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Some(cluster) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        for sub in ["", "helm"] {
+            let d = if sub.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(sub)
+            };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect();
+            names.sort();
+            for name in names {
+                let rel = if sub.is_empty() {
+                    name
+                } else {
+                    format!("{sub}/{name}")
+                };
+                if is_render_name(&rel) && !current.contains(format!("{cluster}/{rel}").as_str()) {
+                    stale.push(dir.join(&rel));
+                }
+            }
+        }
+    }
+    Ok(stale)
+}
+
+fn ctx_flags(c: &ClusterSpec, kubectl: bool) -> String {
+    let mut s = String::new();
+    if let Some(k) = &c.kubeconfig {
+        s.push_str(&format!(
+            " --kubeconfig {}",
+            shell_word(&k.display().to_string())
+        ));
+    }
+    if kubectl {
+        s.push_str(&format!(" --context {}", shell_word(&c.context)));
+    } else {
+        s.push_str(&format!(" --kube-context {}", shell_word(&c.context)));
+    }
+    s
+}
+
+/// Quote a word for POSIX shells when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn has(r: &ClusterRender, stem: &str) -> bool {
+    r.objects.iter().any(|o| o.file_stem == stem)
+}
+
+fn chart(r: &ClusterRender, chart: &str) -> bool {
+    r.helm_values.iter().any(|h| h.chart == chart)
+}
+
+/// PLAN.md: the order across clusters, the exact commands, and what is left to `meshboot apply`.
+pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanContext) -> String {
+    let out = ctx.out_dir.trim_end_matches('/');
+    let ns = &spec.istio_namespace;
+    let mut md = String::new();
+    let mut line = |s: &str| {
+        md.push_str(s);
+        md.push('\n');
+    };
+    line(&format!("# Mesh `{}`: bootstrap plan", spec.mesh_id));
+    line("");
+    line(&format!(
+        "Rendered by `meshboot render` from `{}`: model **{}**, data plane **{}**, trust domain `{}`, namespace `{ns}`.",
+        ctx.mesh_file, spec.model, spec.dataplane, spec.trust_domain
+    ));
+    line("Everything below is what `meshboot apply` does for you, in the same order; use this");
+    line("plan when you apply with GitOps or by hand.");
+    line("");
+    line("| cluster | role | network | context | files |");
+    line("|---|---|---|---|---|");
+    for r in renders {
+        let Some(c) = spec.cluster(&r.cluster) else {
+            continue;
+        };
+        let role = match (spec.model, c.role, spec.control_plane_of(c)) {
+            (Model::PrimaryRemote, Role::Remote, Some(p)) => format!("remote of {}", p.name),
+            _ => "primary".to_string(),
+        };
+        line(&format!(
+            "| {} | {role} | {} | {} | `{out}/{}/` |",
+            c.name, c.network, c.context, c.name
+        ));
+    }
+    line("");
+    line("`02-cacerts.yaml` holds the cluster's intermediate CA private key (mode 0600): keep it");
+    line("out of git, or encrypt it (SOPS, Sealed Secrets) before committing.");
+    line("");
+
+    let by_name = |name: &str| renders.iter().find(|r| r.cluster == name);
+    // Primaries first: a remote's istiod values need its primary's east-west gateway address.
+    let mut order: Vec<&ClusterSpec> = spec.primaries().collect();
+    order.extend(spec.clusters.iter().filter(|c| !c.is_primary()));
+
+    line("## Prerequisites");
+    line("");
+    line("```sh");
+    line("helm repo add istio https://istio-release.storage.googleapis.com/charts");
+    line("helm repo update");
+    line("```");
+    if spec.dataplane == Dataplane::Ambient {
+        line("");
+        line("Ambient: the Gateway API CRDs must be installed in every cluster");
+        line("(`kubectl get crd gateways.gateway.networking.k8s.io`).");
+    }
+    line("");
+
+    let mut step = 0;
+    for c in order {
+        let Some(r) = by_name(&c.name) else { continue };
+        let k = ctx_flags(c, true);
+        let h = ctx_flags(c, false);
+        let dir = format!("{out}/{}", c.name);
+        step += 1;
+        let what = match (c.role, spec.control_plane_of(c)) {
+            (Role::Remote, Some(p)) => format!("remote, served by `{}`", p.name),
+            _ => "primary".to_string(),
+        };
+        line(&format!("## {step}. Cluster `{}` ({what})", c.name));
+        line("");
+        line("Namespace with its network label, then the CA, both before istiod starts:");
+        line("");
+        line("```sh");
+        line(&format!(
+            "kubectl{k} apply -f {dir}/01-namespace.yaml -f {dir}/02-cacerts.yaml"
+        ));
+        line("```");
+        line("");
+        line("Control plane:");
+        line("");
+        line("```sh");
+        let helm_install = |chart: &str, extra: &str| {
+            format!(
+                "helm install {} istio/{chart} -n {ns}{h} -f {dir}/helm/{chart}-values.yaml{extra}",
+                helm::release_name(chart)
+            )
+        };
+        line(&helm_install("base", ""));
+        if c.role == Role::Remote {
+            if let Some(p) = spec.control_plane_of(c) {
+                line(&format!(
+                    "DISCOVERY_ADDRESS=$(kubectl{} -n {ns} get svc istio-eastwestgateway -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}')",
+                    ctx_flags(p, true)
+                ));
+            }
+            line(&helm_install(
+                "istiod",
+                " --set global.remotePilotAddress=\"${DISCOVERY_ADDRESS}\"",
+            ));
+        } else {
+            line(&helm_install("istiod", " --wait"));
+        }
+        if chart(r, "cni") {
+            line(&helm_install("cni", " --wait"));
+        }
+        if chart(r, "ztunnel") {
+            line(&helm_install("ztunnel", " --wait"));
+        }
+        line("```");
+        line("");
+        if has(r, "03-eastwest-gateway") {
+            line("East-west gateway, then wait for its external address:");
+            line("");
+            line("```sh");
+            if chart(r, "gateway") {
+                line(&helm_install("gateway", ""));
+                line(&format!(
+                    "# or, without Helm: kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
+                ));
+            } else {
+                line(&format!(
+                    "kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
+                ));
+            }
+            line(&format!(
+                "kubectl{k} -n {ns} get svc istio-eastwestgateway -w   # until EXTERNAL-IP is set"
+            ));
+            line("```");
+            line("");
+        }
+        let exposures: Vec<String> = ["04-expose-services", "05-expose-istiod"]
+            .iter()
+            .filter(|s| has(r, s))
+            .map(|s| format!("-f {dir}/{s}.yaml"))
+            .collect();
+        if !exposures.is_empty() {
+            line("Exposure through the east-west gateway:");
+            line("");
+            line("```sh");
+            line(&format!("kubectl{k} apply {}", exposures.join(" ")));
+            line("```");
+            line("");
+        }
+        if has(r, "06-reader") {
+            line(
+                "Reader identity the other clusters' istiod will use (after Helm, which creates the",
+            );
+            line("same ServiceAccount and ClusterRole):");
+            line("");
+            line("```sh");
+            line(&format!("kubectl{k} apply -f {dir}/06-reader.yaml"));
+            line("```");
+            line("");
+        }
+    }
+
+    step += 1;
+    line(&format!("## {step}. Remote secrets (not rendered)"));
+    line("");
+    let pairs = spec.remote_secret_pairs();
+    if pairs.is_empty() {
+        line("None: no cluster reads another one.");
+    } else {
+        line(
+            "They carry live ServiceAccount tokens, so they are never written to disk. Either let",
+        );
+        line(
+            "meshboot create all of them (it also re-runs every step above, writing nothing that is",
+        );
+        line("already in place):");
+        line("");
+        line("```sh");
+        line(&format!("meshboot apply -f {}", shell_word(&ctx.mesh_file)));
+        line("```");
+        line("");
+        line("or one per ordered pair (source → destination):");
+        line("");
+        line("```sh");
+        for (src, dst) in &pairs {
+            let (Some(s), Some(d)) = (spec.cluster(src), spec.cluster(dst)) else {
+                continue;
+            };
+            let server = s
+                .api_server
+                .as_deref()
+                .map(|a| format!(" --server {}", shell_word(a)))
+                .unwrap_or_default();
+            line(&format!(
+                "meshboot remote-secret{} --name {}{server} | kubectl apply{} -f -",
+                ctx_flags(s, true),
+                s.name,
+                ctx_flags(d, true)
+            ));
+        }
+        line("```");
+    }
+    line("");
+    step += 1;
+    line(&format!("## {step}. Verify"));
+    line("");
+    line("```sh");
+    line(&format!(
+        "meshboot verify -f {}",
+        shell_word(&ctx.mesh_file)
+    ));
+    line("```");
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_names() {
+        for ok in [
+            "01-namespace.yaml",
+            "helm/istiod-values.yaml",
+            "kustomization.yaml",
+        ] {
+            assert!(is_render_name(ok), "{ok}");
+        }
+        for no in [
+            "README.md",
+            "notes.yaml",
+            "helm/notes.txt",
+            "x/01-a.yaml",
+            "1-a.yaml",
+        ] {
+            assert!(!is_render_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(shell_word("eu"), "eu");
+        assert_eq!(shell_word("my ctx"), "'my ctx'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+}

@@ -1,0 +1,126 @@
+//! Reading a mesh file: text → [`MeshFile`] (YAML errors mapped to [`SpecError`] with the field
+//! path and line:column) → [`MeshSpec`] (via `validate`), and resolving paths against the file's
+//! folder.
+
+use std::path::{Path, PathBuf};
+
+use super::file::MeshFile;
+use super::path::path_at;
+use super::{Issue, MeshSpec, SpecError, validate};
+
+impl MeshSpec {
+    /// Read, parse and validate a mesh file. Relative paths inside it are resolved against the
+    /// file's folder.
+    ///
+    /// ```no_run
+    /// let spec = mesh_core::spec::MeshSpec::from_file("fixtures/three-region/mesh.yaml")?;
+    /// println!("{} clusters", spec.clusters.len());
+    /// # Ok::<(), mesh_core::spec::SpecError>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<MeshSpec, SpecError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        MeshSpec::from_yaml(&text, &base_dir, &path.display().to_string())
+    }
+
+    /// Parse and validate mesh-file text. `base_dir` is what relative paths are resolved
+    /// against; `file_label` is how errors name the file.
+    ///
+    /// ```
+    /// use mesh_core::spec::{MeshSpec, SpecError};
+    /// let err = MeshSpec::from_yaml("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusterz: []\n", std::path::Path::new("."), "m.yaml").unwrap_err();
+    /// assert!(matches!(err, SpecError::UnknownField { .. }));
+    /// assert!(err.to_string().starts_with("m.yaml:4:1: unknown field `clusterz`"), "{err}");
+    /// ```
+    pub fn from_yaml(text: &str, base_dir: &Path, file_label: &str) -> Result<MeshSpec, SpecError> {
+        let file = parse(text, file_label)?;
+        validate::validate(file, base_dir, file_label)
+    }
+}
+
+fn parse(text: &str, file_label: &str) -> Result<MeshFile, SpecError> {
+    let mut options = serde_saphyr::Options::default();
+    // Our errors carry their own file:line:column; the snippet would repeat the source text.
+    options.with_snippet = false;
+    // A key written twice is a mistake in a config file, never an intent.
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    if text.trim().is_empty() {
+        return Err(SpecError::Syntax {
+            file: file_label.to_string(),
+            issue: Issue {
+                path: "(document)".into(),
+                line: 1,
+                column: 1,
+                message: "the mesh file is empty".into(),
+            },
+        });
+    }
+    serde_saphyr::from_str_with_options::<MeshFile>(text, options)
+        .map_err(|e| map_yaml_error(text, file_label, e))
+}
+
+fn map_yaml_error(text: &str, file_label: &str, err: serde_saphyr::Error) -> SpecError {
+    use serde_saphyr::Error as E;
+    let err = err.without_snippet();
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let is_unknown_field = matches!(err, E::SerdeUnknownField { .. });
+    let path =
+        path_at(text, line, column, is_unknown_field).unwrap_or_else(|| "(document)".to_string());
+    let file = file_label.to_string();
+    match err {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => SpecError::UnknownField {
+            file,
+            issue: Issue {
+                path,
+                line,
+                column,
+                message: format!("unknown field `{field}`"),
+            },
+            expected: expected.join(", "),
+        },
+        other => SpecError::Syntax {
+            file,
+            issue: Issue {
+                path,
+                line,
+                column,
+                message: strip_location(&other.to_string()),
+            },
+        },
+    }
+}
+
+/// serde-saphyr appends " at line L, column C" to its messages; we print the location in front.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// `relative` resolved against `base_dir` (absolute paths are kept as they are).
+pub(crate) fn resolve(base_dir: &Path, relative: &str) -> PathBuf {
+    let p = Path::new(relative);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        let joined = base_dir.join(p);
+        // `./pki` under `fixtures/x` reads better as `fixtures/x/pki` in messages and PLAN.md.
+        joined
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    }
+}
