@@ -7,6 +7,7 @@
 //! - [`create_remote_secret`] follows istioctl's algorithm against a live cluster: cluster
 //!   name, service account, token Secret, server.
 
+mod create;
 mod goyaml;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::io::Write;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+pub use create::{CreatedRemoteSecret, RemoteSecretOptions, create_remote_secret};
 
 /// The namespace remote secrets go to unless told otherwise: istiod only watches its own.
 pub const DEFAULT_NAMESPACE: &str = "istio-system";
