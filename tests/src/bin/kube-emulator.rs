@@ -1,1 +1,80 @@
-fn main() {}
+//! `kube-emulator`: starts N emulated Kubernetes API servers on 127.0.0.1, writes a kubeconfig
+//! with one context per cluster, prints one line per cluster, and runs until SIGINT/SIGTERM,
+//! then prints each cluster's counters.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use mesh_tests::{EmulatorOptions, TestClusters};
+
+/// Emulated Kubernetes API servers for meshboot demos and tests.
+#[derive(Debug, Parser)]
+#[command(name = "kube-emulator", version)]
+struct Args {
+    /// Comma-separated cluster names (DNS-1123 labels); each becomes a kubeconfig context.
+    #[arg(long, value_delimiter = ',', required = true)]
+    clusters: Vec<String>,
+    /// Where to write the kubeconfig (mode 0600; it holds the admin tokens).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fraction of requests (0.0..=1.0) answered with an injected 429/500/503.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    error_rate: f64,
+    /// Delay before a LoadBalancer Service gets its external address, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    lb_delay_ms: u64,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let names: Vec<&str> = args.clusters.iter().map(String::as_str).collect();
+    let options = EmulatorOptions {
+        latency: Duration::from_millis(args.latency_ms),
+        error_rate: args.error_rate,
+        lb_delay: Duration::from_millis(args.lb_delay_ms),
+        kubeconfig: Some(args.kubeconfig.clone()),
+        ..EmulatorOptions::default()
+    };
+    let clusters = TestClusters::start_with(&names, options)?;
+    for c in clusters.clusters() {
+        println!("{} {}", c.name(), c.url());
+    }
+    eprintln!(
+        "kubeconfig written to {} (contexts: {})",
+        args.kubeconfig.display(),
+        names.join(", ")
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+    .context("waiting for SIGINT/SIGTERM")?;
+
+    for c in clusters.clusters() {
+        println!("{}: {}", c.name(), c.counters());
+    }
+    clusters.stop();
+    Ok(())
+}

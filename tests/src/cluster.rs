@@ -1,0 +1,225 @@
+//! One emulated cluster: its shared state (store, resource table, tokens, faults, counters) and
+//! the synchronous handle tests use.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::auth::Tokens;
+use crate::counters::{CounterSet, Counters};
+use crate::faults::Faults;
+use crate::resources::{Registry, split_api_version};
+use crate::store::{Key, Store};
+use crate::watch::Hub;
+
+/// The mutable heart of a cluster, guarded by one lock.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) registry: Registry,
+    pub(crate) tokens: Tokens,
+}
+
+/// Everything a cluster's server, controllers and handle share.
+#[derive(Debug)]
+pub(crate) struct ClusterState {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) ca_pem: String,
+    pub(crate) admin_token: String,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) faults: Faults,
+    pub(crate) counters: CounterSet,
+    pub(crate) lb_delay_us: AtomicU64,
+    pub(crate) min_token_ttl: Duration,
+    pub(crate) controller_tx: mpsc::UnboundedSender<Key>,
+    pub(crate) watch: Hub,
+    /// Position of this cluster among its siblings (picks its load-balancer addresses).
+    pub(crate) index: usize,
+    pub(crate) cluster_count: usize,
+    pub(crate) lb_allocated: AtomicUsize,
+}
+
+impl ClusterState {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (each write is one insert), so a
+        // poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lb_delay(&self) -> Duration {
+        Duration::from_micros(self.lb_delay_us.load(Ordering::Relaxed))
+    }
+
+    /// The next TEST-NET address for a LoadBalancer Service of this cluster. Cluster `i` gets
+    /// `pool[i]`, `pool[i + n]`, `pool[i + 2n]`, ... so no two clusters share an address.
+    pub(crate) fn next_lb_ip(&self) -> Ipv4Addr {
+        let j = self.lb_allocated.fetch_add(1, Ordering::Relaxed);
+        test_net_address(self.index + j * self.cluster_count.max(1))
+    }
+}
+
+/// The `n`th address of the three TEST-NET blocks (RFC 5737), skipping .0 and .255.
+pub(crate) fn test_net_address(n: usize) -> Ipv4Addr {
+    const BLOCKS: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+    let n = n % (BLOCKS.len() * 254);
+    let b = BLOCKS[n / 254];
+    Ipv4Addr::new(b[0], b[1], b[2], (n % 254 + 1) as u8)
+}
+
+/// A handle on one emulated cluster. Every method is synchronous and safe to call from plain
+/// tests and from async tests alike.
+#[derive(Debug, Clone)]
+pub struct EmulatedCluster {
+    pub(crate) state: Arc<ClusterState>,
+}
+
+impl EmulatedCluster {
+    /// Cluster name (also its kubeconfig context name).
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.state.url
+    }
+
+    /// PEM of this cluster's serving CA (also what service-account token Secrets carry as `ca.crt`).
+    pub fn ca_pem(&self) -> &str {
+        &self.state.ca_pem
+    }
+
+    /// The admin bearer token (allowed everything).
+    pub fn admin_token(&self) -> &str {
+        &self.state.admin_token
+    }
+
+    /// Adds `latency` before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.faults.set_latency(latency);
+    }
+
+    /// Answers this fraction of requests (0.0..=1.0) with an injected 429 (with Retry-After),
+    /// 500 or 503 `Status`.
+    pub fn set_error_rate(&self, rate: f64) {
+        self.state.faults.set_error_rate(rate);
+    }
+
+    /// Takes the cluster down (its port refuses connections and open connections are closed) or
+    /// brings it back on the same port.
+    pub fn set_down(&self, down: bool) {
+        self.state.faults.set_down(down);
+    }
+
+    /// Changes the delay before the load-balancer controller assigns an address.
+    pub fn set_lb_delay(&self, delay: Duration) {
+        self.state.lb_delay_us.store(
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Requests by verb, writes, and the number of stored objects.
+    pub fn counters(&self) -> Counters {
+        let objects = self.state.lock().store.len();
+        self.state.counters.snapshot(objects)
+    }
+
+    /// Zeroes the request and write counters.
+    pub fn reset_counters(&self) {
+        self.state.counters.reset();
+    }
+
+    /// The stored object, looked up by `apiVersion`, `kind`, namespace and name.
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let inner = self.state.lock();
+        let def = inner.registry.by_kind(api_version, kind)?;
+        let ns = if def.namespaced { namespace } else { None };
+        inner
+            .store
+            .get(&Key::new(&def.group, &def.plural, ns, name))
+            .cloned()
+    }
+
+    /// Every stored object of a kind, optionally in one namespace.
+    pub fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        let inner = self.state.lock();
+        let Some(def) = inner.registry.by_kind(api_version, kind) else {
+            return Vec::new();
+        };
+        let ns = if def.namespaced { namespace } else { None };
+        inner
+            .store
+            .list(&def.group, &def.plural, ns)
+            .cloned()
+            .collect()
+    }
+
+    /// Stores an object directly, bypassing HTTP, authentication, validation, faults and counters
+    /// (test set-up). Server metadata is filled in and controllers react as after a real write.
+    /// Replaces an existing object of the same name.
+    pub fn insert_object(&self, obj: Value) -> anyhow::Result<Value> {
+        crate::ops::insert_direct(&self.state, obj)
+    }
+
+    /// Removes an object directly, bypassing HTTP; returns it if it existed.
+    pub fn remove_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let mut inner = self.state.lock();
+        let def = inner.registry.by_kind(api_version, kind)?.clone();
+        let ns = if def.namespaced { namespace } else { None };
+        let removed = inner
+            .store
+            .remove(&Key::new(&def.group, &def.plural, ns, name));
+        if let Some(obj) = &removed {
+            self.state
+                .watch
+                .publish(&def.group, &def.plural, "DELETED", obj);
+        }
+        removed
+    }
+
+    /// The `kube-system` namespace UID (istioctl's default cluster name).
+    pub fn kube_system_uid(&self) -> Option<String> {
+        self.object("v1", "Namespace", None, "kube-system")
+            .and_then(|ns| ns["metadata"]["uid"].as_str().map(str::to_string))
+    }
+}
+
+/// Splits an object's `apiVersion` (for callers holding an object).
+pub(crate) fn api_version_of(obj: &Value) -> (&str, &str) {
+    split_api_version(obj["apiVersion"].as_str().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_net_addresses_are_documentation_ranges() {
+        assert_eq!(test_net_address(0), Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(test_net_address(254), Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(test_net_address(508), Ipv4Addr::new(203, 0, 113, 1));
+    }
+}

@@ -1,0 +1,87 @@
+//! Request counters of one cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A snapshot of a cluster's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests by verb: `get`, `list`, `watch`, `create`, `update`, `patch`, `apply`, `delete`,
+    /// `discovery` (version/discovery/OpenAPI documents). Requests refused by an injected fault
+    /// or by authentication are counted too.
+    pub requests_by_verb: BTreeMap<String, u64>,
+    /// Mutating requests on stored objects (create/update/patch/apply/delete), whether or not they
+    /// changed anything; dry-run requests, TokenRequest and access reviews are not writes.
+    pub writes: u64,
+    /// Objects currently stored.
+    pub objects: u64,
+}
+
+impl Counters {
+    /// Total requests of all verbs.
+    pub fn total_requests(&self) -> u64 {
+        self.requests_by_verb.values().sum()
+    }
+
+    /// Requests of one verb.
+    pub fn requests(&self, verb: &str) -> u64 {
+        self.requests_by_verb.get(verb).copied().unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verbs: Vec<String> = self
+            .requests_by_verb
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        write!(
+            f,
+            "requests: {} ({}), writes: {}, objects: {}",
+            self.total_requests(),
+            verbs.join(" "),
+            self.writes,
+            self.objects
+        )
+    }
+}
+
+/// The live counters (the object count is read from the store when a snapshot is taken).
+#[derive(Debug, Default)]
+pub struct CounterSet {
+    inner: Mutex<(BTreeMap<String, u64>, u64)>,
+}
+
+impl CounterSet {
+    /// Counts one request of `verb`, and a write when `write`.
+    pub fn record(&self, verb: &str, write: bool) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match g.0.get_mut(verb) {
+            Some(n) => *n += 1,
+            None => {
+                g.0.insert(verb.to_string(), 1);
+            }
+        }
+        if write {
+            g.1 += 1;
+        }
+    }
+
+    /// A snapshot with the given object count.
+    pub fn snapshot(&self, objects: usize) -> Counters {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Counters {
+            requests_by_verb: g.0.clone(),
+            writes: g.1,
+            objects: objects as u64,
+        }
+    }
+
+    /// Zeroes requests and writes.
+    pub fn reset(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.clear();
+        g.1 = 0;
+    }
+}

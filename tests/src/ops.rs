@@ -1,0 +1,615 @@
+//! Object operations of one cluster (get, list, create, update, patch, server-side apply,
+//! delete), shared by the HTTP layer and the direct test API. Every write goes through one
+//! pipeline: decode checks, normalisation, validation, server metadata, ownership, no-op
+//! detection, store, watch event, controller notification.
+
+use serde_json::{Value, json};
+
+use crate::apply::{self, ApplyRequest};
+use crate::cluster::{ClusterState, Inner, api_version_of};
+use crate::fields;
+use crate::resources::{Behaviour, ResourceDef};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult, Subject};
+use crate::store::{Key, new_uid, now_rfc3339};
+use crate::validate;
+
+/// Options shared by every write.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteOpts {
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub(crate) dry_run: bool,
+    /// `fieldManager` (or the name derived from the User-Agent).
+    pub(crate) manager: String,
+    /// `force=true` (server-side apply only).
+    pub(crate) force: bool,
+}
+
+/// The patch flavours the server accepts, by Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatchKind {
+    /// `application/merge-patch+json`
+    Merge,
+    /// `application/json-patch+json`
+    Json,
+    /// `application/strategic-merge-patch+json`
+    Strategic,
+    /// `application/apply-patch+yaml` (server-side apply)
+    Apply,
+}
+
+fn subject<'a>(def: &'a ResourceDef, name: &'a str) -> Subject<'a> {
+    Subject {
+        group: &def.group,
+        plural: &def.plural,
+        name,
+    }
+}
+
+fn key(def: &ResourceDef, ns: Option<&str>, name: &str) -> Key {
+    Key::new(
+        &def.group,
+        &def.plural,
+        if def.namespaced { ns } else { None },
+        name,
+    )
+}
+
+/// `GET` one object.
+pub(crate) fn get(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<Value> {
+    st.lock()
+        .store
+        .get(&key(def, ns, name))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(subject(def, name)))
+}
+
+/// `GET` a collection, filtered by selectors.
+pub(crate) fn list(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    labels: Option<&LabelSelector>,
+    fields_sel: Option<&FieldSelector>,
+) -> ApiResult<Value> {
+    let inner = st.lock();
+    let items: Vec<Value> = inner
+        .store
+        .list(
+            &def.group,
+            &def.plural,
+            if def.namespaced { ns } else { None },
+        )
+        .filter(|o| labels.is_none_or(|l| l.matches(o)) && fields_sel.is_none_or(|f| f.matches(o)))
+        .cloned()
+        .collect();
+    Ok(json!({
+        "apiVersion": def.api_version(),
+        "kind": format!("{}List", def.kind),
+        "metadata": {"resourceVersion": inner.store.current_rv()},
+        "items": items,
+    }))
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Checks `apiVersion`/`kind` of a body against the resource addressed by the URL.
+fn check_type(def: &ResourceDef, body: &Value, required: bool) -> ApiResult<()> {
+    let av = body["apiVersion"].as_str();
+    let kind = body["kind"].as_str();
+    if required && (av.is_none() || kind.is_none()) {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: Object 'Kind' is missing in '{}'",
+            def.kind, def.version, def.kind, body
+        )));
+    }
+    if av.is_some_and(|a| a != def.api_version()) || kind.is_some_and(|k| k != def.kind) {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            av.unwrap_or_default(),
+            def.api_version()
+        )));
+    }
+    Ok(())
+}
+
+fn check_namespace(def: &ResourceDef, body: &mut Value, ns: Option<&str>) -> ApiResult<()> {
+    if !def.namespaced {
+        if let Some(m) = body["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    let Some(ns) = ns else {
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be set in the request path",
+        ));
+    };
+    match body["metadata"]["namespace"].as_str() {
+        Some(b) if !b.is_empty() && b != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            body["metadata"]["namespace"] = json!(ns);
+            Ok(())
+        }
+    }
+}
+
+fn check_name(body: &Value, name: &str) -> ApiResult<()> {
+    match body["metadata"]["name"].as_str() {
+        Some(b) if b != name => Err(ApiError::bad_request(format!(
+            "the name of the object ({b}) does not match the name on the URL ({name})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `POST` a new object.
+pub(crate) fn create(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    mut body: Value,
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
+    if def.behaviour != Behaviour::Stored {
+        return Err(ApiError::method_not_allowed(
+            "reviews are answered, not stored",
+        ));
+    }
+    validate::decode_checks(def, &body)?;
+    check_type(def, &body, false)?;
+    check_namespace(def, &mut body, ns)?;
+    let generate = body["metadata"]["generateName"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    if let (true, Some(prefix)) = (
+        body["metadata"]["name"].as_str().is_none_or(str::is_empty),
+        generate,
+    ) {
+        body["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix()));
+    }
+
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut inner = st.lock();
+    if !name.is_empty() && inner.store.get(&key(def, ns, &name)).is_some() {
+        return Err(ApiError::already_exists(subject(def, &name)));
+    }
+    finish_write(st, &mut inner, def, None, body, opts, None, true)
+}
+
+/// `PUT` a replacement (or `/status`).
+pub(crate) fn replace(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    mut body: Value,
+    opts: &WriteOpts,
+    sub: Option<&str>,
+) -> ApiResult<Value> {
+    validate::decode_checks(def, &body)?;
+    check_type(def, &body, false)?;
+    check_name(&body, name)?;
+    check_namespace(def, &mut body, ns)?;
+    body["metadata"]["name"] = json!(name);
+    let mut inner = st.lock();
+    let old = inner
+        .store
+        .get(&key(def, ns, name))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(subject(def, name)))?;
+    check_precondition(def, &old, &body, name)?;
+    finish_write(st, &mut inner, def, Some(&old), body, opts, sub, true)
+}
+
+fn check_precondition(def: &ResourceDef, old: &Value, new: &Value, name: &str) -> ApiResult<()> {
+    match new["metadata"]["resourceVersion"].as_str() {
+        Some(rv) if !rv.is_empty() && Some(rv) != old["metadata"]["resourceVersion"].as_str() => {
+            Err(ApiError::stale(subject(def, name)))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// `PATCH` with any of the four patch types; apply creates missing objects. Returns the object
+/// and whether it was created.
+pub(crate) fn patch(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    kind: PatchKind,
+    body: &Value,
+    opts: &WriteOpts,
+    sub: Option<&str>,
+) -> ApiResult<(Value, bool)> {
+    let mut inner = st.lock();
+    let old = inner.store.get(&key(def, ns, name)).cloned();
+    if kind == PatchKind::Apply {
+        return apply_locked(st, &mut inner, def, ns, name, old, body, opts, sub);
+    }
+    let old = old.ok_or_else(|| ApiError::not_found(subject(def, name)))?;
+    let mut new = old.clone();
+    match kind {
+        PatchKind::Merge => json_patch::merge(&mut new, body),
+        PatchKind::Strategic => fields::strategic_merge(&mut new, body),
+        PatchKind::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(body.clone()).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
+            json_patch::patch(&mut new, &ops).map_err(|e| {
+                let mut err = ApiError::invalid(&def.kind, &def.group, name, Vec::new());
+                err.message =
+                    format!("the server rejected our request due to an error in our request: {e}");
+                err
+            })?;
+        }
+        PatchKind::Apply => {}
+    }
+    check_precondition(def, &old, &new, name)?;
+    if new["metadata"]["resourceVersion"].is_null() {
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    }
+    finish_write(st, &mut inner, def, Some(&old), new, opts, sub, true).map(|o| (o, false))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_locked(
+    st: &ClusterState,
+    inner: &mut Inner,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    old: Option<Value>,
+    body: &Value,
+    opts: &WriteOpts,
+    sub: Option<&str>,
+) -> ApiResult<(Value, bool)> {
+    let mut applied = body.clone();
+    validate::decode_checks(def, &applied)?;
+    check_type(def, &applied, true)?;
+    check_name(&applied, name)?;
+    check_namespace(def, &mut applied, ns)?;
+    applied["metadata"]["name"] = json!(name);
+    if let Some(old) = &old {
+        check_precondition(def, old, &applied, name)?;
+    }
+    validate::normalize(def, &mut applied);
+    if opts.manager.is_empty() {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    let status_only = sub == Some("status");
+    let applied_for_merge = if status_only {
+        json!({"apiVersion": applied["apiVersion"], "kind": applied["kind"], "metadata": {"name": name}, "status": applied["status"]})
+    } else {
+        applied
+    };
+    let req = ApplyRequest {
+        manager: &opts.manager,
+        force: opts.force,
+        api_version: &def.api_version(),
+        ignore_status: def.has_status && !status_only,
+    };
+    let result =
+        apply::server_side_apply(old.as_ref(), &applied_for_merge, req).map_err(|conflicts| {
+            let pairs: Vec<(String, String)> = conflicts
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.manager,
+                        format!("using {}: {}", def.api_version(), c.field),
+                    )
+                })
+                .collect();
+            ApiError::apply_conflict(&pairs)
+        })?;
+    let created = old.is_none();
+    if !result.changed {
+        return Ok((result.object, false));
+    }
+    finish_write(
+        st,
+        inner,
+        def,
+        old.as_ref(),
+        result.object,
+        opts,
+        sub,
+        false,
+    )
+    .map(|o| (o, created))
+}
+
+/// `DELETE` an object (a namespace takes its contents with it).
+pub(crate) fn delete(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
+    let mut inner = st.lock();
+    let k = key(def, ns, name);
+    let Some(obj) = inner.store.get(&k).cloned() else {
+        return Err(ApiError::not_found(subject(def, name)));
+    };
+    let is_namespace = def.group.is_empty() && def.plural == "namespaces";
+    if is_namespace && matches!(name, "default" | "kube-system" | "kube-public") {
+        let mut e = ApiError::forbidden("", "delete", "", "namespaces", None, Some(name), None);
+        e.message =
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted");
+        return Err(e);
+    }
+    if opts.dry_run {
+        return Ok(obj);
+    }
+    if is_namespace {
+        for inside in inner.store.keys_in_namespace(name) {
+            if let Some(o) = inner.store.remove(&inside) {
+                st.watch
+                    .publish(&inside.group, &inside.plural, "DELETED", &o);
+                let _ = st.controller_tx.send(inside);
+            }
+        }
+    }
+    inner.store.remove(&k);
+    st.watch.publish(&def.group, &def.plural, "DELETED", &obj);
+    let _ = st.controller_tx.send(k);
+    Ok(obj)
+}
+
+fn content(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    o
+}
+
+fn spec_part(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
+/// The write pipeline. `old` is the stored object (None on create); `track_update` records
+/// ownership for non-apply writes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_write(
+    st: &ClusterState,
+    inner: &mut Inner,
+    def: &ResourceDef,
+    old: Option<&Value>,
+    mut new: Value,
+    opts: &WriteOpts,
+    sub: Option<&str>,
+    track_update: bool,
+) -> ApiResult<Value> {
+    validate::decode_checks(def, &new)?;
+    validate::normalize(def, &mut new);
+    new["apiVersion"] = json!(def.api_version());
+    new["kind"] = json!(def.kind);
+    if !new["metadata"].is_object() {
+        new["metadata"] = json!({});
+    }
+    if let Some(old) = old {
+        // Only the status changes through /status; only the rest through the main resource.
+        if sub == Some("status") {
+            let status = new["status"].clone();
+            new = old.clone();
+            new["status"] = status;
+        } else if def.has_status {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        validate::validate_update(def, old, &new)?;
+    } else if def.has_status
+        && let Some(m) = new.as_object_mut()
+    {
+        m.remove("status");
+    }
+    validate::validate_object(def, &new)?;
+    let name = new["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ns = new["metadata"]["namespace"].as_str().map(str::to_string);
+    if def.namespaced {
+        let ns_name = ns.clone().unwrap_or_default();
+        if inner
+            .store
+            .get(&Key::new("", "namespaces", None, &ns_name))
+            .is_none()
+        {
+            return Err(ApiError::not_found(Subject {
+                group: "",
+                plural: "namespaces",
+                name: &ns_name,
+            }));
+        }
+    }
+    match old {
+        Some(old) => {
+            for f in ["uid", "creationTimestamp", "resourceVersion"] {
+                new["metadata"][f] = old["metadata"][f].clone();
+            }
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            let bumped = if spec_part(old) != spec_part(&new) {
+                generation + 1
+            } else {
+                generation
+            };
+            if tracks_generation(def) {
+                new["metadata"]["generation"] = json!(bumped);
+            }
+        }
+        None => {
+            new["metadata"]["uid"] = json!(new_uid());
+            new["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+            if tracks_generation(def) {
+                new["metadata"]["generation"] = json!(1);
+            }
+        }
+    }
+    apply_defaults(def, &mut new, old.is_none());
+    if track_update {
+        apply::record_update(old, &mut new, &opts.manager, &def.api_version(), sub);
+    }
+    if let Some(old) = old.filter(|o| content(o) == content(&new)) {
+        return Ok(old.clone());
+    }
+    if opts.dry_run {
+        return Ok(new);
+    }
+    let k = Key::new(&def.group, &def.plural, ns.as_deref(), &name);
+    let stored = inner.store.put(k.clone(), new);
+    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+        inner.registry.register_crd(&stored);
+    }
+    st.watch.publish(
+        &def.group,
+        &def.plural,
+        if old.is_some() { "MODIFIED" } else { "ADDED" },
+        &stored,
+    );
+    let _ = st.controller_tx.send(k);
+    Ok(stored)
+}
+
+/// Whether the kind has `metadata.generation` (workloads and custom resources do; core, RBAC and
+/// discovery objects do not).
+fn tracks_generation(def: &ResourceDef) -> bool {
+    !(def.group.is_empty()
+        || def.group == "rbac.authorization.k8s.io"
+        || def.group == "discovery.k8s.io")
+}
+
+/// Fields the API server fills in: Namespace phase and name label, Service cluster IP and type.
+fn apply_defaults(def: &ResourceDef, obj: &mut Value, created: bool) {
+    if !def.group.is_empty() {
+        return;
+    }
+    match def.plural.as_str() {
+        "namespaces" => {
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            if obj["spec"]["finalizers"].is_null() {
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            }
+            if obj["status"]["phase"].is_null() {
+                obj["status"]["phase"] = json!("Active");
+            }
+        }
+        "services" => {
+            if obj["spec"]["type"].is_null() {
+                obj["spec"]["type"] = json!("ClusterIP");
+            }
+            if created && obj["spec"]["clusterIP"].is_null() {
+                let b: [u8; 2] = rand::random();
+                let ip = format!("10.96.{}.{}", b[0], b[1].max(1));
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+            if created && obj["status"].is_null() {
+                obj["status"] = json!({"loadBalancer": {}});
+            }
+        }
+        "serviceaccounts" | "configmaps" | "secrets" | "endpoints" | "pods" | "nodes" => {}
+        _ => {}
+    }
+}
+
+/// Stores an object without HTTP (test set-up): upsert, no validation.
+pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result<Value> {
+    let (group, version) = api_version_of(&obj);
+    let av = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let mut inner = st.lock();
+    let def =
+        inner.registry.by_kind(&av, &kind).cloned().ok_or_else(|| {
+            anyhow::anyhow!("cluster {}: no resource serves {av} {kind}", st.name)
+        })?;
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("cluster {}: {kind} without metadata.name", st.name))?
+        .to_string();
+    let ns = if def.namespaced {
+        Some(
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    if let Some(ns) = &ns {
+        obj["metadata"]["namespace"] = json!(ns);
+    }
+    validate::normalize(&def, &mut obj);
+    let k = key(&def, ns.as_deref(), &name);
+    let old = inner.store.get(&k).cloned();
+    match &old {
+        Some(o) => {
+            obj["metadata"]["uid"] = o["metadata"]["uid"].clone();
+            obj["metadata"]["creationTimestamp"] = o["metadata"]["creationTimestamp"].clone();
+        }
+        None => {
+            if obj["metadata"]["uid"].is_null() {
+                obj["metadata"]["uid"] = json!(new_uid());
+            }
+            obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+        }
+    }
+    if obj["metadata"]["generation"].is_null() && tracks_generation(&def) {
+        obj["metadata"]["generation"] = json!(1);
+    }
+    apply_defaults(&def, &mut obj, old.is_none());
+    let stored = inner.store.put(k.clone(), obj);
+    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+        inner.registry.register_crd(&stored);
+    }
+    st.watch.publish(
+        &def.group,
+        &def.plural,
+        if old.is_some() { "MODIFIED" } else { "ADDED" },
+        &stored,
+    );
+    let _ = st.controller_tx.send(k);
+    Ok(stored)
+}

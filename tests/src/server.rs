@@ -1,0 +1,632 @@
+//! The HTTPS front of one cluster: the accept loop (with "down" = listener closed and open
+//! connections dropped), fault injection, authentication, authorisation, counting, and the
+//! dispatch of each request to discovery, object operations, reviews or watches.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::Identity;
+use crate::cluster::ClusterState;
+use crate::ops::{self, PatchKind, WriteOpts};
+use crate::rbac::{self, Attributes};
+use crate::resources::{Behaviour, ResourceDef};
+use crate::reviews;
+use crate::route::{self, ResourcePath, Route};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult};
+use crate::{openapi, watch as watchhub};
+
+/// Binds a listener with SO_REUSEADDR so the same port can be re-bound after "down".
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Serves one cluster until `shutdown` turns true. While the cluster is down the listener is
+/// closed (connections are refused) and open connections are dropped.
+pub(crate) async fn serve(
+    st: Arc<ClusterState>,
+    first: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let addr = match first.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let router = axum::Router::new().fallback(handle).with_state(st.clone());
+    let acceptor = TlsAcceptor::from(tls);
+    let mut down = st.faults.watch_down();
+    let mut listener = Some(first);
+    let shutdown_template = shutdown.clone();
+    loop {
+        let Some(l) = listener.take() else {
+            // Down: wait for "up" (or shutdown), then bind the same port again.
+            tokio::select! {
+                r = down.wait_for(|d| !*d) => if r.is_err() { return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            match bind(addr) {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(cluster = %st.name, "cannot re-bind {addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            continue;
+        };
+        if *down.borrow() {
+            drop(l);
+            continue;
+        }
+        tokio::select! {
+            accepted = l.accept() => {
+                listener = Some(l);
+                let Ok((tcp, _)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let router = router.clone();
+                let mut conn_down = st.faults.watch_down();
+                let mut conn_shutdown = shutdown_template.clone();
+                tokio::spawn(async move {
+                    let serve_conn = async move {
+                        let Ok(stream) = acceptor.accept(tcp).await else { return };
+                        let svc = TowerToHyperService::new(router);
+                        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                    };
+                    tokio::select! {
+                        _ = serve_conn => {}
+                        _ = conn_down.wait_for(|d| *d) => {}
+                        _ = conn_shutdown.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+            _ = down.changed() => {
+                if !*down.borrow() {
+                    listener = Some(l);
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Query parameters, percent-decoded.
+#[derive(Debug, Default)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        let pairs = q
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1" | ""))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The verb a request is counted (and authorised) as.
+fn verb_of(
+    method: &Method,
+    route: &Option<Route>,
+    query: &Query,
+    content_type: &str,
+) -> &'static str {
+    let Some(Route::Resource(r)) = route else {
+        return "discovery";
+    };
+    match *method {
+        Method::GET if r.name.is_some() => "get",
+        Method::GET if query.flag("watch") && query.get("watch").is_some() => "watch",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH if content_type.starts_with("application/apply-patch") => "apply",
+        Method::PATCH => "patch",
+        Method::DELETE if r.name.is_some() => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "other",
+    }
+}
+
+fn json_response(code: StatusCode, v: Value) -> Response {
+    (code, axum::Json(v)).into_response()
+}
+
+async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
+    let latency = st.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    let route = route::parse(parts.uri.path());
+    let query = Query::parse(parts.uri.query());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let verb = verb_of(&parts.method, &route, &query, &content_type);
+    let is_write = is_stored_write(&st, verb, &route) && query.get("dryRun").is_none();
+    st.counters.record(verb, is_write);
+    if let Some(e) = st.faults.injected_error() {
+        return e.into_response();
+    }
+    let who = match authenticate(&st, &parts.headers, &route) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let bytes = match axum::body::to_bytes(body, 32 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
+        }
+    };
+    let result = match route {
+        None => Err(ApiError::no_route(parts.uri.path())),
+        Some(Route::Resource(r)) => {
+            resource_request(
+                &st,
+                who.as_ref(),
+                &parts.method,
+                verb,
+                &r,
+                &query,
+                &content_type,
+                &parts.headers,
+                bytes,
+            )
+            .await
+        }
+        Some(other) => discovery(&st, &other, parts.uri.path()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn is_stored_write(st: &ClusterState, verb: &str, route: &Option<Route>) -> bool {
+    if !matches!(verb, "create" | "update" | "patch" | "apply" | "delete") {
+        return false;
+    }
+    let Some(Route::Resource(r)) = route else {
+        return false;
+    };
+    if r.subresource.as_deref() == Some("token") {
+        return false;
+    }
+    st.lock()
+        .registry
+        .by_plural(&r.group, &r.version, &r.plural)
+        .is_some_and(|d| d.behaviour == Behaviour::Stored)
+}
+
+/// `None` = anonymous (only allowed for `/version` and health checks).
+fn authenticate(
+    st: &ClusterState,
+    headers: &HeaderMap,
+    route: &Option<Route>,
+) -> ApiResult<Option<Identity>> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(auth) = auth else {
+        return match route {
+            Some(Route::Version | Route::Health) => Ok(None),
+            _ => Err(ApiError::unauthorized()),
+        };
+    };
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    let inner = st.lock();
+    inner
+        .tokens
+        .authenticate(token.trim(), &inner.store)
+        .map(Some)
+        .ok_or_else(ApiError::unauthorized)
+}
+
+fn discovery(st: &ClusterState, route: &Route, path: &str) -> ApiResult<Response> {
+    let inner = st.lock();
+    let ok = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::OK, v)) };
+    match route {
+        Route::Version => ok(json!({
+            "major": "1", "minor": "33", "gitVersion": "v1.33.0-meshboot-emulator",
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
+            "platform": "linux/amd64", "emulationMajor": "1", "emulationMinor": "33",
+        })),
+        Route::Health => Ok((StatusCode::OK, "ok").into_response()),
+        Route::Api => ok(inner.registry.api_versions()),
+        Route::Apis => ok(inner.registry.api_group_list()),
+        Route::Group(g) => inner
+            .registry
+            .api_group(g)
+            .map(|v| json_response(StatusCode::OK, v))
+            .ok_or_else(|| ApiError::no_route(path)),
+        Route::ResourceList { group, version } => inner
+            .registry
+            .resource_list(group, version)
+            .map(|v| json_response(StatusCode::OK, v))
+            .ok_or_else(|| ApiError::no_route(path)),
+        Route::OpenApiRoot => ok(openapi::root(&inner.registry)),
+        Route::OpenApiGroupVersion(gv) => openapi::group_version(&inner.registry, gv)
+            .map(|v| json_response(StatusCode::OK, v))
+            .ok_or_else(|| ApiError::no_route(path)),
+        Route::Resource(_) => Err(ApiError::no_route(path)),
+    }
+}
+
+fn decode_body(bytes: &Bytes, content_type: &str) -> ApiResult<Value> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::proto::decode(bytes);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Ok(v),
+        Err(json_err) => {
+            if content_type.contains("yaml") {
+                serde_saphyr::from_str::<Value>(text)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "couldn't get version/kind; json parse error: {json_err}"
+                )))
+            }
+        }
+    }
+}
+
+fn manager_of(query: &Query, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    // The API server names an unnamed manager after the User-Agent's program part.
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_request(
+    st: &Arc<ClusterState>,
+    who: Option<&Identity>,
+    method: &Method,
+    verb: &str,
+    r: &ResourcePath,
+    query: &Query,
+    content_type: &str,
+    headers: &HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let Some(who) = who else {
+        return Err(ApiError::unauthorized());
+    };
+    let def: ResourceDef = st
+        .lock()
+        .registry
+        .by_plural(&r.group, &r.version, &r.plural)
+        .cloned()
+        .ok_or_else(|| ApiError::no_route(&format!("{}/{}/{}", r.group, r.version, r.plural)))?;
+    if !def.namespaced && r.namespace.is_some() {
+        return Err(ApiError::no_route(&r.plural));
+    }
+    let ns = r.namespace.as_deref();
+    let rbac_verb = if verb == "apply" { "patch" } else { verb };
+    let attrs = Attributes {
+        verb: rbac_verb,
+        group: &def.group,
+        resource: &def.plural,
+        subresource: r.subresource.as_deref(),
+        name: r.name.as_deref(),
+        namespace: ns,
+    };
+    if !rbac::allowed(&st.lock().store, who, &attrs) {
+        return Err(ApiError::forbidden(
+            &who.username(),
+            rbac_verb,
+            &def.group,
+            &def.plural,
+            r.subresource.as_deref(),
+            r.name.as_deref(),
+            ns,
+        ));
+    }
+    let opts = WriteOpts {
+        dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+        manager: manager_of(query, headers),
+        force: query.flag("force") && query.get("force").is_some(),
+    };
+    let created = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::CREATED, v)) };
+
+    if def.behaviour == Behaviour::Review {
+        if *method != Method::POST || r.name.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                def.plural
+            )));
+        }
+        let body = decode_body(&bytes, content_type)?;
+        return match def.plural.as_str() {
+            "selfsubjectaccessreviews" => {
+                created(reviews::self_subject_access_review(st, who, &body)?)
+            }
+            "subjectaccessreviews" => created(reviews::subject_access_review(st, &body)?),
+            _ => created(reviews::token_review(st, &body)?),
+        };
+    }
+
+    match (r.subresource.as_deref(), r.name.as_deref()) {
+        (Some("token"), Some(name))
+            if def.group.is_empty()
+                && def.plural == "serviceaccounts"
+                && *method == Method::POST =>
+        {
+            let body = if bytes.is_empty() {
+                json!({})
+            } else {
+                decode_body(&bytes, content_type)?
+            };
+            let ns = ns.ok_or_else(|| ApiError::no_route("serviceaccounts/token"))?;
+            created(reviews::token_request(st, ns, name, &body, opts.dry_run)?)
+        }
+        (Some("status"), Some(_)) if def.has_status => {
+            object_request(
+                st,
+                &def,
+                method,
+                r,
+                query,
+                content_type,
+                bytes,
+                &opts,
+                Some("status"),
+            )
+            .await
+        }
+        (Some(_), _) => Err(ApiError::no_route(&format!(
+            "{}/{}",
+            def.plural,
+            r.subresource.as_deref().unwrap_or_default()
+        ))),
+        (None, _) => {
+            object_request(st, &def, method, r, query, content_type, bytes, &opts, None).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn object_request(
+    st: &Arc<ClusterState>,
+    def: &ResourceDef,
+    method: &Method,
+    r: &ResourcePath,
+    query: &Query,
+    content_type: &str,
+    bytes: Bytes,
+    opts: &WriteOpts,
+    sub: Option<&str>,
+) -> ApiResult<Response> {
+    let ns = r.namespace.as_deref();
+    if def.namespaced && ns.is_none() && r.name.is_some() {
+        return Err(ApiError::no_route(&def.plural));
+    }
+    let ok = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::OK, v)) };
+    match (method.clone(), r.name.as_deref()) {
+        (Method::GET, Some(name)) => ok(ops::get(st, def, ns, name)?),
+        (Method::GET, None) => {
+            let labels = query
+                .get("labelSelector")
+                .filter(|s| !s.is_empty())
+                .map(LabelSelector::parse)
+                .transpose()?;
+            let fields = query
+                .get("fieldSelector")
+                .filter(|s| !s.is_empty())
+                .map(FieldSelector::parse)
+                .transpose()?;
+            if query.get("watch").is_some() && query.flag("watch") {
+                return Ok(watch_response(st, def, ns, labels, fields, query));
+            }
+            ok(ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?)
+        }
+        (Method::POST, None) => {
+            let body = decode_body(&bytes, content_type)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                ops::create(st, def, ns, body, opts)?,
+            ))
+        }
+        (Method::PUT, Some(name)) => {
+            let body = decode_body(&bytes, content_type)?;
+            ok(ops::replace(st, def, ns, name, body, opts, sub)?)
+        }
+        (Method::PATCH, Some(name)) => {
+            let kind = match content_type.split(';').next().unwrap_or_default().trim() {
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/json-patch+json" => PatchKind::Json,
+                "application/strategic-merge-patch+json" => PatchKind::Strategic,
+                "application/apply-patch+yaml"
+                | "application/apply-patch+json"
+                | "application/apply-patch+cbor" => PatchKind::Apply,
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let body = decode_body(&bytes, content_type)?;
+            let (obj, was_created) = ops::patch(st, def, ns, name, kind, &body, opts, sub)?;
+            Ok(json_response(
+                if was_created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                obj,
+            ))
+        }
+        (Method::DELETE, Some(name)) => ok(ops::delete(st, def, ns, name, opts)?),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            def.plural
+        ))),
+    }
+}
+
+/// A `?watch=true` stream: the current objects as `ADDED` (unless a resourceVersion to resume
+/// from is given), then every matching change until `timeoutSeconds` (default 30 min).
+fn watch_response(
+    st: &Arc<ClusterState>,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+    query: &Query,
+) -> Response {
+    let rx = st.watch.subscribe();
+    let ns = if def.namespaced {
+        ns.map(str::to_string)
+    } else {
+        None
+    };
+    let matches = move |o: &Value| {
+        ns.as_deref()
+            .is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
+            && labels.as_ref().is_none_or(|l| l.matches(o))
+            && fields.as_ref().is_none_or(|f| f.matches(o))
+    };
+    let resume = query
+        .get("resourceVersion")
+        .is_some_and(|rv| !rv.is_empty() && rv != "0");
+    let initial: VecDeque<Value> = if resume {
+        VecDeque::new()
+    } else {
+        st.lock()
+            .store
+            .list(&def.group, &def.plural, None)
+            .filter(|o| matches(o))
+            .map(|o| json!({"type": "ADDED", "object": o}))
+            .collect()
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let (group, plural) = (def.group.clone(), def.plural.clone());
+    let stream = futures::stream::unfold((initial, rx), move |(mut initial, mut rx)| {
+        let matches = matches.clone();
+        let (group, plural) = (group.clone(), plural.clone());
+        async move {
+            if let Some(ev) = initial.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(line(&ev)), (initial, rx)));
+            }
+            loop {
+                let ev: Arc<watchhub::Event> =
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Ok(ev)) => ev,
+                        Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                        _ => return None,
+                    };
+                if ev.group == group && ev.plural == plural && matches(&ev.object) {
+                    return Some((Ok(line(&ev.to_json())), (initial, rx)));
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response())
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_percent_decoded_and_tolerates_leading_ampersand() {
+        let q = Query::parse(Some(
+            "&labelSelector=istio%2FmultiCluster%3Dtrue&force=true&fieldManager=meshboot",
+        ));
+        assert_eq!(q.get("labelSelector"), Some("istio/multiCluster=true"));
+        assert!(q.flag("force"));
+        assert_eq!(q.get("fieldManager"), Some("meshboot"));
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}
