@@ -1,0 +1,261 @@
+//! ClusterClient against the API-server emulator: what a user of `apply` would notice —
+//! nothing written on a converged cluster, transient errors ridden out, clear errors naming the
+//! cluster when it is down or misconfigured.
+
+use std::time::Duration;
+
+use mesh_core::cluster::{
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ObjectRef, RetryPolicy,
+};
+use mesh_tests::TestClusters;
+use serde_json::json;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn client(clusters: &TestClusters, name: &str) -> ClusterClient {
+    ClusterClient::connect(name, Some(clusters.kubeconfig_path()), name)
+        .await
+        .expect("connect to the emulator")
+}
+
+fn namespace(network: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": "istio-system", "labels": {"topology.istio.io/network": network}}})
+}
+
+#[tokio::test]
+async fn apply_creates_then_writes_nothing_then_updates() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let opts = ApplyOptions::default();
+
+    assert_eq!(
+        eu.apply(&namespace("net1"), &opts).await?,
+        ApplyOutcome::Created
+    );
+
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(
+        eu.apply(&namespace("net1"), &opts).await?,
+        ApplyOutcome::Unchanged
+    );
+    assert_eq!(
+        clusters.cluster("eu").counters().writes,
+        0,
+        "a converged object is not written"
+    );
+
+    assert_eq!(
+        eu.apply(&namespace("net2"), &opts).await?,
+        ApplyOutcome::Updated
+    );
+    let live = clusters
+        .cluster("eu")
+        .object("v1", "Namespace", None, "istio-system")
+        .expect("namespace exists");
+    assert_eq!(
+        live["metadata"]["labels"]["topology.istio.io/network"],
+        "net2"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn secret_string_data_reapplied_is_unchanged() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let opts = ApplyOptions::default();
+    eu.apply(&namespace("net1"), &opts).await?;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cacerts", "namespace": "istio-system"},
+        "stringData": {"root-cert.pem": "-----BEGIN CERTIFICATE-----\n"}});
+    assert_eq!(eu.apply(&secret, &opts).await?, ApplyOutcome::Created);
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(eu.apply(&secret, &opts).await?, ApplyOutcome::Unchanged);
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    let got = eu
+        .get(&ObjectRef::namespaced(
+            "v1",
+            "Secret",
+            "istio-system",
+            "cacerts",
+        ))
+        .await?
+        .expect("secret exists");
+    assert_eq!(
+        got["data"]["root-cert.pem"],
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dry_run_reports_without_writing() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..ApplyOptions::default()
+    };
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(
+        eu.apply(&namespace("net1"), &dry).await?,
+        ApplyOutcome::Created
+    );
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    assert!(
+        clusters
+            .cluster("eu")
+            .object("v1", "Namespace", None, "istio-system")
+            .is_none()
+    );
+
+    eu.apply(&namespace("net1"), &ApplyOptions::default())
+        .await?;
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(
+        eu.apply(&namespace("net9"), &dry).await?,
+        ApplyOutcome::Updated
+    );
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn retries_converge_under_injected_errors() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let policy = RetryPolicy {
+        max_attempts: 12,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+    };
+    let eu = client(&clusters, "eu").await.with_retry(policy);
+    eu.apply(&namespace("net1"), &ApplyOptions::default())
+        .await?;
+    clusters.cluster("eu").set_error_rate(0.3);
+    clusters.cluster("eu").reset_counters();
+    for i in 0..15 {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "namespace": "istio-system"},
+            "data": {"i": i.to_string()}});
+        assert_eq!(
+            eu.apply(&cm, &ApplyOptions::default()).await?,
+            ApplyOutcome::Created
+        );
+    }
+    let counters = clusters.cluster("eu").counters();
+    // 15 reads + 15 writes without faults; the surplus are retried 429/500/503 answers.
+    assert!(
+        counters.total_requests() > 30,
+        "no fault was injected: {counters:?}"
+    );
+    clusters.cluster("eu").set_error_rate(0.0);
+    for i in 0..15 {
+        let cm = ObjectRef::namespaced("v1", "ConfigMap", "istio-system", &format!("cm-{i}"));
+        assert!(eu.get(&cm).await?.is_some(), "cm-{i} missing");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_down_cluster_is_unreachable_and_named() -> TestResult {
+    let clusters = TestClusters::start(&["eu", "ap"])?;
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+    };
+    let ap = client(&clusters, "ap").await.with_retry(policy);
+    clusters.cluster("ap").set_down(true);
+    let err = ap
+        .get(&ObjectRef::namespaced(
+            "v1",
+            "Secret",
+            "istio-system",
+            "cacerts",
+        ))
+        .await
+        .expect_err("ap is down");
+    assert!(
+        matches!(err, ClusterError::Unreachable { attempts: 3, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cluster ap: cannot reach API server https://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("Secret istio-system/cacerts"), "{text}");
+    clusters.cluster("ap").set_down(false);
+    assert!(
+        ap.get(&ObjectRef::cluster_scoped("v1", "Namespace", "kube-system"))
+            .await?
+            .is_some()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_context_is_a_kubeconfig_error() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let err = ClusterClient::connect("eu", Some(clusters.kubeconfig_path()), "nope")
+        .await
+        .expect_err("no such context");
+    assert!(matches!(err, ClusterError::Kubeconfig { .. }));
+    assert!(
+        err.to_string()
+            .contains("context \"nope\" not found (contexts: eu)"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn admin_may_write_secrets_and_unknown_kinds_are_named() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    assert!(
+        eu.can_i("patch", "", "secrets", Some("istio-system"))
+            .await?
+    );
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                        "metadata": {"name": "w", "namespace": "istio-system"}});
+    let err = eu
+        .apply(&widget, &ApplyOptions::default())
+        .await
+        .expect_err("unknown kind");
+    assert!(matches!(err, ClusterError::UnknownKind { .. }), "{err:?}");
+    assert_eq!(err.cluster(), "eu");
+    let nameless = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "x"}});
+    let err = eu
+        .apply(&nameless, &ApplyOptions::default())
+        .await
+        .expect_err("no name");
+    assert!(
+        err.to_string().contains("metadata.name is missing"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn token_wait_is_bounded_and_says_what_is_missing() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    eu.apply(&namespace("net1"), &ApplyOptions::default())
+        .await?;
+    // An Opaque Secret: no token controller will ever fill it.
+    let opaque = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "not-a-token", "namespace": "istio-system"},
+        "data": {"ca.crt": "Y2E="}});
+    eu.apply(&opaque, &ApplyOptions::default()).await?;
+    let started = std::time::Instant::now();
+    let err = eu
+        .wait_for_token_secret("istio-system", "not-a-token", Duration::from_millis(300))
+        .await
+        .expect_err("never filled");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err, ClusterError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("no \"token\" data found"), "{err}");
+    Ok(())
+}
