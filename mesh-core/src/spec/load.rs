@@ -37,7 +37,7 @@ impl MeshSpec {
     /// use mesh_core::spec::{MeshSpec, SpecError};
     /// let err = MeshSpec::from_yaml("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusterz: []\n", std::path::Path::new("."), "m.yaml").unwrap_err();
     /// assert!(matches!(err, SpecError::UnknownField { .. }));
-    /// assert!(err.to_string().starts_with("m.yaml:4:1: unknown field `clusterz`"), "{err}");
+    /// assert!(err.to_string().starts_with("m.yaml:4:1: clusterz: unknown field `clusterz`"), "{err}");
     /// ```
     pub fn from_yaml(text: &str, base_dir: &Path, file_label: &str) -> Result<MeshSpec, SpecError> {
         let file = parse(text, file_label)?;
@@ -90,23 +90,42 @@ fn map_yaml_error(text: &str, file_label: &str, err: serde_saphyr::Error) -> Spe
             },
             expected: expected.join(", "),
         },
+        E::DuplicateMappingKey { key, .. } => SpecError::Syntax {
+            file,
+            issue: Issue {
+                message: match key {
+                    Some(k) => format!("`{k}` is written twice in the same mapping"),
+                    None => "a key is written twice in the same mapping".to_string(),
+                },
+                path,
+                line,
+                column,
+            },
+        },
         other => SpecError::Syntax {
             file,
             issue: Issue {
                 path,
                 line,
                 column,
-                message: strip_location(&other.to_string()),
+                message: plain_message(&other.to_string()),
             },
         },
     }
 }
 
-/// serde-saphyr appends " at line L, column C" to its messages; we print the location in front.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+/// serde-saphyr appends " at line L, column C" to its messages (we print the location in
+/// front) and names Rust types where a user thinks of numbers.
+fn plain_message(msg: &str) -> String {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    match msg {
+        "invalid i64" | "invalid u64" | "invalid u32" | "invalid i32" => {
+            "expected a whole number".to_string()
+        }
+        other => other.to_string(),
     }
 }
 

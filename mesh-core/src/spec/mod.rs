@@ -351,7 +351,7 @@ pub enum SpecError {
         source: std::io::Error,
     },
     /// A field the schema does not know (often a typo).
-    #[error("{file}:{}: unknown field `{}`, expected one of: {expected}", .issue.line_col(), .issue.path)]
+    #[error("{file}:{issue}; expected one of: {expected}")]
     UnknownField {
         /// The file label.
         file: String,
@@ -376,12 +376,6 @@ pub enum SpecError {
         /// Every problem found, in file order.
         issues: Vec<Issue>,
     },
-}
-
-impl Issue {
-    fn line_col(&self) -> String {
-        format!("{}:{}", self.line, self.column)
-    }
 }
 
 fn display_issues(file: &str, issues: &[Issue]) -> String {

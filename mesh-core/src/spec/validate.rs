@@ -473,13 +473,13 @@ fn cross_cluster_rules(
             issues.at(
                 "dataplane",
                 &loc,
-                "dataplane: ambient needs model: multi-primary (Istio supports ambient multicluster only as multi-primary, multi-network)",
+                "ambient needs model: multi-primary (Istio supports ambient multicluster only as multi-primary, multi-network)",
             );
         } else if clusters.len() > 1 && networks.len() < 2 {
             issues.at(
                 "dataplane",
                 &loc,
-                "dataplane: ambient needs the clusters on more than one network (Istio supports ambient multicluster only as multi-primary, multi-network)",
+                "ambient needs the clusters on more than one network (Istio supports ambient multicluster only as multi-primary, multi-network)",
             );
         }
     }
@@ -497,6 +497,10 @@ fn resolve_primaries(
     issues: &mut Issues,
 ) {
     let Some(list) = &file.clusters else { return };
+    if list.value.iter().any(|c| c.value.role.is_none()) {
+        // Each missing role is already reported; counting roles now would add noise.
+        return;
+    }
     let model_loc = file.model.as_ref().map(|v| v.referenced).unwrap_or(TOP);
     let primaries: Vec<(String, String)> = clusters
         .iter()
@@ -511,7 +515,7 @@ fn resolve_primaries(
         issues.at(
             "model",
             &model_loc,
-            "model: primary-remote needs at least one cluster with role: primary (it runs the istiod that serves the remotes)",
+            "primary-remote needs at least one cluster with role: primary (it runs the istiod that serves the remotes)",
         );
         return;
     }
@@ -519,7 +523,7 @@ fn resolve_primaries(
         issues.at(
             "model",
             &model_loc,
-            "model: primary-remote needs at least one cluster with role: remote; with primaries only, use model: multi-primary",
+            "primary-remote needs at least one cluster with role: remote; with primaries only, use model: multi-primary",
         );
         return;
     }
