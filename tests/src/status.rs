@@ -108,27 +108,30 @@ impl ApiError {
         e
     }
 
-    /// 409 from server-side apply when other managers own fields with different values.
+    /// 409 from server-side apply when other managers own fields with different values;
+    /// `conflicts` holds (manager, `using <apiVersion>: <field>`) pairs.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
-        let mut causes = Vec::new();
-        let mut lines = Vec::new();
-        for (manager, field) in conflicts {
-            lines.push(format!("- {manager:?}: {field}"));
-            causes.push(json!({
-                "reason": "FieldManagerConflict",
-                "message": format!("conflict with {manager:?}"),
-                "field": field,
-            }));
-        }
-        let message = if conflicts.len() == 1 {
-            let (m, f) = &conflicts[0];
-            format!("Apply failed with 1 conflict: conflict with {m:?}: {f}")
-        } else {
-            format!(
-                "Apply failed with {} conflicts: conflicts with {}",
-                conflicts.len(),
-                lines.join("\n")
-            )
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(manager, field)| {
+                json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with {manager:?} {field}"),
+                    "field": field.rsplit(": ").next().unwrap_or(field),
+                })
+            })
+            .collect();
+        let lines: Vec<String> = conflicts
+            .iter()
+            .map(|(m, f)| format!("conflict with {m:?} {f}"))
+            .collect();
+        let message = match lines.as_slice() {
+            [one] => format!("Apply failed with 1 conflict: {one}"),
+            many => format!(
+                "Apply failed with {} conflicts: {}",
+                many.len(),
+                many.join("\n")
+            ),
         };
         let mut e = Self::new(409, "Conflict", message);
         e.details = Some(Box::new(json!({"causes": causes})));

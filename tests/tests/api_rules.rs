@@ -1,0 +1,508 @@
+//! The API server's rules as a client sees them: authentication, authorisation, validation,
+//! conflicts and their `Status` bodies.
+
+mod common;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mesh_tests::TestClusters;
+use serde_json::{Value, json};
+
+fn cm(name: &str, data: Value) -> anyhow::Result<ConfigMap> {
+    Ok(serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}),
+    )?)
+}
+
+#[tokio::test]
+async fn unknown_token_is_401_and_wrong_ca_fails_tls() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu", "ap"])?;
+    let eu = clusters.cluster("eu");
+    let bad = common::client_as(eu, eu.ca_pem(), "not-a-token").await?;
+    let (code, reason, _) =
+        common::status_of(Api::<Namespace>::all(bad).list(&Default::default()).await);
+    assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
+
+    // ap's CA does not vouch for eu's serving certificate: the TLS handshake fails.
+    let wrong_ca = common::client_as(eu, clusters.cluster("ap").ca_pem(), eu.admin_token()).await?;
+    let r = Api::<Namespace>::all(wrong_ca)
+        .list(&Default::default())
+        .await;
+    assert!(
+        r.is_err() && !matches!(r, Err(kube::Error::Api(_))),
+        "expected a TLS failure, got {r:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_account_without_rbac_gets_403_with_the_real_message() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    let admin = common::admin(&clusters, "eu").await?;
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "reader"}}))?;
+    Api::<ServiceAccount>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &sa)
+        .await?;
+    let token_request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}});
+    let (code, tr) = common::raw(
+        &admin,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts/reader/token",
+        "application/json",
+        &token_request,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let token = tr["status"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reader = common::client_as(eu, eu.ca_pem(), &token).await?;
+
+    let (code, reason, message) = common::status_of(
+        Api::<Secret>::namespaced(reader.clone(), "x")
+            .list(&Default::default())
+            .await,
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        message,
+        "secrets is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"secrets\" in API group \"\" in the namespace \"x\""
+    );
+
+    // Least privilege: a Role allowing get on one Secret name allows exactly that.
+    let rbac =
+        |v: Value| -> anyhow::Result<kube::api::DynamicObject> { Ok(serde_json::from_value(v)?) };
+    let roles = kube::discovery::pinned_kind(
+        &admin,
+        &kube::core::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "Role"),
+    )
+    .await?
+    .0;
+    let bindings = kube::discovery::pinned_kind(
+        &admin,
+        &kube::core::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+    )
+    .await?
+    .0;
+    Api::<kube::api::DynamicObject>::namespaced_with(admin.clone(), "default", &roles)
+        .patch("cacerts-reader", &PatchParams::apply("t"), &Patch::Apply(rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "cacerts-reader"}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["cacerts"]}]}))?))
+        .await?;
+    Api::<kube::api::DynamicObject>::namespaced_with(admin.clone(), "default", &bindings)
+        .patch("cacerts-reader", &PatchParams::apply("t"), &Patch::Apply(rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "cacerts-reader"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cacerts-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "default"}]}))?))
+        .await?;
+    let secrets = Api::<Secret>::namespaced(reader, "default");
+    let (code, _, _) = common::status_of(secrets.get("cacerts").await);
+    assert_eq!(code, 404, "allowed, and the Secret does not exist yet");
+    let (code, _, message) = common::status_of(secrets.get("other").await);
+    assert_eq!(code, 403);
+    assert!(
+        message.starts_with("secrets \"other\" is forbidden"),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_namespace_is_404_naming_it() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "istio-system");
+    let (code, reason, message) = common::status_of(
+        api.create(&PostParams::default(), &cm("c", json!({}))?)
+            .await,
+    );
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", "namespaces \"istio-system\" not found")
+    );
+    let (code, _, _) = common::status_of(
+        api.patch(
+            "c",
+            &PatchParams::apply("m"),
+            &Patch::Apply(cm("c", json!({}))?),
+        )
+        .await,
+    );
+    assert_eq!(
+        code, 404,
+        "apply cannot create into a missing namespace either"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn create_twice_is_409_already_exists_and_stale_update_is_409_conflict() -> anyhow::Result<()>
+{
+    let clusters = TestClusters::start(&["eu"])?;
+    let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "default");
+    let first = api
+        .create(&PostParams::default(), &cm("c", json!({"a": "1"}))?)
+        .await?;
+    let (code, reason, message) = common::status_of(
+        api.create(&PostParams::default(), &cm("c", json!({}))?)
+            .await,
+    );
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (409, "AlreadyExists", "configmaps \"c\" already exists")
+    );
+
+    let mut fresh = first.clone();
+    fresh.data = Some([("a".to_string(), "2".to_string())].into());
+    let updated = api.replace("c", &PostParams::default(), &fresh).await?;
+    assert_ne!(
+        updated.metadata.resource_version,
+        first.metadata.resource_version
+    );
+
+    let mut stale = first;
+    stale.data = Some([("a".to_string(), "3".to_string())].into());
+    let (code, reason, message) =
+        common::status_of(api.replace("c", &PostParams::default(), &stale).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        message.contains("the object has been modified"),
+        "{message}"
+    );
+    assert_eq!(
+        api.get("c")
+            .await?
+            .data
+            .unwrap_or_default()
+            .get("a")
+            .map(String::as_str),
+        Some("2")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn apply_conflicts_name_the_other_manager_and_force_takes_ownership() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "default");
+    api.patch(
+        "c",
+        &PatchParams::apply("helm"),
+        &Patch::Apply(cm("c", json!({"mesh": "a", "other": "x"}))?),
+    )
+    .await?;
+
+    let (code, reason, message) = common::status_of(
+        api.patch(
+            "c",
+            &PatchParams::apply("meshboot"),
+            &Patch::Apply(cm("c", json!({"mesh": "b"}))?),
+        )
+        .await,
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        message,
+        "Apply failed with 1 conflict: conflict with \"helm\" using v1: .data.mesh"
+    );
+
+    let forced = api
+        .patch(
+            "c",
+            &PatchParams::apply("meshboot").force(),
+            &Patch::Apply(cm("c", json!({"mesh": "b"}))?),
+        )
+        .await?;
+    assert_eq!(
+        forced
+            .data
+            .clone()
+            .unwrap_or_default()
+            .get("mesh")
+            .map(String::as_str),
+        Some("b")
+    );
+    let owners: Vec<(String, String)> = forced
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        owners
+            .iter()
+            .any(|(m, f)| m == "meshboot" && f.contains("f:mesh")),
+        "{owners:?}"
+    );
+    assert!(
+        owners
+            .iter()
+            .any(|(m, f)| m == "helm" && f.contains("f:other") && !f.contains("f:mesh")),
+        "{owners:?}"
+    );
+
+    // The manager stops applying a field: it disappears.
+    let pruned = api
+        .patch(
+            "c",
+            &PatchParams::apply("helm"),
+            &Patch::Apply(cm("c", json!({}))?),
+        )
+        .await?;
+    assert_eq!(
+        pruned
+            .data
+            .unwrap_or_default()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec!["mesh".to_string()]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn names_labels_and_annotations_are_validated() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let post = |body: Value| {
+        let client = client.clone();
+        async move {
+            common::raw(
+                &client,
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                "application/json",
+                &body,
+            )
+            .await
+        }
+    };
+    let (code, s) =
+        post(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}))
+            .await?;
+    assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")));
+    assert!(s["message"].as_str().unwrap_or_default().starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+
+    let (code, s) = post(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "labels": {"enabled": true}}})).await?;
+    assert_eq!(
+        (code, s["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "a bool label value is a decode error: {s}"
+    );
+
+    let (code, s) = post(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "annotations": {"n": 5}}})).await?;
+    assert_eq!(code, 400, "{s}");
+
+    let (code, s) = post(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "labels": {"topology.istio.io/network": "net 1"}}})).await?;
+    assert_eq!(code, 422, "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("metadata.labels: Invalid value: \"net 1\""),
+        "{s}"
+    );
+
+    let (code, _) = common::raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}}),
+    )
+    .await?;
+    assert_eq!(code, 422, "namespace names are DNS labels");
+
+    let (code, s) = post(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "labels": {"topology.istio.io/network": "network1"}}})).await?;
+    assert_eq!(code, 200, "{s}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn secret_rules_base64_string_data_and_immutable_type() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let (code, s) = common::raw(&client, "POST", "/api/v1/namespaces/default/secrets", "application/json",
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "not base64!"}})).await?;
+    assert_eq!(code, 400, "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("illegal base64 data"),
+        "{s}"
+    );
+
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"token": "abc"}}))?;
+    let created = secrets.create(&PostParams::default(), &s).await?;
+    assert_eq!(
+        created
+            .data
+            .unwrap_or_default()
+            .get("token")
+            .map(|b| b.0.clone()),
+        Some(b"abc".to_vec())
+    );
+    let stored = clusters
+        .cluster("eu")
+        .object("v1", "Secret", Some("default"), "s")
+        .unwrap_or_default();
+    assert_eq!(stored["data"]["token"], "YWJj");
+    assert!(stored.get("stringData").is_none());
+
+    let (code, reason, message) = common::status_of(
+        secrets
+            .patch(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"type": "kubernetes.io/tls"})),
+            )
+            .await,
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        message,
+        "Secret \"s\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+    );
+
+    let (code, _, message) = common::status_of(
+        secrets
+            .patch(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"name": "t"}})),
+            )
+            .await,
+    );
+    assert_eq!(code, 422, "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unchanged_apply_writes_nothing_visible_but_counts_as_a_write_request() -> anyhow::Result<()>
+{
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "default");
+    let first = api
+        .patch(
+            "c",
+            &PatchParams::apply("meshboot"),
+            &Patch::Apply(cm("c", json!({"a": "1"}))?),
+        )
+        .await?;
+    eu.reset_counters();
+    let again = api
+        .patch(
+            "c",
+            &PatchParams::apply("meshboot"),
+            &Patch::Apply(cm("c", json!({"a": "1"}))?),
+        )
+        .await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let c = eu.counters();
+    assert_eq!((c.requests("apply"), c.writes), (1, 1));
+
+    eu.reset_counters();
+    let got = api.get("c").await?;
+    assert_eq!(
+        got.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    assert_eq!(
+        (eu.counters().requests("get"), eu.counters().writes),
+        (1, 0),
+        "a read is not a write"
+    );
+
+    let dry = api
+        .patch(
+            "c",
+            &PatchParams::apply("meshboot").dry_run(),
+            &Patch::Apply(cm("c", json!({"a": "2"}))?),
+        )
+        .await?;
+    assert_eq!(
+        dry.data.unwrap_or_default().get("a").map(String::as_str),
+        Some("2"),
+        "dry run answers with the result"
+    );
+    assert_eq!(
+        api.get("c")
+            .await?
+            .data
+            .unwrap_or_default()
+            .get("a")
+            .map(String::as_str),
+        Some("1"),
+        "dry run stores nothing"
+    );
+    assert_eq!(eu.counters().writes, 0);
+
+    api.delete("c", &DeleteParams::default()).await?;
+    assert_eq!(eu.counters().writes, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_documents_list_the_kinds_meshboot_uses() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = axum::http::Request::get(path).body(Vec::new())?;
+            anyhow::Ok(client.request::<Value>(req).await?)
+        }
+    };
+    assert_eq!(get("/api").await?["versions"], json!(["v1"]));
+    let groups: Vec<String> = get("/apis").await?["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str().map(str::to_string))
+        .collect();
+    for g in [
+        "apps",
+        "rbac.authorization.k8s.io",
+        "discovery.k8s.io",
+        "authorization.k8s.io",
+        "networking.istio.io",
+        "gateway.networking.k8s.io",
+        "apiextensions.k8s.io",
+    ] {
+        assert!(
+            groups.contains(&g.to_string()),
+            "{g} missing from {groups:?}"
+        );
+    }
+    let istio = get("/apis/networking.istio.io/v1").await?;
+    let names: Vec<&str> = istio["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"gateways")
+            && names.contains(&"virtualservices")
+            && names.contains(&"destinationrules")
+    );
+    assert_eq!(get("/version").await?["major"], "1");
+    assert!(get("/openapi/v3").await?["paths"]["api/v1"]["serverRelativeURL"].is_string());
+    Ok(())
+}
