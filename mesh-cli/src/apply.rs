@@ -1,9 +1,158 @@
-//! `meshboot apply` (being built).
+//! `meshboot apply`: bring every cluster of the mesh file to a working multicluster
+//! configuration. Parsing and printing only; the work is `mesh_core::execute::apply_mesh`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mesh_core::execute::{self, ExecuteOptions};
+use mesh_core::spec::MeshSpec;
+
+use crate::output::{self, Progress};
 
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {}
+pub struct ApplyArgs {
+    /// The mesh file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: PathBuf,
+    /// Print what would be created, updated or left unchanged, as far as reading the clusters
+    /// can tell; write nothing (not even the CA directory).
+    #[arg(long)]
+    dry_run: bool,
+    /// Clusters worked on at once, and remote secrets written at once.
+    #[arg(long, value_name = "N", default_value_t = ExecuteOptions::default().concurrency,
+          value_parser = parse_concurrency)]
+    concurrency: usize,
+    /// Go on without clusters that cannot be reached (their steps are reported as skipped;
+    /// re-run apply once they are back).
+    #[arg(long)]
+    skip_unreachable: bool,
+    /// Accept a loopback API server (127.0.0.1, localhost) in remote secrets: only for local
+    /// test clusters such as kind, whose API servers the other clusters can reach that way.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Take over fields that another field manager (kubectl, helm) owns instead of failing
+    /// on the conflict. Never replaces a cacerts of a different root.
+    #[arg(long)]
+    force: bool,
+    /// Output: progress and a summary (text), or one JSON report at the end (json).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = output::Format::Text)]
+    output: output::Format,
+    /// How long to wait for a gateway's external address or a reader token, e.g. 90s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    timeout: Duration,
+}
 
-pub async fn run(_args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("meshboot apply is not built yet")
+pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let spec = match MeshSpec::from_file(&args.file) {
+        Ok(spec) => spec,
+        Err(err) => {
+            // Every problem of the file, one line each, before anything is touched.
+            for line in err.lines() {
+                eprintln!("error: {line}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let options = ExecuteOptions {
+        dry_run: args.dry_run,
+        concurrency: args.concurrency,
+        skip_unreachable: args.skip_unreachable,
+        allow_loopback: args.allow_loopback,
+        force: args.force,
+        timeout: args.timeout,
+    };
+    let started = Instant::now();
+    let progress = Progress::new(
+        args.output,
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+        args.dry_run,
+    );
+    let on_event = |event: &execute::Event<'_>| progress.event(event);
+    let result = execute::apply_mesh(&spec, &options, &on_event).await;
+    progress.finish();
+    let mut report = result.with_context(|| format!("apply -f {}", args.file.display()))?;
+    report.hints = output::hints(&report, &spec, &args.file.display().to_string(), &options);
+
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        output::Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).context("writing the JSON report")?;
+            writeln!(out)?;
+        }
+        output::Format::Text => {
+            output::summary(&mut out, &report, &spec, started.elapsed())
+                .context("writing the summary")?;
+        }
+    }
+    out.flush()?;
+    Ok(if report.succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a concurrency: use a number from 1 to 4096"
+        )),
+    }
+}
+
+/// `90s`, `2m`, `1m30s`, `500ms`, `1h`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let bad = || format!("{text:?} is not a duration: use e.g. 90s, 2m, 1m30s, 500ms");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!("{text:?}: the timeout must be more than zero"));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kubectl_timeouts() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("2 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
 }

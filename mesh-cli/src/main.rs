@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod ca;
+mod output;
 mod remote_secret;
 mod render;
 mod verify;

@@ -1,0 +1,425 @@
+//! How `meshboot apply` shows a run: progress bars on a terminal, one plain line per event
+//! otherwise, and a summary (or the JSON report) from the same `Report` at the end.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mesh_core::execute::{
+    ClusterStatus, Event, ExecuteOptions, Outcome, Problem, Report, StepReport,
+};
+use mesh_core::plan::Step;
+use mesh_core::spec::MeshSpec;
+
+/// `-o text|json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Progress while it runs, then a summary.
+    Text,
+    /// One JSON report at the end (progress bars on stderr when it is a terminal).
+    Json,
+}
+
+/// More clusters than this get one overall bar instead of one bar each.
+const MAX_CLUSTER_BARS: usize = 12;
+
+/// Renders the events of a run; shared with the executor's callback, hence the lock.
+pub struct Progress {
+    dry_run: bool,
+    mode: Mutex<Mode>,
+}
+
+enum Mode {
+    /// Nothing while running (JSON to a pipe).
+    Quiet,
+    /// One line per event on stdout (not a terminal, or a dry run: the plan is the output).
+    Lines,
+    /// indicatif bars: one overall, and one per cluster when there are few.
+    Bars {
+        multi: MultiProgress,
+        overall: Option<ProgressBar>,
+        clusters: BTreeMap<String, ProgressBar>,
+    },
+}
+
+impl Progress {
+    pub fn new(format: Format, stdout_tty: bool, stderr_tty: bool, dry_run: bool) -> Progress {
+        let mode = match format {
+            Format::Text if dry_run || !stdout_tty => Mode::Lines,
+            Format::Text => Mode::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+                overall: None,
+                clusters: BTreeMap::new(),
+            },
+            Format::Json if stderr_tty => Mode::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                overall: None,
+                clusters: BTreeMap::new(),
+            },
+            Format::Json => Mode::Quiet,
+        };
+        Progress {
+            dry_run,
+            mode: Mutex::new(mode),
+        }
+    }
+
+    pub fn event(&self, event: &Event<'_>) {
+        let mut mode = self
+            .mode
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &mut *mode {
+            Mode::Quiet => {}
+            Mode::Lines => {
+                if let Some(line) = self.line(event) {
+                    // A closed stdout (`| head`) must not abort the run half-way.
+                    let _ = writeln!(io::stdout().lock(), "{line}");
+                }
+            }
+            Mode::Bars {
+                multi,
+                overall,
+                clusters,
+            } => bars(multi, overall, clusters, event),
+        }
+    }
+
+    pub fn finish(&self) {
+        let mode = self
+            .mode
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Mode::Bars {
+            overall, clusters, ..
+        } = &*mode
+        {
+            for bar in clusters.values() {
+                bar.finish();
+            }
+            if let Some(bar) = overall {
+                bar.finish();
+            }
+        }
+    }
+
+    fn line(&self, event: &Event<'_>) -> Option<String> {
+        Some(match event {
+            Event::Preflight {
+                cluster,
+                error: None,
+                ..
+            } => format!("{:<14} {cluster:<14} ok", "preflight"),
+            Event::Preflight {
+                cluster,
+                error: Some(error),
+                ..
+            } => format!("{:<14} {cluster:<14} FAILED  {error}", "preflight"),
+            Event::Ca { report } => {
+                let mut line = format!("{:<14} {:<14} root {}", "ca", "(local)", report.root);
+                let mut by_action: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (cluster, action) in &report.intermediates {
+                    by_action.entry(action).or_default().push(cluster);
+                }
+                for (action, clusters) in by_action {
+                    line.push_str(&format!(
+                        "; intermediates {action}: {}",
+                        clusters.join(", ")
+                    ));
+                }
+                line
+            }
+            Event::PhaseStarted { phase, steps } => format!("== {phase} ({steps} steps)"),
+            Event::StepDone {
+                step,
+                outcome,
+                error,
+            } => {
+                let mut line = format!(
+                    "{:<14} {:<14} {:<62} {}",
+                    step.phase.as_str(),
+                    step.cluster,
+                    describe(step),
+                    self.outcome_word(*outcome)
+                );
+                if let Some(error) = error {
+                    line.push_str(&format!(": {error}"));
+                }
+                line
+            }
+            Event::Notice { notice } => format!("notice: {}", notice.message),
+            _ => return None,
+        })
+    }
+
+    fn outcome_word(&self, outcome: Outcome) -> &'static str {
+        match (self.dry_run, outcome) {
+            (true, Outcome::Created) => "would create",
+            (true, Outcome::Updated) => "would update",
+            (_, other) => other.as_str(),
+        }
+    }
+}
+
+fn describe(step: &Step) -> String {
+    match &step.source {
+        Some(source) => format!("{} (from {source})", step.object),
+        None => step.object.to_string(),
+    }
+}
+
+fn bars(
+    multi: &MultiProgress,
+    overall: &mut Option<ProgressBar>,
+    clusters: &mut BTreeMap<String, ProgressBar>,
+    event: &Event<'_>,
+) {
+    match event {
+        Event::Planned { plan } => {
+            let style = ProgressStyle::with_template(
+                "{prefix:<14} [{bar:32}] {pos:>5}/{len:<5} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            if plan.clusters.len() <= MAX_CLUSTER_BARS {
+                let mut per_cluster: BTreeMap<&str, u64> = BTreeMap::new();
+                for step in &plan.steps {
+                    *per_cluster.entry(step.cluster.as_str()).or_default() += 1;
+                }
+                for name in &plan.clusters {
+                    let bar = multi.add(ProgressBar::new(
+                        per_cluster.get(name.as_str()).copied().unwrap_or_default(),
+                    ));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(name.clone());
+                    clusters.insert(name.clone(), bar);
+                }
+            } else {
+                let bar = multi.add(ProgressBar::new(plan.steps.len() as u64));
+                bar.set_style(style);
+                bar.set_prefix(format!("{} clusters", plan.clusters.len()));
+                *overall = Some(bar);
+            }
+        }
+        Event::PhaseStarted { phase, .. } => {
+            if let Some(bar) = overall {
+                bar.set_message(phase.to_string());
+            }
+        }
+        Event::StepStarted { step } => {
+            if let Some(bar) = clusters.get(&step.cluster) {
+                bar.set_message(format!("{} {}", step.phase, step.object));
+            }
+        }
+        Event::StepDone {
+            step,
+            outcome,
+            error,
+        } => {
+            if let Some(bar) = overall {
+                bar.inc(1);
+            }
+            if let Some(bar) = clusters.get(&step.cluster) {
+                bar.inc(1);
+                if *outcome == Outcome::Failed {
+                    bar.set_message(format!(
+                        "FAILED {}: {}",
+                        step.object,
+                        error.unwrap_or_default()
+                    ));
+                    bar.abandon();
+                }
+            }
+        }
+        Event::Preflight {
+            cluster,
+            error: Some(error),
+            ..
+        } => {
+            let _ = multi.println(format!("preflight {cluster}: {error}"));
+        }
+        Event::Notice { notice } => {
+            let _ = multi.println(format!("notice: {}", notice.message));
+        }
+        _ => {}
+    }
+}
+
+/// What to run next, in the light of the report.
+pub fn hints(
+    report: &Report,
+    spec: &MeshSpec,
+    file: &str,
+    options: &ExecuteOptions,
+) -> Vec<String> {
+    let mut again = format!("meshboot apply -f {file}");
+    if options.allow_loopback {
+        again.push_str(" --allow-loopback");
+    }
+    let ns = &spec.istio_namespace;
+    let context = |cluster: &str| {
+        spec.cluster(cluster)
+            .map(|c| c.context.clone())
+            .unwrap_or_else(|| cluster.to_string())
+    };
+    let mut hints = Vec::new();
+    for cluster in &report.clusters {
+        let ctx = context(&cluster.cluster);
+        let name = &cluster.cluster;
+        match cluster.problem {
+            Some(Problem::Unreachable) if report.stopped.is_some() => hints.push(format!(
+                "{name}: `kubectl --context {ctx} get namespace {ns}` shows what is wrong; or \
+                 `{again} --skip-unreachable` bootstraps the other clusters now and {name} on a \
+                 later run"
+            )),
+            Some(Problem::Unreachable) => hints.push(format!(
+                "{name}: once it is reachable, `{again}` finishes it (what is done stays unchanged)"
+            )),
+            Some(Problem::Credentials) => hints.push(format!(
+                "{name}: check the kubeconfig context with `kubectl --context {ctx} auth whoami`"
+            )),
+            Some(Problem::Forbidden) => hints.push(format!(
+                "{name}: `kubectl --context {ctx} auth can-i --list -n {ns}` shows what these \
+                 credentials may do; apply needs create and patch on what it writes"
+            )),
+            Some(Problem::CacertsConflict) => hints.push(format!(
+                "{name}: `kubectl --context {ctx} -n {ns} get secret cacerts -o \
+                 jsonpath='{{.data.root-cert\\.pem}}' | base64 -d | openssl x509 -noout -subject \
+                 -fingerprint -sha256` shows the root it trusts"
+            )),
+            Some(Problem::LoopbackServer) => hints.push(format!(
+                "{name}: set `apiServer:` for {name} in {file} to an address the other clusters \
+                 can dial, or add --allow-loopback for local test clusters"
+            )),
+            Some(Problem::Other) | None => {}
+        }
+    }
+    if report.stopped.is_none() {
+        let failed: Vec<&str> = report
+            .clusters
+            .iter()
+            .filter(|c| c.status == ClusterStatus::Failed)
+            .map(|c| c.cluster.as_str())
+            .collect();
+        if !failed.is_empty() {
+            hints.push(format!(
+                "fix what failed on {}, then run `{again}` again: what is done stays unchanged",
+                failed.join(", ")
+            ));
+        }
+    }
+    if report.succeeded {
+        hints.push(if report.dry_run {
+            format!("apply it: `{again}`")
+        } else {
+            format!("check the mesh: `meshboot verify -f {file}`")
+        });
+    }
+    hints
+}
+
+/// The human summary printed after a run.
+pub fn summary(
+    out: &mut impl Write,
+    report: &Report,
+    spec: &MeshSpec,
+    elapsed: Duration,
+) -> io::Result<()> {
+    let t = &report.totals;
+    let clusters = report.clusters.len();
+    if let Some(stopped) = &report.stopped {
+        writeln!(out, "apply stopped: {stopped}")?;
+    } else if report.dry_run {
+        writeln!(
+            out,
+            "dry run, {clusters} clusters, {} steps: would create {}, would update {}, {} unchanged \
+             (nothing was written)",
+            t.total(),
+            t.created,
+            t.updated,
+            t.unchanged
+        )?;
+    } else if t.written() == 0 && report.succeeded {
+        writeln!(
+            out,
+            "{clusters} clusters already converged: all {} objects unchanged, nothing written ({:.1}s)",
+            t.total(),
+            elapsed.as_secs_f64()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{clusters} clusters, {} steps in {:.1}s: {} created, {} updated, {} unchanged, {} \
+             failed, {} skipped",
+            t.total(),
+            elapsed.as_secs_f64(),
+            t.created,
+            t.updated,
+            t.unchanged,
+            t.failed,
+            t.skipped
+        )?;
+    }
+    let width = spec
+        .clusters
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    writeln!(
+        out,
+        "  {:<width$}  {:<13}  {:>7}  {:>7}  {:>9}  {:>6}  {:>7}",
+        "CLUSTER", "STATUS", "CREATED", "UPDATED", "UNCHANGED", "FAILED", "SKIPPED"
+    )?;
+    for c in &report.clusters {
+        writeln!(
+            out,
+            "  {:<width$}  {:<13}  {:>7}  {:>7}  {:>9}  {:>6}  {:>7}",
+            c.cluster,
+            c.status.as_str(),
+            c.totals.created,
+            c.totals.updated,
+            c.totals.unchanged,
+            c.totals.failed,
+            c.totals.skipped
+        )?;
+    }
+    for c in &report.clusters {
+        if let Some(error) = &c.error {
+            writeln!(out, "error: {error}")?;
+        }
+        for step in c.steps.iter().filter(|s| s.outcome == Outcome::Failed) {
+            writeln!(out, "error: {}", failure_line(&c.cluster, step))?;
+        }
+        let skipped = c
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Skipped)
+            .count();
+        if skipped > 0 && c.error.is_none() {
+            writeln!(out, "  {}: {skipped} steps not attempted", c.cluster)?;
+        }
+    }
+    for notice in &report.notices {
+        writeln!(out, "notice: {}", notice.message)?;
+        if let Some(hint) = &notice.hint {
+            writeln!(out, "  run: {hint}")?;
+        }
+    }
+    for hint in &report.hints {
+        writeln!(out, "hint: {hint}")?;
+    }
+    Ok(())
+}
+
+fn failure_line(cluster: &str, step: &StepReport) -> String {
+    format!(
+        "{cluster} {} {}: {}",
+        step.phase,
+        step.object,
+        step.error.as_deref().unwrap_or("failed")
+    )
+}

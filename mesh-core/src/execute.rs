@@ -1,1 +1,0 @@
-//! Runs a plan against clusters (being built).

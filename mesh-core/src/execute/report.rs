@@ -1,0 +1,319 @@
+//! What a run tells its caller: the typed event stream while it runs and the [`Report`] at the
+//! end. Human output and `-o json` are both rendered from these, so they cannot disagree.
+
+use serde::Serialize;
+
+use crate::cluster::ObjectRef;
+use crate::plan::{Phase, Step, serialize_object_ref};
+
+/// What happened to one step.
+///
+/// In a dry run the outcome is what *would* happen, as far as reading the cluster can tell.
+///
+/// ```
+/// use mesh_core::execute::Outcome;
+/// assert_eq!(Outcome::Unchanged.as_str(), "unchanged");
+/// assert!(Outcome::Created.is_success() && !Outcome::Skipped.is_success());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The object did not exist and was created.
+    Created,
+    /// The object existed and some of its fields were changed.
+    Updated,
+    /// The object already held every desired field: nothing was written.
+    Unchanged,
+    /// The step was attempted and failed.
+    Failed,
+    /// The step was not attempted: its cluster was unreachable, or a step it needs failed.
+    Skipped,
+}
+
+impl Outcome {
+    /// The lower-case name used in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    /// True for created, updated and unchanged.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Outcome::Created | Outcome::Updated | Outcome::Unchanged
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts of step outcomes.
+///
+/// ```
+/// use mesh_core::execute::{Outcome, Totals};
+/// let mut t = Totals::default();
+/// t.add(Outcome::Created);
+/// t.add(Outcome::Unchanged);
+/// assert_eq!((t.created, t.unchanged, t.total()), (1, 1, 2));
+/// assert!(t.all_succeeded());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Steps that created an object.
+    pub created: usize,
+    /// Steps that changed an object.
+    pub updated: usize,
+    /// Steps that found their object already right.
+    pub unchanged: usize,
+    /// Steps that failed.
+    pub failed: usize,
+    /// Steps not attempted.
+    pub skipped: usize,
+}
+
+impl Totals {
+    /// Counts one outcome.
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, other: &Totals) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+
+    /// Every step counted.
+    pub fn total(&self) -> usize {
+        self.created + self.updated + self.unchanged + self.failed + self.skipped
+    }
+
+    /// Steps that wrote something.
+    pub fn written(&self) -> usize {
+        self.created + self.updated
+    }
+
+    /// True when nothing failed and nothing was skipped.
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.skipped == 0
+    }
+}
+
+/// How a cluster fared as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterStatus {
+    /// Every step succeeded.
+    Ok,
+    /// At least one step (or its preflight) failed.
+    Failed,
+    /// Nothing failed here, but some steps were skipped because another cluster they need did
+    /// not complete (a remote secret whose source failed).
+    Incomplete,
+    /// The cluster could not be reached; with `--skip-unreachable` its steps were skipped.
+    Unreachable,
+    /// Nothing was attempted on it because preflight stopped the run elsewhere.
+    NotAttempted,
+}
+
+impl ClusterStatus {
+    /// The name used in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterStatus::Ok => "ok",
+            ClusterStatus::Failed => "failed",
+            ClusterStatus::Incomplete => "incomplete",
+            ClusterStatus::Unreachable => "unreachable",
+            ClusterStatus::NotAttempted => "not-attempted",
+        }
+    }
+}
+
+/// Why preflight kept a cluster out, as a kind a caller can act on (the message has details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Problem {
+    /// The API server could not be reached (after retries).
+    Unreachable,
+    /// The kubeconfig entry is missing or broken, or the credentials were rejected.
+    Credentials,
+    /// The credentials may not read or write what apply needs.
+    Forbidden,
+    /// `cacerts` already exists with a different root.
+    CacertsConflict,
+    /// The API server other clusters would dial is a loopback address.
+    LoopbackServer,
+    /// Anything else (the message says what).
+    Other,
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    /// The phase of the step.
+    pub phase: Phase,
+    /// `apply` or `remote-secret`.
+    pub action: &'static str,
+    /// The object written (or that would be).
+    #[serde(serialize_with = "serialize_object_ref")]
+    pub object: ObjectRef,
+    /// For a remote secret: the cluster it gives access to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything about one cluster: its preflight, its steps (remote secrets are listed under the
+/// cluster they are written to) and their totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterReport {
+    /// The cluster name.
+    pub cluster: String,
+    /// How it fared.
+    pub status: ClusterStatus,
+    /// Why preflight failed or the cluster was unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The kind of preflight problem, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+    /// The steps, in plan order.
+    pub steps: Vec<StepReport>,
+    /// Outcome counts of `steps`.
+    pub totals: Totals,
+}
+
+/// Something the user must do that apply cannot do for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// The cluster it is about.
+    pub cluster: String,
+    /// What to know, e.g. `istiod in eu must be restarted to pick it up`.
+    pub message: String,
+    /// The command that does it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The local CA phase: what happened to the root and to each cluster's intermediate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaReport {
+    /// The CA directory.
+    pub dir: String,
+    /// `created`, `imported`, `unchanged`, or in a dry run `would create`/`would import`.
+    pub root: String,
+    /// Per cluster: `created`, `unchanged` or `replaced` (dry run: `would create`...).
+    pub intermediates: Vec<(String, String)>,
+}
+
+/// The result of a run: per cluster and step, and totals. Serialises to the `-o json` output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// True when nothing was written because this was a dry run.
+    pub dry_run: bool,
+    /// True when every step on every cluster succeeded (exit code 0).
+    pub succeeded: bool,
+    /// Set when preflight stopped the run before anything was written, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The local CA phase (absent when preflight stopped the run first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaReport>,
+    /// One entry per cluster, in mesh-file order.
+    pub clusters: Vec<ClusterReport>,
+    /// Things the user must do, such as restarting istiod.
+    pub notices: Vec<Notice>,
+    /// What to run next when something is left to do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    /// Outcome counts over every cluster.
+    pub totals: Totals,
+}
+
+impl Report {
+    /// The report of one cluster.
+    pub fn cluster(&self, name: &str) -> Option<&ClusterReport> {
+        self.clusters.iter().find(|c| c.cluster == name)
+    }
+}
+
+/// What a running apply reports as it goes. Library users get the same events the CLI renders.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Preflight finished on one cluster: `error` is `None` when it passed.
+    Preflight {
+        /// The cluster.
+        cluster: &'a str,
+        /// Why it failed.
+        error: Option<&'a str>,
+        /// What kind of problem it was.
+        problem: Option<Problem>,
+    },
+    /// The local CA is ready.
+    Ca {
+        /// What happened to it.
+        report: &'a CaReport,
+    },
+    /// The plan is built: every step that follows is one of its steps.
+    Planned {
+        /// The plan.
+        plan: &'a crate::plan::Plan,
+    },
+    /// A phase starts, with the number of steps it holds.
+    PhaseStarted {
+        /// The phase.
+        phase: Phase,
+        /// Steps in it.
+        steps: usize,
+    },
+    /// A step starts.
+    StepStarted {
+        /// The step.
+        step: &'a Step,
+    },
+    /// A step ended (or was skipped without starting).
+    StepDone {
+        /// The step.
+        step: &'a Step,
+        /// What happened.
+        outcome: Outcome,
+        /// Why it failed or was skipped.
+        error: Option<&'a str>,
+    },
+    /// A phase ended on every cluster.
+    PhaseDone {
+        /// The phase.
+        phase: Phase,
+        /// Outcome counts of its steps.
+        totals: Totals,
+    },
+    /// Something the user must do.
+    Notice {
+        /// What.
+        notice: &'a Notice,
+    },
+}
