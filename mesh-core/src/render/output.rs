@@ -343,8 +343,12 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         "Rendered by `meshboot render` from `{}`: model **{}**, data plane **{}**, trust domain `{}`, namespace `{ns}`.",
         ctx.mesh_file, spec.model, spec.dataplane, spec.trust_domain
     ));
-    line("Everything below is what `meshboot apply` does for you, in the same order; use this");
-    line("plan when you apply with GitOps or by hand.");
+    line(&format!(
+        "`meshboot apply -f {}` applies every object below and creates the remote secrets; it",
+        shell_word(&ctx.mesh_file)
+    ));
+    line("does not run Helm. This plan is for GitOps or by hand. Primaries come first: a remote's");
+    line("istiod needs its primary's east-west gateway address.");
     line("");
     line("| cluster | role | network | context | files |");
     line("|---|---|---|---|---|");
@@ -494,7 +498,7 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
             "They carry live ServiceAccount tokens, so they are never written to disk. Either let",
         );
         line(
-            "meshboot create all of them (it also re-runs every step above, writing nothing that is",
+            "meshboot create all of them (it applies the objects above too, leaving alone what is",
         );
         line("already in place):");
         line("");
@@ -503,6 +507,11 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         line("```");
         line("");
         line("or one per ordered pair (source → destination):");
+        let ns_flag = if ns == "istio-system" {
+            String::new()
+        } else {
+            format!(" -n {ns}")
+        };
         line("");
         line("```sh");
         for (src, dst) in &pairs {
@@ -515,7 +524,7 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
                 .map(|a| format!(" --server {}", shell_word(a)))
                 .unwrap_or_default();
             line(&format!(
-                "meshboot remote-secret{} --name {}{server} | kubectl apply{} -f -",
+                "meshboot remote-secret{} --name {}{server}{ns_flag} | kubectl apply{} -f -",
                 ctx_flags(s, true),
                 s.name,
                 ctx_flags(d, true)
