@@ -1,0 +1,564 @@
+//! What each cluster gets, as a user of the rendered manifests would check it: complete objects,
+//! string-only labels, the network label set once, exposure only where it is needed, the right
+//! Helm values per model, no private key in Debug output, and the output tree written safely.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mesh_core::pki::ClusterBundle;
+use mesh_core::plan::Phase;
+use mesh_core::render::{self, ClusterRender, Needs, RenderError, helm, output};
+use mesh_core::spec::MeshSpec;
+use serde_json::Value;
+
+const SECRET_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-MATERIAL\n-----END PRIVATE KEY-----\n";
+
+fn spec(body: &str) -> MeshSpec {
+    let text = format!("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\n{body}");
+    MeshSpec::from_yaml(&text, Path::new("/srv"), "mesh.yaml").expect("valid spec")
+}
+
+fn bundle(c: &str) -> ClusterBundle {
+    ClusterBundle {
+        cluster: c.into(),
+        ca_cert_pem: format!("cert of {c}"),
+        ca_key_pem: SECRET_KEY.into(),
+        root_cert_pem: "root".into(),
+        cert_chain_pem: format!("cert of {c}\nroot"),
+    }
+}
+
+fn render_all(spec: &MeshSpec) -> Vec<ClusterRender> {
+    let bundles: BTreeMap<_, _> = spec
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), bundle(&c.name)))
+        .collect();
+    render::render_mesh(spec, &bundles).expect("renders")
+}
+
+fn names(r: &ClusterRender) -> Vec<String> {
+    r.objects.iter().map(|o| o.describe()).collect()
+}
+
+fn find<'a>(r: &'a ClusterRender, kind: &str, name: &str) -> Option<&'a Value> {
+    r.objects
+        .iter()
+        .map(|o| &o.object)
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn values<'a>(r: &'a ClusterRender, chart: &str) -> Option<&'a Value> {
+    r.helm_values
+        .iter()
+        .find(|h| h.chart == chart)
+        .map(|h| &h.values)
+}
+
+const THREE: &str = "clusters:\n  - {name: eu, network: network3, context: eu}\n  - {name: ap, network: network1, context: ap}\n  - {name: us, network: network2, context: us}\n";
+const PR_ONE_NET: &str = "model: primary-remote\nclusters:\n  - {name: c1, network: n1, context: c1, role: primary}\n  - {name: c2, network: n1, context: c2, role: remote}\n";
+const PR_TWO_NETS: &str = "model: primary-remote\nclusters:\n  - {name: c1, network: n1, context: c1, role: primary}\n  - {name: c2, network: n2, context: c2, role: remote}\n";
+const AMBIENT: &str = "dataplane: ambient\nclusters:\n  - {name: c1, network: n1, context: c1}\n  - {name: c2, network: n2, context: c2}\n";
+
+fn all_examples() -> Vec<MeshSpec> {
+    [THREE, PR_ONE_NET, PR_TWO_NETS, AMBIENT]
+        .iter()
+        .map(|b| spec(b))
+        .collect()
+}
+
+/// Every label / annotation / selector map in an object, with where it is.
+fn string_maps(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let p = format!("{path}.{k}");
+                if matches!(k.as_str(), "labels" | "annotations" | "matchLabels")
+                    || (k == "selector" && child.get("matchLabels").is_none())
+                {
+                    out.push((p.clone(), child.clone()));
+                }
+                string_maps(child, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                string_maps(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_object_is_complete() {
+    const CLUSTER_SCOPED: [&str; 3] = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
+    for spec in all_examples() {
+        for r in render_all(&spec) {
+            for o in &r.objects {
+                let obj = &o.object;
+                let what = format!("{}: {}", r.cluster, o.describe());
+                assert!(
+                    obj["apiVersion"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{what}: apiVersion"
+                );
+                let kind = obj["kind"].as_str().unwrap_or_default();
+                assert!(!kind.is_empty(), "{what}: kind");
+                assert!(
+                    obj["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty()),
+                    "{what}: name"
+                );
+                if CLUSTER_SCOPED.contains(&kind) {
+                    assert!(
+                        obj["metadata"].get("namespace").is_none(),
+                        "{what}: cluster-scoped"
+                    );
+                } else {
+                    assert_eq!(
+                        obj["metadata"]["namespace"], "istio-system",
+                        "{what}: namespace"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn label_and_annotation_values_are_always_strings() {
+    for spec in all_examples() {
+        for r in render_all(&spec) {
+            for o in &r.objects {
+                let mut maps = Vec::new();
+                string_maps(&o.object, "", &mut maps);
+                for (path, m) in maps {
+                    let Some(m) = m.as_object() else { continue };
+                    for (k, v) in m {
+                        assert!(
+                            v.is_string(),
+                            "{}: {}{path}.{k} = {v} is not a string",
+                            r.cluster,
+                            o.describe()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn objects_come_in_apply_order() {
+    for spec in all_examples() {
+        for r in render_all(&spec) {
+            let phases: Vec<Phase> = r.objects.iter().map(|o| o.phase).collect();
+            let mut sorted = phases.clone();
+            sorted.sort();
+            assert_eq!(phases, sorted, "{}", r.cluster);
+            let stems: Vec<&str> = r.objects.iter().map(|o| o.file_stem.as_str()).collect();
+            let mut sorted = stems.clone();
+            sorted.sort();
+            assert_eq!(
+                stems, sorted,
+                "{}: file names sort in apply order",
+                r.cluster
+            );
+            assert_eq!(r.objects[0].object["kind"], "Namespace");
+        }
+    }
+}
+
+#[test]
+fn three_region_gets_gateways_exposure_and_readers_everywhere() {
+    let spec = spec(THREE);
+    for r in render_all(&spec) {
+        let net = &spec.cluster(&r.cluster).unwrap().network;
+        let ns = find(&r, "Namespace", "istio-system").unwrap();
+        assert_eq!(&ns["metadata"]["labels"]["topology.istio.io/network"], net);
+        assert!(ns["metadata"].get("annotations").is_none());
+        let svc = find(&r, "Service", "istio-eastwestgateway").expect("east-west Service");
+        assert_eq!(svc["spec"]["type"], "LoadBalancer");
+        let ports: Vec<_> = svc["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap(),
+                    p["port"].as_i64().unwrap(),
+                    p["protocol"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("status-port", 15021, "TCP"),
+                ("tls", 15443, "TCP"),
+                ("tls-istiod", 15012, "TCP"),
+                ("tls-webhook", 15017, "TCP")
+            ]
+        );
+        assert_eq!(&svc["metadata"]["labels"]["topology.istio.io/network"], net);
+        let dep = find(&r, "Deployment", "istio-eastwestgateway").unwrap();
+        let pod = &dep["spec"]["template"];
+        assert_eq!(
+            pod["metadata"]["annotations"]["inject.istio.io/templates"],
+            "gateway"
+        );
+        assert_eq!(pod["metadata"]["labels"]["sidecar.istio.io/inject"], "true");
+        assert_eq!(pod["spec"]["containers"][0]["image"], "auto");
+        assert_eq!(
+            pod["spec"]["containers"][0]["env"][0]["name"],
+            "ISTIO_META_REQUESTED_NETWORK_VIEW"
+        );
+        assert_eq!(&pod["spec"]["containers"][0]["env"][0]["value"], net);
+        // The selector the exposure Gateways use matches the gateway pods.
+        let gw = find(&r, "Gateway", "cross-network-gateway")
+            .expect("multi-network: cross-network-gateway");
+        assert_eq!(
+            gw["spec"]["selector"]["istio"],
+            pod["metadata"]["labels"]["istio"]
+        );
+        assert_eq!(gw["spec"]["servers"][0]["port"]["number"], 15443);
+        assert_eq!(gw["spec"]["servers"][0]["hosts"][0], "*.local");
+        assert!(
+            find(&r, "Gateway", "istiod-gateway").is_none(),
+            "multi-primary exposes no istiod"
+        );
+        let role = find(&r, "Role", "istio-eastwestgateway").unwrap();
+        assert_eq!(role["rules"][0]["resources"][0], "secrets");
+        assert!(find(&r, "ServiceAccount", "istio-reader-service-account").is_some());
+        // Helm: identity values and the gateway through networkGateway only.
+        let istiod = values(&r, "istiod").unwrap();
+        assert_eq!(istiod["global"]["meshID"], "mesh1");
+        assert_eq!(
+            istiod["global"]["multiCluster"]["clusterName"],
+            r.cluster.as_str()
+        );
+        assert_eq!(&istiod["global"]["network"], net);
+        assert_eq!(
+            values(&r, "gateway").unwrap(),
+            &serde_json::json!({"name": "istio-eastwestgateway", "networkGateway": net})
+        );
+        assert_eq!(values(&r, "base").unwrap(), &serde_json::json!({}));
+    }
+}
+
+#[test]
+fn one_network_multi_primary_needs_no_gateway() {
+    let spec = spec(
+        "clusters:\n  - {name: a, network: n1, context: a}\n  - {name: b, network: n1, context: b}\n",
+    );
+    for r in render_all(&spec) {
+        assert_eq!(
+            names(&r),
+            [
+                "Namespace/istio-system",
+                "Secret/istio-system/cacerts",
+                "ServiceAccount/istio-system/istio-reader-service-account",
+                "ClusterRole/istio-reader-clusterrole-istio-system",
+                "ClusterRoleBinding/istio-reader-clusterrole-istio-system",
+                "Secret/istio-system/istio-reader-service-account-istio-remote-secret-token",
+            ]
+        );
+        assert!(values(&r, "gateway").is_none());
+    }
+}
+
+#[test]
+fn primary_remote_on_one_network() {
+    let spec = spec(PR_ONE_NET);
+    let r = render_all(&spec);
+    let (primary, remote) = (&r[0], &r[1]);
+    assert!(find(primary, "Gateway", "istiod-gateway").is_some());
+    assert!(find(primary, "VirtualService", "istiod-vs").is_some());
+    assert!(
+        find(primary, "Service", "istio-eastwestgateway").is_some(),
+        "istiod is exposed through it"
+    );
+    assert!(
+        find(primary, "Gateway", "cross-network-gateway").is_none(),
+        "one network"
+    );
+    assert!(
+        find(primary, "ServiceAccount", "istio-reader-service-account").is_none(),
+        "nobody reads the primary"
+    );
+    assert_eq!(
+        values(primary, "istiod").unwrap()["global"]["externalIstiod"],
+        true
+    );
+    assert_eq!(
+        values(primary, "istiod").unwrap()["pilot"]["env"]["EXTERNAL_ISTIOD"],
+        "true"
+    );
+    assert_eq!(
+        values(primary, "base").unwrap()["global"]["externalIstiod"],
+        true
+    );
+
+    let ns = find(remote, "Namespace", "istio-system").unwrap();
+    assert_eq!(
+        ns["metadata"]["annotations"]["topology.istio.io/controlPlaneClusters"],
+        "c1"
+    );
+    assert!(
+        find(remote, "Service", "istio-eastwestgateway").is_none(),
+        "one network: no remote gateway"
+    );
+    assert!(find(remote, "Gateway", "istiod-gateway").is_none());
+    let v = values(remote, "istiod").unwrap();
+    assert_eq!(v["profile"], "remote");
+    assert_eq!(
+        v["istiodRemote"]["injectionPath"],
+        "/inject/cluster/c2/net/n1"
+    );
+    assert_eq!(v["global"]["configCluster"], true);
+    assert_eq!(v["pilot"]["enabled"], false);
+    assert!(
+        v["global"].get("remotePilotAddress").is_none(),
+        "unknown offline"
+    );
+    assert_eq!(values(remote, "base").unwrap()["profile"], "remote");
+    // The primary's istiod manages the remote's webhooks through the reader account.
+    let role = find(
+        remote,
+        "ClusterRole",
+        "istio-reader-clusterrole-istio-system",
+    )
+    .unwrap();
+    let rules = role["rules"].to_string();
+    assert!(
+        rules.contains("mutatingwebhookconfigurations")
+            && rules.contains("validatingwebhookconfigurations"),
+        "{rules}"
+    );
+}
+
+#[test]
+fn a_known_discovery_address_goes_into_the_remote_values() {
+    let spec = spec(PR_ONE_NET);
+    let remote = &spec.clusters[1];
+    let v = helm::values(&spec, remote, Needs::of(&spec, remote), Some("203.0.113.5")).unwrap();
+    assert_eq!(v[1].values["global"]["remotePilotAddress"], "203.0.113.5");
+}
+
+#[test]
+fn primary_remote_on_two_networks() {
+    let spec = spec(PR_TWO_NETS);
+    let r = render_all(&spec);
+    let (primary, remote) = (&r[0], &r[1]);
+    assert!(find(primary, "Gateway", "cross-network-gateway").is_some());
+    assert!(find(primary, "Gateway", "istiod-gateway").is_some());
+    let svc = find(remote, "Service", "istio-eastwestgateway")
+        .expect("remote crosses networks through its own gateway");
+    assert_eq!(svc["metadata"]["labels"]["topology.istio.io/network"], "n2");
+    // Istio config lives on the primary only (docs: expose-services in cluster1 only).
+    assert!(find(remote, "Gateway", "cross-network-gateway").is_none());
+    assert_eq!(
+        values(remote, "istiod").unwrap()["istiodRemote"]["injectionPath"],
+        "/inject/cluster/c2/net/n2"
+    );
+}
+
+#[test]
+fn ambient_uses_gateway_api_and_ztunnel() {
+    let spec = spec(AMBIENT);
+    for r in render_all(&spec) {
+        let gw = find(&r, "Gateway", "istio-eastwestgateway").expect("ambient east-west Gateway");
+        assert_eq!(gw["apiVersion"], "gateway.networking.k8s.io/v1");
+        assert_eq!(gw["spec"]["gatewayClassName"], "istio-east-west");
+        assert_eq!(gw["spec"]["listeners"][0]["port"], 15008);
+        assert_eq!(gw["spec"]["listeners"][0]["protocol"], "HBONE");
+        assert!(find(&r, "Deployment", "istio-eastwestgateway").is_none());
+        assert!(
+            find(&r, "Gateway", "cross-network-gateway").is_none(),
+            "15443 passthrough is for sidecars"
+        );
+        let istiod = values(&r, "istiod").unwrap();
+        assert_eq!(istiod["profile"], "ambient");
+        assert_eq!(istiod["env"]["AMBIENT_ENABLE_MULTI_NETWORK"], "true");
+        assert_eq!(values(&r, "cni").unwrap()["profile"], "ambient");
+        let z = values(&r, "ztunnel").unwrap();
+        assert_eq!(z["multiCluster"]["clusterName"], r.cluster.as_str());
+        assert!(
+            values(&r, "gateway").is_none(),
+            "the istio/gateway chart is wrong for ambient"
+        );
+        let charts: Vec<_> = r.helm_values.iter().map(|h| h.chart.as_str()).collect();
+        assert_eq!(charts, ["base", "istiod", "cni", "ztunnel"]);
+    }
+}
+
+#[test]
+fn a_custom_namespace_and_trust_domain_flow_everywhere() {
+    let spec = spec(
+        "istioNamespace: mesh-system\ntrustDomain: corp.example\nmodel: primary-remote\nclusters:\n  - {name: c1, network: n1, context: c1, role: primary}\n  - {name: c2, network: n2, context: c2, role: remote}\n",
+    );
+    let r = render_all(&spec);
+    assert!(find(&r[0], "Namespace", "mesh-system").is_some());
+    let vs = find(&r[0], "VirtualService", "istiod-vs").unwrap();
+    assert_eq!(
+        vs["spec"]["tls"][0]["route"][0]["destination"]["host"],
+        "istiod.mesh-system.svc.cluster.local"
+    );
+    assert!(find(&r[1], "ClusterRole", "istio-reader-clusterrole-mesh-system").is_some());
+    assert_eq!(
+        values(&r[0], "istiod").unwrap()["meshConfig"]["trustDomain"],
+        "corp.example"
+    );
+}
+
+#[test]
+fn cacerts_is_opaque_with_the_four_files() {
+    let spec = spec(THREE);
+    let r = render_all(&spec);
+    let s = find(&r[0], "Secret", "cacerts").unwrap();
+    assert_eq!(s["type"], "Opaque");
+    let keys: Vec<_> = s["data"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "ca-cert.pem",
+            "ca-key.pem",
+            "cert-chain.pem",
+            "root-cert.pem"
+        ]
+    );
+    assert!(
+        r[0].objects
+            .iter()
+            .find(|o| o.object["metadata"]["name"] == "cacerts")
+            .unwrap()
+            .is_sensitive()
+    );
+}
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let spec = spec(THREE);
+    let r = render_all(&spec);
+    let debug = format!("{r:?}");
+    assert!(debug.contains("Secret/istio-system/cacerts"), "{debug}");
+    assert!(
+        !debug.contains("TOP-SECRET") && !debug.contains("VE9QLVNFQ1JFVC"),
+        "key material in Debug output"
+    );
+    let files = output::files(&spec, &r, output::Format::Files, &ctx()).unwrap();
+    assert!(!format!("{files:?}").contains("VE9QLVNFQ1JFVC"));
+}
+
+#[test]
+fn a_bundle_for_another_cluster_is_refused() {
+    let spec = spec(THREE);
+    let err = render::render_cluster(&spec, &spec.clusters[0], &bundle("us")).unwrap_err();
+    assert!(matches!(err, RenderError::BundleMismatch { .. }));
+    assert_eq!(
+        err.to_string(),
+        "cluster eu: the CA bundle given is cluster us's"
+    );
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let spec = spec(THREE);
+    let a = output::files(&spec, &render_all(&spec), output::Format::Kustomize, &ctx()).unwrap();
+    let b = output::files(&spec, &render_all(&spec), output::Format::Kustomize, &ctx()).unwrap();
+    assert_eq!(a, b);
+}
+
+fn ctx() -> output::PlanContext {
+    output::PlanContext {
+        mesh_file: "mesh.yaml".into(),
+        out_dir: "out".into(),
+    }
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn writing_the_tree_is_safe_to_repeat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let spec3 = spec(THREE);
+    let files = output::files(&spec3, &render_all(&spec3), output::Format::Files, &ctx()).unwrap();
+
+    let first = output::write(&out, &files).unwrap();
+    assert_eq!(first.written.len(), files.len());
+    assert!(first.stale.is_empty());
+    assert_eq!(
+        mode(&out.join("eu/02-cacerts.yaml")),
+        0o600,
+        "the key file is private"
+    );
+    assert_eq!(mode(&out.join("eu/01-namespace.yaml")), 0o644);
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("eu"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    // A file a user keeps next to the output is never touched.
+    std::fs::write(out.join("eu/README.md"), "mine").unwrap();
+    let second = output::write(&out, &files).unwrap();
+    assert!(second.written.is_empty(), "{:?}", second.written);
+    assert_eq!(second.unchanged.len(), files.len());
+
+    // A loosened key file is rewritten with 0600 even though its bytes are the same.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            out.join("eu/02-cacerts.yaml"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let third = output::write(&out, &files).unwrap();
+    assert_eq!(third.written, [out.join("eu/02-cacerts.yaml")]);
+    assert_eq!(mode(&out.join("eu/02-cacerts.yaml")), 0o600);
+
+    // Drop `us` and move to one network: its folder and the gateway files become stale, and
+    // are reported, not deleted.
+    let spec2 = spec(
+        "clusters:\n  - {name: eu, network: n1, context: eu}\n  - {name: ap, network: n1, context: ap}\n",
+    );
+    let files2 = output::files(&spec2, &render_all(&spec2), output::Format::Files, &ctx()).unwrap();
+    let fourth = output::write(&out, &files2).unwrap();
+    let stale: Vec<String> = fourth
+        .stale
+        .iter()
+        .map(|p| p.strip_prefix(&out).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        stale.contains(&"us/02-cacerts.yaml".to_string()),
+        "{stale:?}"
+    );
+    assert!(
+        stale.contains(&"eu/03-eastwest-gateway.yaml".to_string()),
+        "{stale:?}"
+    );
+    assert!(
+        stale.contains(&"eu/helm/gateway-values.yaml".to_string()),
+        "{stale:?}"
+    );
+    assert!(!stale.iter().any(|s| s.ends_with("README.md")), "{stale:?}");
+    assert!(
+        out.join("us/02-cacerts.yaml").exists(),
+        "stale files are not deleted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("eu/README.md")).unwrap(),
+        "mine"
+    );
+}
