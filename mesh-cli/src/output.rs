@@ -314,7 +314,12 @@ pub fn hints(
         hints.push(if report.dry_run {
             format!("apply it: `{again}`")
         } else {
-            format!("check the mesh: `meshboot verify -f {file}`")
+            let loopback = if options.allow_loopback {
+                " --allow-loopback"
+            } else {
+                ""
+            };
+            format!("check the mesh: `meshboot verify -f {file}{loopback}`")
         });
     }
     hints
