@@ -52,6 +52,9 @@ impl Severity {
 /// ```
 /// use mesh_core::verify::Check;
 /// assert_eq!(Check::RemoteSecret.as_str(), "remote-secret");
+/// // Text and JSON output name checks alike.
+/// let json = serde_json::to_value(Check::EastWestGateway).unwrap();
+/// assert_eq!(json, Check::EastWestGateway.as_str());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,6 +74,7 @@ pub enum Check {
     /// A remote secret that should not be there.
     UnexpectedSecret,
     /// The east-west gateway Service has an external address.
+    #[serde(rename = "eastwest-gateway")]
     EastWestGateway,
 }
 
