@@ -14,7 +14,9 @@ pub async fn client(kubeconfig: &Path, context: &str) -> anyhow::Result<kube::Cl
         context: Some(context.into()),
         ..Default::default()
     };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
+    // Tests look at the emulator's raw answers; kube-rs would otherwise retry 429/503 itself.
+    cfg.default_retry = false;
     Ok(kube::Client::try_from(cfg)?)
 }
 
@@ -31,7 +33,8 @@ pub async fn client_as(
         token,
     }])?;
     let kc = Kubeconfig::from_yaml(&text)?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    cfg.default_retry = false;
     Ok(kube::Client::try_from(cfg)?)
 }
 
