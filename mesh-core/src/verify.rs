@@ -322,13 +322,21 @@ async fn verify_inner(
         check_unexpected(&mut report, spec, dst, secrets, &expected);
     }
     if options.check_tokens {
-        let results: Vec<Finding> = futures::stream::iter(token_checks)
-            .map(|(src, dst, kubeconfig)| async move { check_token(&src, &dst, &kubeconfig).await })
-            .buffered(options.concurrency.max(1))
+        // Every destination usually holds the same kubeconfig of a source: try each distinct
+        // one once (N checks instead of N·(N−1) for a multi-primary mesh).
+        let distinct: BTreeSet<(&str, &str)> = token_checks
+            .iter()
+            .map(|(src, _, kc)| (src.as_str(), kc.as_str()))
+            .collect();
+        let verdicts: BTreeMap<(&str, &str), TokenVerdict> = futures::stream::iter(distinct)
+            .map(|(src, kc)| async move { ((src, kc), try_token(src, kc).await) })
+            .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
-        for finding in results {
-            report.push(finding);
+        for (src, dst, kc) in &token_checks {
+            if let Some(verdict) = verdicts.get(&(src.as_str(), kc.as_str())) {
+                report.push(token_finding(src, dst, verdict));
+            }
         }
     }
     report
@@ -771,48 +779,69 @@ fn check_unexpected(
     }
 }
 
-/// Connects to `src` with the kubeconfig embedded in `dst`'s remote secret, as istiod would.
-async fn check_token(src: &str, dst: &str, kubeconfig: &str) -> Finding {
-    let label = format!("remote secret {} in {dst}", secret_name(src));
+/// What a source cluster made of a remote secret's credentials.
+enum TokenVerdict {
+    /// Authenticated, and may list services cluster-wide (what istiod does first).
+    Accepted,
+    /// Authenticated, but not allowed to read.
+    CannotRead,
+    /// 401: the token is not (or no longer) valid.
+    Rejected,
+    /// Anything else: unreachable, bad kubeconfig, timeout.
+    Failed(String),
+}
+
+/// Connects to `src` with a kubeconfig embedded in a remote secret, as istiod would.
+async fn try_token(src: &str, kubeconfig: &str) -> TokenVerdict {
     let policy = RetryPolicy {
         max_attempts: 3,
         ..RetryPolicy::default()
     };
-    let client = match ClusterClient::from_kubeconfig_yaml(src, kubeconfig, "", &label).await {
-        Ok(c) => c.with_retry(policy),
-        Err(e) => return error(dst, Check::Token, format!("{label}: {e}"), None),
-    };
+    let client =
+        match ClusterClient::from_kubeconfig_yaml(src, kubeconfig, "", "the remote secret").await {
+            Ok(c) => c.with_retry(policy),
+            Err(e) => return TokenVerdict::Failed(e.to_string()),
+        };
     let probe = tokio::time::timeout(
         Duration::from_secs(20),
         client.can_i("list", "", "services", None),
     )
     .await;
     match probe {
-        Ok(Ok(true)) => ok(
+        Ok(Ok(true)) => TokenVerdict::Accepted,
+        Ok(Ok(false)) => TokenVerdict::CannotRead,
+        Ok(Err(ClusterError::Unauthorized { .. })) => TokenVerdict::Rejected,
+        Ok(Err(e)) => TokenVerdict::Failed(e.to_string()),
+        Err(_) => TokenVerdict::Failed(format!("{src} did not answer within 20 s")),
+    }
+}
+
+fn token_finding(src: &str, dst: &str, verdict: &TokenVerdict) -> Finding {
+    let name = secret_name(src);
+    match verdict {
+        TokenVerdict::Accepted => ok(
             dst,
             Check::Token,
-            format!("{src} accepts the token of {}", secret_name(src)),
+            format!("{src} accepts the token of {name}"),
         ),
-        Ok(Ok(false)) => error(
+        TokenVerdict::CannotRead => error(
             dst,
             Check::Token,
             format!(
-                "{src} accepts the token of {} but it may not list services: istiod in {dst} cannot watch {src}",
-                secret_name(src)
+                "{src} accepts the token of {name} but it may not list services: istiod in {dst} cannot watch {src}"
             ),
             Some("the reader ClusterRole/ClusterRoleBinding is missing: run `meshboot apply`"),
         ),
-        Ok(Err(ClusterError::Unauthorized { .. })) => error(
+        TokenVerdict::Rejected => error(
             dst,
             Check::Token,
-            format!("{src} rejects the token of {}", secret_name(src)),
+            format!("{src} rejects the token of {name}"),
             Some("the token Secret was deleted or rotated: run `meshboot apply`"),
         ),
-        Ok(Err(e)) => error(dst, Check::Token, format!("{label}: {e}"), None),
-        Err(_) => error(
+        TokenVerdict::Failed(reason) => error(
             dst,
             Check::Token,
-            format!("{label}: {src} did not answer within 20 s"),
+            format!("{name}: cannot check its token: {reason}"),
             None,
         ),
     }
