@@ -61,12 +61,21 @@ struct Issued {
     secret: Option<String>,
 }
 
-/// The tokens a cluster accepts.
-#[derive(Debug)]
+/// The tokens a cluster accepts. Its Debug output shows counts, never tokens.
 pub struct Tokens {
     admin: String,
     issued: HashMap<String, Issued>,
     issuer: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("admin", &"<redacted>")
+            .field("issued", &self.issued.len())
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 impl Tokens {
@@ -200,5 +209,10 @@ mod tests {
         assert_eq!(tokens.authenticate("nonsense", &store), None);
         let admin = tokens.admin().to_string();
         assert_eq!(tokens.authenticate(&admin, &store), Some(Identity::Admin));
+        let debug = format!("{tokens:?}");
+        assert!(
+            !debug.contains(&admin) && !debug.contains(&live),
+            "tokens leak into Debug: {debug}"
+        );
     }
 }

@@ -25,7 +25,6 @@ pub(crate) struct Inner {
 }
 
 /// Everything a cluster's server, controllers and handle share.
-#[derive(Debug)]
 pub(crate) struct ClusterState {
     pub(crate) name: String,
     pub(crate) url: String,
@@ -42,6 +41,18 @@ pub(crate) struct ClusterState {
     pub(crate) index: usize,
     pub(crate) cluster_count: usize,
     pub(crate) lb_allocated: AtomicUsize,
+}
+
+impl std::fmt::Debug for ClusterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token stays out of Debug output (test failure messages print handles).
+        f.debug_struct("ClusterState")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("admin_token", &"<redacted>")
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterState {
@@ -215,6 +226,16 @@ pub(crate) fn api_version_of(obj: &Value) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_admin_token() -> anyhow::Result<()> {
+        let clusters = crate::TestClusters::start(&["eu"])?;
+        let eu = clusters.cluster("eu");
+        let token = eu.admin_token().to_string();
+        assert!(!format!("{clusters:?}").contains(&token));
+        assert!(!format!("{eu:?}").contains(&token));
+        Ok(())
+    }
 
     #[test]
     fn test_net_addresses_are_documentation_ranges() {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 /// What one context needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Entry<'a> {
     /// Cluster, context and user name.
     pub name: &'a str,
@@ -17,6 +17,16 @@ pub struct Entry<'a> {
     pub ca_pem: &'a str,
     /// Bearer token.
     pub token: &'a str,
+}
+
+impl std::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The kubeconfig YAML; `current-context` is the first entry.

@@ -108,9 +108,10 @@ fn check_type(def: &ResourceDef, body: &Value, required: bool) -> ApiResult<()> 
     let av = body["apiVersion"].as_str();
     let kind = body["kind"].as_str();
     if required && (av.is_none() || kind.is_none()) {
+        // The real message quotes the body; ours does not, since bodies may carry Secret data.
         return Err(ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: Object 'Kind' is missing in '{}'",
-            def.kind, def.version, def.kind, body
+            "{} in version \"{}\" cannot be handled as a {}: Object 'Kind' is missing in the request body",
+            def.kind, def.version, def.kind
         )));
     }
     if av.is_some_and(|a| a != def.api_version()) || kind.is_some_and(|k| k != def.kind) {

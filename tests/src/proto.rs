@@ -1,7 +1,7 @@
-//! The few Kubernetes protobuf bodies real clients send for the kinds they only ever send as
-//! protobuf (kubectl's typed clients: `create token`, `auth can-i`): the `k8s\0` envelope
-//! (`runtime.Unknown`) and the TokenRequest / SelfSubjectAccessReview messages, decoded into the
-//! same JSON the rest of the server handles.
+//! The Kubernetes protobuf bodies kubectl's typed clients send (`create token`, `auth can-i`,
+//! `create serviceaccount|namespace|secret|configmap|role|rolebinding|...`): the `k8s\0`
+//! envelope (`runtime.Unknown`) and those kinds' messages, decoded into the same JSON the rest of
+//! the server handles. Other kinds get 415, as from a server that does not speak protobuf.
 
 use serde_json::{Map, Value, json};
 
@@ -95,6 +95,12 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
     let mut obj = match kind.as_str() {
         "TokenRequest" => token_request(raw),
         "SelfSubjectAccessReview" | "SubjectAccessReview" => access_review(raw),
+        "ServiceAccount" => message(raw, SERVICE_ACCOUNT),
+        "Namespace" => message(raw, NAMESPACE),
+        "Secret" => message(raw, SECRET),
+        "ConfigMap" => message(raw, CONFIG_MAP),
+        "Role" | "ClusterRole" => message(raw, ROLE),
+        "RoleBinding" | "ClusterRoleBinding" => message(raw, BINDING),
         _ => None,
     }
     .ok_or_else(|| {
@@ -103,6 +109,136 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
     obj["apiVersion"] = json!(api_version);
     obj["kind"] = json!(kind);
     Ok(obj)
+}
+
+/// How one protobuf field maps to JSON.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    Str,
+    Bool,
+    Msg(&'static [(u64, &'static str, Ty)]),
+    RepStr,
+    RepMsg(&'static [(u64, &'static str, Ty)]),
+    MapStr,
+    /// `map<string, bytes>`, rendered base64 as the JSON API does.
+    MapBytes,
+}
+
+const OBJECT_META: &[(u64, &str, Ty)] = &[
+    (1, "name", Ty::Str),
+    (2, "generateName", Ty::Str),
+    (3, "namespace", Ty::Str),
+    (11, "labels", Ty::MapStr),
+    (12, "annotations", Ty::MapStr),
+    (14, "finalizers", Ty::RepStr),
+];
+const POLICY_RULE: &[(u64, &str, Ty)] = &[
+    (1, "verbs", Ty::RepStr),
+    (2, "apiGroups", Ty::RepStr),
+    (3, "resources", Ty::RepStr),
+    (4, "resourceNames", Ty::RepStr),
+    (5, "nonResourceURLs", Ty::RepStr),
+];
+const SUBJECT: &[(u64, &str, Ty)] = &[
+    (1, "kind", Ty::Str),
+    (2, "apiGroup", Ty::Str),
+    (3, "name", Ty::Str),
+    (4, "namespace", Ty::Str),
+];
+const ROLE_REF: &[(u64, &str, Ty)] = &[
+    (1, "apiGroup", Ty::Str),
+    (2, "kind", Ty::Str),
+    (3, "name", Ty::Str),
+];
+const LOCAL_REF: &[(u64, &str, Ty)] = &[(1, "name", Ty::Str)];
+const SERVICE_ACCOUNT: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (3, "imagePullSecrets", Ty::RepMsg(LOCAL_REF)),
+    (4, "automountServiceAccountToken", Ty::Bool),
+];
+const NAMESPACE: &[(u64, &str, Ty)] = &[(1, "metadata", Ty::Msg(OBJECT_META))];
+const SECRET: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "data", Ty::MapBytes),
+    (3, "type", Ty::Str),
+    (4, "stringData", Ty::MapStr),
+    (5, "immutable", Ty::Bool),
+];
+const CONFIG_MAP: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "data", Ty::MapStr),
+    (3, "binaryData", Ty::MapBytes),
+    (4, "immutable", Ty::Bool),
+];
+const ROLE: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "rules", Ty::RepMsg(POLICY_RULE)),
+];
+const BINDING: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "subjects", Ty::RepMsg(SUBJECT)),
+    (3, "roleRef", Ty::Msg(ROLE_REF)),
+];
+
+fn text(b: &[u8]) -> Value {
+    json!(String::from_utf8_lossy(b))
+}
+
+fn map_entry(b: &[u8], bytes_value: bool) -> Option<(String, Value)> {
+    let mut key = String::new();
+    let mut value = json!("");
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(k)) => key = String::from_utf8_lossy(k).into_owned(),
+            (2, Field::Bytes(v)) if bytes_value => {
+                value = json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    v
+                ))
+            }
+            (2, Field::Bytes(v)) => value = text(v),
+            _ => {}
+        }
+    }
+    Some((key, value))
+}
+
+/// Decodes a message by its field table; unknown fields are skipped.
+fn message(buf: &[u8], schema: &[(u64, &str, Ty)]) -> Option<Value> {
+    let mut out = Map::new();
+    for (num, f) in fields(buf)? {
+        let Some((_, name, ty)) = schema.iter().find(|(n, _, _)| *n == num) else {
+            continue;
+        };
+        let name = (*name).to_string();
+        match (ty, f) {
+            (Ty::Str, Field::Bytes(b)) => {
+                out.insert(name, text(b));
+            }
+            (Ty::Bool, Field::Varint(v)) => {
+                out.insert(name, json!(v != 0));
+            }
+            (Ty::Msg(s), Field::Bytes(b)) => {
+                out.insert(name, message(b, s)?);
+            }
+            (Ty::RepStr, Field::Bytes(b)) => push(&mut out, name, text(b)),
+            (Ty::RepMsg(s), Field::Bytes(b)) => push(&mut out, name, message(b, s)?),
+            (Ty::MapStr | Ty::MapBytes, Field::Bytes(b)) => {
+                let (k, v) = map_entry(b, matches!(ty, Ty::MapBytes))?;
+                if let Some(m) = out.entry(name).or_insert_with(|| json!({})).as_object_mut() {
+                    m.insert(k, v);
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(Value::Object(out))
+}
+
+fn push(out: &mut Map<String, Value>, name: String, v: Value) {
+    if let Some(a) = out.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+        a.push(v);
+    }
 }
 
 fn metadata(buf: &[u8]) -> Option<Map<String, Value>> {
@@ -227,5 +363,27 @@ mod tests {
         assert_eq!(v["spec"]["audiences"], json!(["api"]));
         assert_eq!(v["metadata"]["name"], "reader");
         assert!(decode(b"k8s\0\xff").is_err());
+    }
+
+    #[test]
+    fn decodes_a_secret_with_labels_and_binary_data() {
+        let type_meta = [bytes_field(1, b"v1"), bytes_field(2, b"Secret")].concat();
+        let label = bytes_field(11, &[bytes_field(1, b"app"), bytes_field(2, b"x")].concat());
+        let meta = [bytes_field(1, b"s"), label].concat();
+        let data = bytes_field(
+            2,
+            &[bytes_field(1, b"k"), bytes_field(2, &[0xff, 0x00])].concat(),
+        );
+        let raw = [bytes_field(1, &meta), data, bytes_field(3, b"Opaque")].concat();
+        let body = [
+            MAGIC.to_vec(),
+            bytes_field(1, &type_meta),
+            bytes_field(2, &raw),
+        ]
+        .concat();
+        let v = decode(&body).unwrap_or_default();
+        assert_eq!(v["metadata"], json!({"name": "s", "labels": {"app": "x"}}));
+        assert_eq!(v["data"], json!({"k": "/wA="}));
+        assert_eq!(v["type"], "Opaque");
     }
 }
