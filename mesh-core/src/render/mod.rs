@@ -48,6 +48,7 @@ pub mod expose;
 pub mod helm;
 pub mod namespace;
 pub mod output;
+pub mod plan_doc;
 pub mod reader;
 pub mod yaml;
 

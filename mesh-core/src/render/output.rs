@@ -1,7 +1,7 @@
 //! The render output tree and how it is written:
 //!
 //! ```text
-//! DIR/PLAN.md                              cross-cluster order, Helm commands, what remains
+//! DIR/PLAN.md                              cross-cluster order, Helm commands, what remains (plan_doc)
 //! DIR/<cluster>/NN-<what>.yaml             objects in apply order (02-cacerts.yaml: mode 0600)
 //! DIR/<cluster>/helm/<chart>-values.yaml   Helm values
 //! DIR/<cluster>/kustomization.yaml         with Format::Kustomize
@@ -16,8 +16,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{ClusterRender, RenderError, helm, yaml};
-use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model, Role};
+pub use super::plan_doc::PlanContext;
+use super::{ClusterRender, RenderError, plan_doc, yaml};
+use crate::spec::MeshSpec;
 
 /// How the per-cluster folders are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,15 +50,6 @@ impl std::fmt::Debug for OutputFile {
             .field("sensitive", &self.sensitive)
             .finish()
     }
-}
-
-/// How PLAN.md refers to things outside the output tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanContext {
-    /// The mesh file as the user named it (for `meshboot apply -f ...`).
-    pub mesh_file: String,
-    /// The output folder as the user named it (for `-f DIR/...` in commands).
-    pub out_dir: String,
 }
 
 /// Every file of the output tree, in a stable order.
@@ -122,7 +114,7 @@ pub fn files(
     }
     out.push(OutputFile {
         path: "PLAN.md".into(),
-        contents: plan_markdown(spec, renders, ctx),
+        contents: plan_doc::plan_markdown(spec, renders, ctx),
         sensitive: false,
     });
     Ok(out)
@@ -292,259 +284,6 @@ fn stale_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>, Ren
     Ok(stale)
 }
 
-fn ctx_flags(c: &ClusterSpec, kubectl: bool) -> String {
-    let mut s = String::new();
-    if let Some(k) = &c.kubeconfig {
-        s.push_str(&format!(
-            " --kubeconfig {}",
-            shell_word(&k.display().to_string())
-        ));
-    }
-    if kubectl {
-        s.push_str(&format!(" --context {}", shell_word(&c.context)));
-    } else {
-        s.push_str(&format!(" --kube-context {}", shell_word(&c.context)));
-    }
-    s
-}
-
-/// Quote a word for POSIX shells when it needs it.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-fn has(r: &ClusterRender, stem: &str) -> bool {
-    r.objects.iter().any(|o| o.file_stem == stem)
-}
-
-fn chart(r: &ClusterRender, chart: &str) -> bool {
-    r.helm_values.iter().any(|h| h.chart == chart)
-}
-
-/// PLAN.md: the order across clusters, the exact commands, and what is left to `meshboot apply`.
-pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanContext) -> String {
-    let out = ctx.out_dir.trim_end_matches('/');
-    let ns = &spec.istio_namespace;
-    let mut md = String::new();
-    let mut line = |s: &str| {
-        md.push_str(s);
-        md.push('\n');
-    };
-    line(&format!("# Mesh `{}`: bootstrap plan", spec.mesh_id));
-    line("");
-    line(&format!(
-        "Rendered by `meshboot render` from `{}`: model **{}**, data plane **{}**, trust domain `{}`, namespace `{ns}`.",
-        ctx.mesh_file, spec.model, spec.dataplane, spec.trust_domain
-    ));
-    line(&format!(
-        "`meshboot apply -f {}` applies every object below and creates the remote secrets; it",
-        shell_word(&ctx.mesh_file)
-    ));
-    line("does not run Helm. This plan is for GitOps or by hand. Primaries come first: a remote's");
-    line("istiod needs its primary's east-west gateway address.");
-    line("");
-    line("| cluster | role | network | context | files |");
-    line("|---|---|---|---|---|");
-    for r in renders {
-        let Some(c) = spec.cluster(&r.cluster) else {
-            continue;
-        };
-        let role = match (spec.model, c.role, spec.control_plane_of(c)) {
-            (Model::PrimaryRemote, Role::Remote, Some(p)) => format!("remote of {}", p.name),
-            _ => "primary".to_string(),
-        };
-        line(&format!(
-            "| {} | {role} | {} | {} | `{out}/{}/` |",
-            c.name, c.network, c.context, c.name
-        ));
-    }
-    line("");
-    line("`02-cacerts.yaml` holds the cluster's intermediate CA private key (mode 0600): keep it");
-    line("out of git, or encrypt it (SOPS, Sealed Secrets) before committing.");
-    line("");
-
-    let by_name = |name: &str| renders.iter().find(|r| r.cluster == name);
-    // Primaries first: a remote's istiod values need its primary's east-west gateway address.
-    let mut order: Vec<&ClusterSpec> = spec.primaries().collect();
-    order.extend(spec.clusters.iter().filter(|c| !c.is_primary()));
-
-    line("## Prerequisites");
-    line("");
-    line("```sh");
-    line("helm repo add istio https://istio-release.storage.googleapis.com/charts");
-    line("helm repo update");
-    line("```");
-    if spec.dataplane == Dataplane::Ambient {
-        line("");
-        line("Ambient: the Gateway API CRDs must be installed in every cluster");
-        line("(`kubectl get crd gateways.gateway.networking.k8s.io`).");
-    }
-    line("");
-
-    let mut step = 0;
-    for c in order {
-        let Some(r) = by_name(&c.name) else { continue };
-        let k = ctx_flags(c, true);
-        let h = ctx_flags(c, false);
-        let dir = format!("{out}/{}", c.name);
-        step += 1;
-        let what = match (c.role, spec.control_plane_of(c)) {
-            (Role::Remote, Some(p)) => format!("remote, served by `{}`", p.name),
-            _ => "primary".to_string(),
-        };
-        line(&format!("## {step}. Cluster `{}` ({what})", c.name));
-        line("");
-        line("Namespace with its network label, then the CA, both before istiod starts:");
-        line("");
-        line("```sh");
-        line(&format!(
-            "kubectl{k} apply -f {dir}/01-namespace.yaml -f {dir}/02-cacerts.yaml"
-        ));
-        line("```");
-        line("");
-        line("Control plane:");
-        line("");
-        line("```sh");
-        let helm_install = |chart: &str, extra: &str| {
-            format!(
-                "helm install {} istio/{chart} -n {ns}{h} -f {dir}/helm/{chart}-values.yaml{extra}",
-                helm::release_name(chart)
-            )
-        };
-        line(&helm_install("base", ""));
-        if c.role == Role::Remote {
-            if let Some(p) = spec.control_plane_of(c) {
-                line(&format!(
-                    "DISCOVERY_ADDRESS=$(kubectl{} -n {ns} get svc istio-eastwestgateway -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}')",
-                    ctx_flags(p, true)
-                ));
-            }
-            line(&helm_install(
-                "istiod",
-                " --set global.remotePilotAddress=\"${DISCOVERY_ADDRESS}\"",
-            ));
-        } else {
-            line(&helm_install("istiod", " --wait"));
-        }
-        if chart(r, "cni") {
-            line(&helm_install("cni", " --wait"));
-        }
-        if chart(r, "ztunnel") {
-            line(&helm_install("ztunnel", " --wait"));
-        }
-        line("```");
-        line("");
-        if has(r, "03-eastwest-gateway") {
-            line("East-west gateway, then wait for its external address:");
-            line("");
-            line("```sh");
-            if chart(r, "gateway") {
-                line(&helm_install("gateway", ""));
-                line(&format!(
-                    "# or, without Helm: kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
-                ));
-            } else {
-                line(&format!(
-                    "kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
-                ));
-            }
-            line(&format!(
-                "kubectl{k} -n {ns} get svc istio-eastwestgateway -w   # until EXTERNAL-IP is set"
-            ));
-            line("```");
-            line("");
-        }
-        let exposures: Vec<String> = ["04-expose-services", "05-expose-istiod"]
-            .iter()
-            .filter(|s| has(r, s))
-            .map(|s| format!("-f {dir}/{s}.yaml"))
-            .collect();
-        if !exposures.is_empty() {
-            line("Exposure through the east-west gateway:");
-            line("");
-            line("```sh");
-            line(&format!("kubectl{k} apply {}", exposures.join(" ")));
-            line("```");
-            line("");
-        }
-        if has(r, "06-reader") {
-            line(
-                "Reader identity the other clusters' istiod will use (after Helm, which creates the",
-            );
-            line("same ServiceAccount and ClusterRole):");
-            line("");
-            line("```sh");
-            line(&format!("kubectl{k} apply -f {dir}/06-reader.yaml"));
-            line("```");
-            line("");
-        }
-    }
-
-    step += 1;
-    line(&format!("## {step}. Remote secrets (not rendered)"));
-    line("");
-    let pairs = spec.remote_secret_pairs();
-    if pairs.is_empty() {
-        line("None: no cluster reads another one.");
-    } else {
-        line(
-            "They carry live ServiceAccount tokens, so they are never written to disk. Either let",
-        );
-        line(
-            "meshboot create all of them (it applies the objects above too, leaving alone what is",
-        );
-        line("already in place):");
-        line("");
-        line("```sh");
-        line(&format!("meshboot apply -f {}", shell_word(&ctx.mesh_file)));
-        line("```");
-        line("");
-        line("or one per ordered pair (source → destination):");
-        let ns_flag = if ns == "istio-system" {
-            String::new()
-        } else {
-            format!(" -n {ns}")
-        };
-        line("");
-        line("```sh");
-        for (src, dst) in &pairs {
-            let (Some(s), Some(d)) = (spec.cluster(src), spec.cluster(dst)) else {
-                continue;
-            };
-            let server = s
-                .api_server
-                .as_deref()
-                .map(|a| format!(" --server {}", shell_word(a)))
-                .unwrap_or_default();
-            line(&format!(
-                "meshboot remote-secret{} --name {}{server}{ns_flag} | kubectl apply{} -f -",
-                ctx_flags(s, true),
-                s.name,
-                ctx_flags(d, true)
-            ));
-        }
-        line("```");
-    }
-    line("");
-    step += 1;
-    line(&format!("## {step}. Verify"));
-    line("");
-    line("```sh");
-    line(&format!(
-        "meshboot verify -f {}",
-        shell_word(&ctx.mesh_file)
-    ));
-    line("```");
-    md
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,12 +306,5 @@ mod tests {
         ] {
             assert!(!is_render_name(no), "{no}");
         }
-    }
-
-    #[test]
-    fn shell_words() {
-        assert_eq!(shell_word("eu"), "eu");
-        assert_eq!(shell_word("my ctx"), "'my ctx'");
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 }

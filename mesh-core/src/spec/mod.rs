@@ -286,21 +286,38 @@ macro_rules! keyword_enum {
         }
 
         impl std::str::FromStr for $ty {
-            type Err = String;
+            type Err = UnknownKeyword;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($name => Ok($ty::$variant),)+
-                    other => Err(format!(
-                        "unknown {} {:?}: expected {}",
-                        $what,
-                        other,
-                        $ty::NAMES.join(" or ")
-                    )),
+                    other => Err(UnknownKeyword {
+                        field: $what,
+                        value: other.to_string(),
+                        expected: $ty::NAMES,
+                    }),
                 }
             }
         }
     };
+}
+
+/// A `model`, `dataplane` or `role` value the schema does not know.
+///
+/// ```
+/// use mesh_core::spec::Model;
+/// let err = "multi-cluster".parse::<Model>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown model \"multi-cluster\": expected multi-primary or primary-remote");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {field} {value:?}: expected {}", .expected.join(" or "))]
+pub struct UnknownKeyword {
+    /// The field: `model`, `dataplane` or `role`.
+    pub field: &'static str,
+    /// The value as written.
+    pub value: String,
+    /// The accepted values.
+    pub expected: &'static [&'static str],
 }
 
 keyword_enum!(Model, "model", { MultiPrimary => "multi-primary", PrimaryRemote => "primary-remote" });

@@ -27,22 +27,40 @@ const MAX_DAYS: i64 = 36_500;
 struct Issues(Vec<Issue>);
 
 impl Issues {
-    fn at(&mut self, path: impl Into<String>, loc: &Location, message: impl Into<String>) {
+    fn at(&mut self, path: impl Into<String>, pos: impl Into<Pos>, message: impl Into<String>) {
+        let Pos(line, column) = pos.into();
         self.0.push(Issue {
             path: path.into(),
-            line: loc.line(),
-            column: loc.column(),
+            line,
+            column,
             message: message.into(),
         });
     }
 }
 
-/// Where a missing field would have gone: its parent's location, or the top of the file.
-fn parent_loc<T>(parent: Option<&S<T>>) -> Location {
-    parent.map(|p| p.referenced).unwrap_or(TOP)
+/// A 1-based line and column.
+#[derive(Clone, Copy)]
+struct Pos(u64, u64);
+
+impl From<&Location> for Pos {
+    fn from(l: &Location) -> Pos {
+        Pos(l.line(), l.column())
+    }
 }
 
-const TOP: Location = Location::UNKNOWN;
+impl From<Location> for Pos {
+    fn from(l: Location) -> Pos {
+        Pos(l.line(), l.column())
+    }
+}
+
+/// Where a missing top-level field is reported: the start of the file.
+const TOP: Pos = Pos(1, 1);
+
+/// Where a missing field would have gone: its parent's location, or the top of the file.
+fn parent_loc<T>(parent: Option<&S<T>>) -> Pos {
+    parent.map(|p| Pos::from(p.referenced)).unwrap_or(TOP)
+}
 
 pub(crate) fn validate(
     file: MeshFile,
@@ -50,12 +68,11 @@ pub(crate) fn validate(
     file_label: &str,
 ) -> Result<MeshSpec, SpecError> {
     let mut issues = Issues(Vec::new());
-    let top = top_location();
 
     match &file.api_version {
         None => issues.at(
             "apiVersion",
-            &top,
+            TOP,
             format!("required: apiVersion: {API_VERSION}"),
         ),
         Some(v) if v.value != API_VERSION => issues.at(
@@ -69,7 +86,7 @@ pub(crate) fn validate(
         Some(_) => {}
     }
     match &file.kind {
-        None => issues.at("kind", &top, format!("required: kind: {KIND}")),
+        None => issues.at("kind", TOP, format!("required: kind: {KIND}")),
         Some(v) if v.value != KIND => issues.at(
             "kind",
             &v.referenced,
@@ -82,7 +99,7 @@ pub(crate) fn validate(
         None => {
             issues.at(
                 "meshID",
-                &top,
+                TOP,
                 "required: the mesh ID shared by every cluster (global.meshID), e.g. meshID: mesh1",
             );
             String::new()
@@ -123,7 +140,7 @@ pub(crate) fn validate(
     match &file.clusters {
         None => issues.at(
             "clusters",
-            &top,
+            TOP,
             "required: at least one cluster ({name, network, context})",
         ),
         Some(list) if list.value.is_empty() => issues.at(
@@ -162,24 +179,19 @@ pub(crate) fn validate(
     })
 }
 
-fn top_location() -> Location {
-    // serde-saphyr has no public constructor for a location; the start of the document is the
-    // honest place for a missing top-level field, and UNKNOWN (0:0) would read as a bug.
-    serde_saphyr::from_str::<S<serde::de::IgnoredAny>>("x")
-        .map(|s| s.referenced)
-        .unwrap_or(TOP)
-}
-
 fn keyword<T>(field: &Option<S<String>>, path: &str, issues: &mut Issues) -> T
 where
-    T: std::str::FromStr<Err = String> + Default,
+    T: std::str::FromStr<Err = super::UnknownKeyword> + Default,
 {
     match field {
         None => T::default(),
-        Some(v) => v.value.parse().unwrap_or_else(|why| {
-            issues.at(path, &v.referenced, why);
-            T::default()
-        }),
+        Some(v) => v
+            .value
+            .parse()
+            .unwrap_or_else(|why: super::UnknownKeyword| {
+                issues.at(path, &v.referenced, why.to_string());
+                T::default()
+            }),
     }
 }
 
@@ -255,11 +267,11 @@ fn validate_ca(ca: Option<&S<CaFile>>, base_dir: &Path, issues: &mut Issues) -> 
             .intermediate_days
             .as_ref()
             .or(f.root_days.as_ref())
-            .map(|v| v.referenced)
+            .map(|v| Pos::from(v.referenced))
             .unwrap_or_else(|| parent_loc(ca));
         issues.at(
             "ca.intermediateDays",
-            &loc,
+            loc,
             format!(
                 "an intermediate ({intermediate_days} days) must not outlive the root ({root_days} days)"
             ),
@@ -381,7 +393,7 @@ fn validate_cluster(
         }
         (Some(v), _) => match v.value.parse::<Role>() {
             Err(why) => {
-                issues.at(p("role"), &v.referenced, why);
+                issues.at(p("role"), &v.referenced, why.to_string());
                 Role::Primary
             }
             Ok(Role::Remote) if model == Model::MultiPrimary => {
@@ -468,17 +480,21 @@ fn cross_cluster_rules(
     let networks: std::collections::BTreeSet<&str> =
         clusters.iter().map(|(_, c)| c.network.as_str()).collect();
     if dataplane == Dataplane::Ambient {
-        let loc = file.dataplane.as_ref().map(|v| v.referenced).unwrap_or(TOP);
+        let loc = file
+            .dataplane
+            .as_ref()
+            .map(|v| Pos::from(v.referenced))
+            .unwrap_or(TOP);
         if model != Model::MultiPrimary {
             issues.at(
                 "dataplane",
-                &loc,
+                loc,
                 "ambient needs model: multi-primary (Istio supports ambient multicluster only as multi-primary, multi-network)",
             );
         } else if clusters.len() > 1 && networks.len() < 2 {
             issues.at(
                 "dataplane",
-                &loc,
+                loc,
                 "ambient needs the clusters on more than one network (Istio supports ambient multicluster only as multi-primary, multi-network)",
             );
         }
@@ -501,7 +517,11 @@ fn resolve_primaries(
         // Each missing role is already reported; counting roles now would add noise.
         return;
     }
-    let model_loc = file.model.as_ref().map(|v| v.referenced).unwrap_or(TOP);
+    let model_loc = file
+        .model
+        .as_ref()
+        .map(|v| Pos::from(v.referenced))
+        .unwrap_or(TOP);
     let primaries: Vec<(String, String)> = clusters
         .iter()
         .filter(|(_, c)| c.role == Role::Primary)
@@ -514,7 +534,7 @@ fn resolve_primaries(
     if primaries.is_empty() {
         issues.at(
             "model",
-            &model_loc,
+            model_loc,
             "primary-remote needs at least one cluster with role: primary (it runs the istiod that serves the remotes)",
         );
         return;
@@ -522,7 +542,7 @@ fn resolve_primaries(
     if remotes == 0 {
         issues.at(
             "model",
-            &model_loc,
+            model_loc,
             "primary-remote needs at least one cluster with role: remote; with primaries only, use model: multi-primary",
         );
         return;
@@ -554,7 +574,7 @@ fn resolve_primaries(
                 } else {
                     issues.at(
                         path,
-                        loc,
+                        *loc,
                         format!(
                             "remote {:?} could be served by several primaries ({}): set primary: <name>",
                             c.name,
