@@ -42,12 +42,6 @@ impl Issues {
 #[derive(Clone, Copy)]
 struct Pos(u64, u64);
 
-impl From<&Location> for Pos {
-    fn from(l: &Location) -> Pos {
-        Pos(l.line(), l.column())
-    }
-}
-
 impl From<Location> for Pos {
     fn from(l: Location) -> Pos {
         Pos(l.line(), l.column())
@@ -77,7 +71,7 @@ pub(crate) fn validate(
         ),
         Some(v) if v.value != API_VERSION => issues.at(
             "apiVersion",
-            &v.referenced,
+            v.referenced,
             format!(
                 "unsupported apiVersion {:?}: expected {API_VERSION}",
                 v.value
@@ -89,7 +83,7 @@ pub(crate) fn validate(
         None => issues.at("kind", TOP, format!("required: kind: {KIND}")),
         Some(v) if v.value != KIND => issues.at(
             "kind",
-            &v.referenced,
+            v.referenced,
             format!("unsupported kind {:?}: expected {KIND}", v.value),
         ),
         Some(_) => {}
@@ -106,7 +100,7 @@ pub(crate) fn validate(
         }
         Some(v) => {
             if let Err(why) = label_value(&v.value) {
-                issues.at("meshID", &v.referenced, why);
+                issues.at("meshID", v.referenced, why);
             }
             v.value.clone()
         }
@@ -116,7 +110,7 @@ pub(crate) fn validate(
         None => DEFAULT_TRUST_DOMAIN.to_string(),
         Some(v) => {
             if let Err(why) = dns1123_subdomain(&v.value) {
-                issues.at("trustDomain", &v.referenced, why);
+                issues.at("trustDomain", v.referenced, why);
             }
             v.value.clone()
         }
@@ -126,7 +120,7 @@ pub(crate) fn validate(
         None => DEFAULT_ISTIO_NAMESPACE.to_string(),
         Some(v) => {
             if let Err(why) = dns1123_label(&v.value) {
-                issues.at("istioNamespace", &v.referenced, why);
+                issues.at("istioNamespace", v.referenced, why);
             }
             v.value.clone()
         }
@@ -145,7 +139,7 @@ pub(crate) fn validate(
         ),
         Some(list) if list.value.is_empty() => issues.at(
             "clusters",
-            &list.referenced,
+            list.referenced,
             "at least one cluster is required",
         ),
         Some(list) => {
@@ -189,7 +183,7 @@ where
             .value
             .parse()
             .unwrap_or_else(|why: super::UnknownKeyword| {
-                issues.at(path, &v.referenced, why.to_string());
+                issues.at(path, v.referenced, why.to_string());
                 T::default()
             }),
     }
@@ -201,7 +195,7 @@ fn days(field: &Option<S<i64>>, path: &str, default: u32, issues: &mut Issues) -
         Some(v) if v.value < 1 || v.value > MAX_DAYS => {
             issues.at(
                 path,
-                &v.referenced,
+                v.referenced,
                 format!("must be between 1 and {MAX_DAYS} days, got {}", v.value),
             );
             default
@@ -220,11 +214,11 @@ fn required_path(
 ) -> std::path::PathBuf {
     match field {
         None => {
-            issues.at(path, &parent, format!("required: {what}"));
+            issues.at(path, parent, format!("required: {what}"));
             Default::default()
         }
         Some(v) if v.value.trim().is_empty() => {
-            issues.at(path, &v.referenced, format!("must not be empty: {what}"));
+            issues.at(path, v.referenced, format!("must not be empty: {what}"));
             Default::default()
         }
         Some(v) => resolve(base_dir, &v.value),
@@ -243,7 +237,7 @@ fn validate_ca(ca: Option<&S<CaFile>>, base_dir: &Path, issues: &mut Issues) -> 
     let dir = match &f.dir {
         None => resolve(base_dir, DEFAULT_CA_DIR),
         Some(v) if v.value.trim().is_empty() => {
-            issues.at("ca.dir", &v.referenced, "must not be empty");
+            issues.at("ca.dir", v.referenced, "must not be empty");
             resolve(base_dir, DEFAULT_CA_DIR)
         }
         Some(v) => resolve(base_dir, &v.value),
@@ -251,7 +245,7 @@ fn validate_ca(ca: Option<&S<CaFile>>, base_dir: &Path, issues: &mut Issues) -> 
     let key = match &f.key {
         None => KeyAlgorithm::default(),
         Some(v) => v.value.parse().unwrap_or_else(|e: crate::pki::PkiError| {
-            issues.at("ca.key", &v.referenced, e.to_string());
+            issues.at("ca.key", v.referenced, e.to_string());
             KeyAlgorithm::default()
         }),
     };
@@ -320,14 +314,14 @@ fn validate_cluster(
         None => {
             issues.at(
                 p("name"),
-                &at,
+                at,
                 "required: the cluster name (a DNS-1123 label)",
             );
             String::new()
         }
         Some(v) => {
             if let Err(why) = crate::pki::validate_cluster_name(&v.value) {
-                issues.at(p("name"), &v.referenced, why.to_string());
+                issues.at(p("name"), v.referenced, why.to_string());
             }
             v.value.clone()
         }
@@ -336,14 +330,14 @@ fn validate_cluster(
         None => {
             issues.at(
                 p("network"),
-                &at,
+                at,
                 "required: the network this cluster is on (topology.istio.io/network), e.g. network1",
             );
             String::new()
         }
         Some(v) => {
             if let Err(why) = label_value(&v.value) {
-                issues.at(p("network"), &v.referenced, why);
+                issues.at(p("network"), v.referenced, why);
             }
             v.value.clone()
         }
@@ -352,13 +346,13 @@ fn validate_cluster(
         None => {
             issues.at(
                 p("context"),
-                &at,
+                at,
                 "required: the kubeconfig context of this cluster",
             );
             String::new()
         }
         Some(v) if v.value.trim().is_empty() => {
-            issues.at(p("context"), &v.referenced, "must not be empty");
+            issues.at(p("context"), v.referenced, "must not be empty");
             String::new()
         }
         Some(v) => v.value.clone(),
@@ -368,7 +362,7 @@ fn validate_cluster(
         Some(v) if v.value.trim().is_empty() => {
             issues.at(
                 p("kubeconfig"),
-                &v.referenced,
+                v.referenced,
                 "must not be empty (leave it out to use $KUBECONFIG)",
             );
             None
@@ -377,7 +371,7 @@ fn validate_cluster(
     };
     let api_server = f.api_server.as_ref().map(|v| {
         if let Err(why) = api_server(&v.value) {
-            issues.at(p("apiServer"), &v.referenced, why);
+            issues.at(p("apiServer"), v.referenced, why);
         }
         v.value.clone()
     });
@@ -386,20 +380,20 @@ fn validate_cluster(
         (None, Model::PrimaryRemote) => {
             issues.at(
                 p("role"),
-                &at,
+                at,
                 "required with model: primary-remote: role: primary or role: remote",
             );
             Role::Primary
         }
         (Some(v), _) => match v.value.parse::<Role>() {
             Err(why) => {
-                issues.at(p("role"), &v.referenced, why.to_string());
+                issues.at(p("role"), v.referenced, why.to_string());
                 Role::Primary
             }
             Ok(Role::Remote) if model == Model::MultiPrimary => {
                 issues.at(
                     p("role"),
-                    &v.referenced,
+                    v.referenced,
                     "role: remote needs model: primary-remote; in a multi-primary mesh every cluster is a primary",
                 );
                 Role::Primary
@@ -412,7 +406,7 @@ fn validate_cluster(
     {
         issues.at(
             p("primary"),
-            &v.referenced,
+            v.referenced,
             "only a cluster with role: remote has a primary",
         );
     }
@@ -450,7 +444,7 @@ fn cross_cluster_rules(
             if let Some(first) = seen_names.get(c.name.as_str()) {
                 issues.at(
                     format!("clusters[{i}].name"),
-                    &field_loc(i, |f| &f.name),
+                    field_loc(i, |f| &f.name),
                     format!(
                         "duplicate cluster name {:?} (first used by clusters[{first}])",
                         c.name
@@ -465,7 +459,7 @@ fn cross_cluster_rules(
             if let Some(first) = seen_contexts.get(&key) {
                 issues.at(
                     format!("clusters[{i}].context"),
-                    &field_loc(i, |f| &f.context),
+                    field_loc(i, |f| &f.context),
                     format!(
                         "context {:?} is already used by clusters[{first}]: two entries would be the same cluster",
                         c.context
@@ -557,7 +551,7 @@ fn resolve_primaries(
                 Some(_) => c.primary = Some(v.value.clone()),
                 None => issues.at(
                     path,
-                    &v.referenced,
+                    v.referenced,
                     format!(
                         "{:?} is not a cluster with role: primary (primaries: {})",
                         v.value,
