@@ -305,6 +305,7 @@ async fn verify_inner(
 
     let expected: BTreeSet<(String, String)> = spec.remote_secret_pairs().into_iter().collect();
     let mut token_checks = Vec::new();
+    let mut servers = BTreeMap::new();
     for (src, dst) in &expected {
         let Some(secrets) = secrets_by_dst.get(dst) else {
             continue; // dst unreachable: already reported
@@ -312,9 +313,15 @@ async fn verify_inner(
         let Some(src_spec) = spec.cluster(src) else {
             continue;
         };
-        if let Some(kubeconfig) =
-            check_remote_secret(&mut report, src_spec, dst, secrets, clients, options)
-        {
+        if let Some(kubeconfig) = check_remote_secret(
+            &mut report,
+            src_spec,
+            dst,
+            secrets,
+            clients,
+            options,
+            &mut servers,
+        ) {
             token_checks.push((src.clone(), dst.clone(), kubeconfig));
         }
     }
@@ -638,6 +645,7 @@ fn check_remote_secret(
     secrets: &[Value],
     clients: &BTreeMap<String, ClusterClient>,
     options: &VerifyOptions,
+    servers: &mut BTreeMap<String, Option<String>>,
 ) -> Option<String> {
     let name = secret_name(&src.name);
     let secret = secrets
@@ -674,7 +682,11 @@ fn check_remote_secret(
         ));
         return None;
     };
-    let server = kubeconfig_server(&kubeconfig);
+    // Parsed once per distinct kubeconfig: every destination holds the same one per source.
+    let server = servers
+        .entry(kubeconfig.clone())
+        .or_insert_with(|| kubeconfig_server(&kubeconfig))
+        .clone();
     let Some(server) = server else {
         report.push(error(
             dst,
