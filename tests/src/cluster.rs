@@ -204,9 +204,13 @@ impl EmulatedCluster {
             .store
             .remove(&Key::new(&def.group, &def.plural, ns, name));
         if let Some(obj) = &removed {
-            self.state
-                .watch
-                .publish(&def.group, &def.plural, "DELETED", obj);
+            self.state.watch.publish(
+                &def.group,
+                &def.plural,
+                "DELETED",
+                obj,
+                inner.store.last_rv(),
+            );
         }
         removed
     }

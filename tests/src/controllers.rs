@@ -171,7 +171,8 @@ fn service_account_changed(st: &ClusterState, key: &Key) {
         } else {
             let mut inner = st.lock();
             if let Some(obj) = inner.store.remove(&secret_key) {
-                st.watch.publish("", "secrets", "DELETED", &obj);
+                st.watch
+                    .publish("", "secrets", "DELETED", &obj, inner.store.last_rv());
             }
         }
     }

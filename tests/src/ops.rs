@@ -368,14 +368,25 @@ pub(crate) fn delete(
     if is_namespace {
         for inside in inner.store.keys_in_namespace(name) {
             if let Some(o) = inner.store.remove(&inside) {
-                st.watch
-                    .publish(&inside.group, &inside.plural, "DELETED", &o);
+                st.watch.publish(
+                    &inside.group,
+                    &inside.plural,
+                    "DELETED",
+                    &o,
+                    inner.store.last_rv(),
+                );
                 let _ = st.controller_tx.send(inside);
             }
         }
     }
     inner.store.remove(&k);
-    st.watch.publish(&def.group, &def.plural, "DELETED", &obj);
+    st.watch.publish(
+        &def.group,
+        &def.plural,
+        "DELETED",
+        &obj,
+        inner.store.last_rv(),
+    );
     let _ = st.controller_tx.send(k);
     Ok(obj)
 }
@@ -502,6 +513,7 @@ pub(crate) fn finish_write(
         &def.plural,
         if old.is_some() { "MODIFIED" } else { "ADDED" },
         &stored,
+        inner.store.last_rv(),
     );
     let _ = st.controller_tx.send(k);
     Ok(stored)
@@ -610,6 +622,7 @@ pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result
         &def.plural,
         if old.is_some() { "MODIFIED" } else { "ADDED" },
         &stored,
+        inner.store.last_rv(),
     );
     let _ = st.controller_tx.send(k);
     Ok(stored)

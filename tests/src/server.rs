@@ -497,7 +497,7 @@ async fn object_request(
                 .map(FieldSelector::parse)
                 .transpose()?;
             if query.get("watch").is_some() && query.flag("watch") {
-                return Ok(watch_response(st, def, ns, labels, fields, query));
+                return watch_response(st, def, ns, labels, fields, query);
             }
             ok(ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?)
         }
@@ -541,8 +541,9 @@ async fn object_request(
     }
 }
 
-/// A `?watch=true` stream: the current objects as `ADDED` (unless a resourceVersion to resume
-/// from is given), then every matching change until `timeoutSeconds` (default 30 min).
+/// A `?watch=true` stream. Without a resourceVersion it starts with the current objects as
+/// `ADDED`; with one (from a list or an earlier event) it replays what happened since, so a
+/// list-then-watch client misses nothing. Ends after `timeoutSeconds` (default 30 min).
 fn watch_response(
     st: &Arc<ClusterState>,
     def: &ResourceDef,
@@ -550,63 +551,96 @@ fn watch_response(
     labels: Option<LabelSelector>,
     fields: Option<FieldSelector>,
     query: &Query,
-) -> Response {
-    let rx = st.watch.subscribe();
+) -> ApiResult<Response> {
     let ns = if def.namespaced {
         ns.map(str::to_string)
     } else {
         None
     };
+    let (group, plural) = (def.group.clone(), def.plural.clone());
     let matches = move |o: &Value| {
         ns.as_deref()
             .is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
             && labels.as_ref().is_none_or(|l| l.matches(o))
             && fields.as_ref().is_none_or(|f| f.matches(o))
     };
-    let resume = query
+    let ours = {
+        let (group, plural) = (group.clone(), plural.clone());
+        move |ev: &watchhub::Event| ev.group == group && ev.plural == plural
+    };
+    let from = query
         .get("resourceVersion")
-        .is_some_and(|rv| !rv.is_empty() && rv != "0");
-    let initial: VecDeque<Value> = if resume {
-        VecDeque::new()
-    } else {
-        st.lock()
-            .store
-            .list(&def.group, &def.plural, None)
-            .filter(|o| matches(o))
-            .map(|o| json!({"type": "ADDED", "object": o}))
-            .collect()
+        .filter(|rv| !rv.is_empty() && *rv != "0");
+    let (rx, initial, last): (_, VecDeque<Value>, u64) = match from {
+        Some(rv) => {
+            let since: u64 = rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resourceVersion {rv:?} for watch"))
+            })?;
+            let (rx, replay) = st
+                .watch
+                .resume(since)
+                .map_err(|_| ApiError::expired(since))?;
+            let last = replay.last().map_or(since, |e| e.rv);
+            let initial = replay
+                .iter()
+                .filter(|e| ours(e) && matches(&e.object))
+                .map(|e| e.to_json())
+                .collect();
+            (rx, initial, last)
+        }
+        None => {
+            let inner = st.lock();
+            let rx = st.watch.subscribe();
+            let initial = inner
+                .store
+                .list(&group, &plural, None)
+                .filter(|o| matches(o))
+                .map(|o| json!({"type": "ADDED", "object": o}))
+                .collect();
+            (rx, initial, inner.store.last_rv())
+        }
     };
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-    let (group, plural) = (def.group.clone(), def.plural.clone());
-    let stream = futures::stream::unfold((initial, rx), move |(mut initial, mut rx)| {
-        let matches = matches.clone();
-        let (group, plural) = (group.clone(), plural.clone());
-        async move {
-            if let Some(ev) = initial.pop_front() {
-                return Some((Ok::<_, std::convert::Infallible>(line(&ev)), (initial, rx)));
-            }
-            loop {
-                let ev: Arc<watchhub::Event> =
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Ok(ev)) => ev,
-                        Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-                        _ => return None,
-                    };
-                if ev.group == group && ev.plural == plural && matches(&ev.object) {
-                    return Some((Ok(line(&ev.to_json())), (initial, rx)));
+    let stream = futures::stream::unfold(
+        (initial, rx, last),
+        move |(mut initial, mut rx, mut last)| {
+            let matches = matches.clone();
+            let ours = ours.clone();
+            async move {
+                if let Some(ev) = initial.pop_front() {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(line(&ev)),
+                        (initial, rx, last),
+                    ));
+                }
+                loop {
+                    let ev: Arc<watchhub::Event> =
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Ok(ev)) => ev,
+                            // Lagged or closed: end the stream; the client re-watches from the last
+                            // resourceVersion it saw and the history fills the gap.
+                            _ => return None,
+                        };
+                    if ev.rv <= last {
+                        continue;
+                    }
+                    last = ev.rv;
+                    if ours(&ev) && matches(&ev.object) {
+                        return Some((Ok(line(&ev.to_json())), (initial, rx, last)));
+                    }
                 }
             }
-        }
-    });
-    Response::builder()
+        },
+    );
+    Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response())
+        .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()))
 }
 
 fn line(v: &Value) -> Bytes {

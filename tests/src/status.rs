@@ -164,6 +164,11 @@ impl ApiError {
         e
     }
 
+    /// 410 when a watch asks to resume from a resourceVersion older than the kept history.
+    pub fn expired(rv: u64) -> Self {
+        Self::new(410, "Expired", format!("too old resource version: {rv}"))
+    }
+
     /// 400 for a body the decoder rejects.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -75,6 +75,11 @@ impl Store {
         self.last_rv.to_string()
     }
 
+    /// The resourceVersion of the last write, as a number.
+    pub fn last_rv(&self) -> u64 {
+        self.last_rv
+    }
+
     /// Stores `obj` under `key`, stamping a fresh resourceVersion; returns the stored copy.
     pub fn put(&mut self, key: Key, mut obj: Value) -> Value {
         self.last_rv += 1;

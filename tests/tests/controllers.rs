@@ -433,3 +433,63 @@ async fn deleting_a_namespace_deletes_its_objects_and_protected_namespaces_stay(
     assert_eq!(code, 403, "{message}");
     Ok(())
 }
+
+#[tokio::test]
+async fn kube_runtime_await_condition_sees_the_load_balancer_address_through_watch()
+-> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let api = Api::<Service>::namespaced(common::admin(&clusters, "eu").await?, "default");
+    let svc: Service = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gw"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 15443}]}}),
+    )?;
+    api.patch("gw", &PatchParams::apply("meshboot"), &Patch::Apply(&svc))
+        .await?;
+    let has_address = |s: Option<&Service>| {
+        s.and_then(|s| s.status.as_ref())
+            .and_then(|st| st.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .is_some_and(|i| !i.is_empty())
+    };
+    let ready = tokio::time::timeout(
+        Duration::from_secs(10),
+        kube::runtime::wait::await_condition(api.clone(), "gw", has_address),
+    )
+    .await??;
+    assert!(has_address(ready.as_ref()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watch_resumed_from_a_list_misses_no_change() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let (_, list) = common::raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &Value::Null,
+    )
+    .await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // A change lands between the list and the watch.
+    clusters.cluster("eu").insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "between", "namespace": "default"}}))?;
+    let req = axum::http::Request::get(format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+    ))
+    .body(Vec::new())?;
+    let text = client.request_text(req).await?;
+    let first: Value = serde_json::from_str(text.lines().next().unwrap_or("null"))?;
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("between"))
+    );
+    Ok(())
+}
