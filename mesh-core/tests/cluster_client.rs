@@ -259,3 +259,23 @@ async fn token_wait_is_bounded_and_says_what_is_missing() -> TestResult {
     assert!(err.to_string().contains("no \"token\" data found"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_namespace_on_a_cluster_scoped_object_does_not_cause_rewrites() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "reader", "namespace": "istio-system"},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}]});
+    assert_eq!(
+        eu.apply(&role, &ApplyOptions::default()).await?,
+        ApplyOutcome::Created
+    );
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(
+        eu.apply(&role, &ApplyOptions::default()).await?,
+        ApplyOutcome::Unchanged
+    );
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    Ok(())
+}

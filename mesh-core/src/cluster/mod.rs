@@ -343,7 +343,7 @@ impl ClusterClient {
             None => format!("list {kind}"),
         };
         let collection = self
-            .collection_any_scope(api_version, kind, namespace, &what)
+            .collection_any_scope(api_version, kind, namespace)
             .await?;
         let params = match label_selector {
             Some(sel) => ListParams::default().labels(sel),
@@ -414,8 +414,8 @@ impl ClusterClient {
         desired: &Value,
         options: &ApplyOptions,
     ) -> Result<ApplyOutcome, ClusterError> {
-        let oref = self.object_ref(desired)?;
-        let desired = normalize_secret(desired.clone());
+        let mut oref = self.object_ref(desired)?;
+        let mut desired = normalize_secret(desired.clone());
         let what = format!("apply {oref}");
         let collection = self
             .collection(
@@ -425,6 +425,14 @@ impl ClusterClient {
                 &what,
             )
             .await?;
+        // A namespace on a cluster-scoped object is ignored by the server and never read
+        // back: left in, it would make every re-apply look like a change.
+        if oref.namespace.is_some() && !self.resource(&oref.api_version, &oref.kind).await?.1 {
+            if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("namespace");
+            }
+            oref.namespace = None;
+        }
         let get_what = format!("get {oref}");
         let raw = self
             .send(&get_what, || {
@@ -574,7 +582,6 @@ impl ClusterClient {
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
-        _what: &str,
     ) -> Result<String, ClusterError> {
         let (plural, namespaced) = self.resource(api_version, kind).await?;
         let ns = if namespaced { namespace } else { None };
