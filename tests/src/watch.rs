@@ -52,6 +52,9 @@ impl Default for Hub {
     }
 }
 
+/// A subscription plus the recorded events it starts with.
+pub type Resumed = (broadcast::Receiver<Arc<Event>>, Vec<Arc<Event>>);
+
 /// Why a watch cannot start where it was asked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired;
@@ -84,16 +87,14 @@ impl Hub {
 
     /// Subscribes to later changes and returns the recorded ones after `since` (a resourceVersion
     /// a client got from a list or an earlier event).
-    pub fn resume(
-        &self,
-        since: u64,
-    ) -> Result<(broadcast::Receiver<Arc<Event>>, Vec<Arc<Event>>), Expired> {
+    pub fn resume(&self, since: u64) -> Result<Resumed, Expired> {
         let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let rx = self.tx.subscribe();
-        if let Some(oldest) = h.front() {
-            if h.len() == HISTORY && since + 1 < oldest.rv {
-                return Err(Expired);
-            }
+        if let Some(oldest) = h.front()
+            && h.len() == HISTORY
+            && since + 1 < oldest.rv
+        {
+            return Err(Expired);
         }
         Ok((rx, h.iter().filter(|e| e.rv > since).cloned().collect()))
     }
