@@ -42,7 +42,10 @@ fn kube_system_uid_as_cluster_name() {
         "istio-system-test",
         "server",
     );
-    assert_eq!(s.to_istioctl_yaml().unwrap(), golden("kube-system-uid.yaml"));
+    assert_eq!(
+        s.to_istioctl_yaml().unwrap(),
+        golden("kube-system-uid.yaml")
+    );
 }
 
 #[test]
@@ -57,7 +60,10 @@ fn config_type_uses_istio_kubeconfig_and_key_config() {
 fn tls_server_name_follows_server() {
     let mut s = secret("primary", "istio-system-test", "gateway");
     s.tls_server_name = Some("server".into());
-    assert_eq!(s.to_istioctl_yaml().unwrap(), golden("tls-server-name.yaml"));
+    assert_eq!(
+        s.to_istioctl_yaml().unwrap(),
+        golden("tls-server-name.yaml")
+    );
 }
 
 #[test]
