@@ -245,7 +245,10 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
 }
 
 fn is_stored_write(st: &ClusterState, verb: &str, route: &Option<Route>) -> bool {
-    if !matches!(verb, "create" | "update" | "patch" | "apply" | "delete") {
+    if !matches!(
+        verb,
+        "create" | "update" | "patch" | "apply" | "delete" | "deletecollection"
+    ) {
         return false;
     }
     let Some(Route::Resource(r)) = route else {
@@ -534,6 +537,34 @@ async fn object_request(
             ))
         }
         (Method::DELETE, Some(name)) => ok(ops::delete(st, def, ns, name, opts)?),
+        (Method::DELETE, None) if sub.is_none() => {
+            let labels = query
+                .get("labelSelector")
+                .filter(|s| !s.is_empty())
+                .map(LabelSelector::parse)
+                .transpose()?;
+            let fields = query
+                .get("fieldSelector")
+                .filter(|s| !s.is_empty())
+                .map(FieldSelector::parse)
+                .transpose()?;
+            let doomed = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
+            let mut deleted = Vec::new();
+            for item in doomed["items"].as_array().into_iter().flatten() {
+                let name = item["metadata"]["name"].as_str().unwrap_or_default();
+                let item_ns = item["metadata"]["namespace"].as_str();
+                match ops::delete(st, def, item_ns, name, opts) {
+                    Ok(o) => deleted.push(o),
+                    // Raced with another delete, or a protected namespace: skip it as the real
+                    // server's best-effort collection delete does.
+                    Err(e) if e.code == 404 || e.code == 403 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ok(
+                json!({"apiVersion": def.api_version(), "kind": format!("{}List", def.kind), "metadata": {}, "items": deleted}),
+            )
+        }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({})",
             def.plural

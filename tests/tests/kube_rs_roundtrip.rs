@@ -262,3 +262,26 @@ async fn typed_secret_data_round_trips_as_bytes() -> anyhow::Result<()> {
     assert_eq!(got.type_.as_deref(), Some("Opaque"));
     Ok(())
 }
+
+#[tokio::test]
+async fn delete_collection_honours_the_label_selector() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    for (name, app) in [("a", "mesh"), ("b", "mesh"), ("c", "other")] {
+        eu.insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "labels": {"app": app}}}))?;
+    }
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(common::admin(&clusters, "eu").await?, "default");
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=mesh"),
+    )
+    .await?;
+    let left: Vec<String> = eu
+        .list_objects("v1", "ConfigMap", Some("default"))
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(left, vec!["c".to_string()]);
+    Ok(())
+}
