@@ -40,14 +40,25 @@ impl Mesh {
     }
 }
 
-fn write_mesh_file(dir: &Path, kubeconfig: &Path, names: &[&str]) -> PathBuf {
-    let mut yaml = String::from(
-        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nca:\n  dir: ./pki\n  key: ecdsa-p256\nclusters:\n",
+/// Multi-primary: one network per cluster. Primary-remote: the first cluster is the primary,
+/// all on one network.
+fn write_mesh_file(dir: &Path, kubeconfig: &Path, names: &[&str], primary_remote: bool) -> PathBuf {
+    let model = if primary_remote {
+        "primary-remote"
+    } else {
+        "multi-primary"
+    };
+    let mut yaml = format!(
+        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\nca:\n  dir: ./pki\n  key: ecdsa-p256\nclusters:\n",
     );
     for (i, name) in names.iter().enumerate() {
+        let (network, role) = match (primary_remote, i) {
+            (false, _) => (i + 1, "primary"),
+            (true, 0) => (1, "primary"),
+            (true, _) => (1, "remote"),
+        };
         yaml.push_str(&format!(
-            "  - name: {name}\n    network: network{}\n    context: {name}\n    kubeconfig: {}\n",
-            i + 1,
+            "  - name: {name}\n    network: network{network}\n    role: {role}\n    context: {name}\n    kubeconfig: {}\n",
             kubeconfig.display()
         ));
     }
@@ -57,9 +68,18 @@ fn write_mesh_file(dir: &Path, kubeconfig: &Path, names: &[&str]) -> PathBuf {
 }
 
 async fn bootstrap(names: &[&str], options: EmulatorOptions) -> Mesh {
+    bootstrap_model(names, options, false).await
+}
+
+async fn bootstrap_model(names: &[&str], options: EmulatorOptions, primary_remote: bool) -> Mesh {
     let clusters = TestClusters::start_with(names, options).expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = write_mesh_file(dir.path(), clusters.kubeconfig_path(), names);
+    let file = write_mesh_file(
+        dir.path(),
+        clusters.kubeconfig_path(),
+        names,
+        primary_remote,
+    );
     let spec = MeshSpec::from_file(&file).expect("valid mesh file");
     let bundles = CaDir::open(&spec.ca.dir)
         .ensure(&spec.ca_options(), &spec.cluster_names())
@@ -118,6 +138,9 @@ async fn bootstrap(names: &[&str], options: EmulatorOptions) -> Mesh {
 fn wait_for_gateways(mesh: &Mesh) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for c in &mesh.spec.clusters {
+        if !render::Needs::of(&mesh.spec, c).eastwest_gateway {
+            continue;
+        }
         loop {
             let svc = mesh.clusters.cluster(&c.name).object(
                 "v1",
@@ -367,4 +390,28 @@ async fn reports_a_foreign_root_and_a_gateway_without_address() {
     // Key material never reaches the report.
     let raw = String::from_utf8_lossy(&out.stdout);
     assert!(!raw.contains("PRIVATE KEY") && !raw.contains(&foreign.ca_key_pem[30..60]));
+}
+
+#[tokio::test]
+async fn primary_remote_needs_secrets_only_in_the_primary() {
+    let mesh = bootstrap_model(&["eu", "ap"], EmulatorOptions::default(), true).await;
+    wait_for_gateways(&mesh);
+    let out = mesh.verify(&["--allow-loopback"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ok       eu  remote-secret: istio-remote-secret-ap reaches ap at"),
+        "{text}"
+    );
+    assert!(!text.contains("istio-remote-secret-eu"), "{text}");
+
+    // The remote holding the primary's secret is not what this model wants: said, not fatal.
+    let mut stray = secret(&mesh, "eu", "istio-remote-secret-ap");
+    stray["metadata"]["name"] = json!("istio-remote-secret-eu");
+    stray["data"] = json!({"eu": stray["data"]["ap"].clone()});
+    replace(&mesh, "ap", stray);
+    let out = mesh.verify(&["--allow-loopback", "-q"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("warning  ap  unexpected-secret: istio-remote-secret-eu registers eu, but ap should not watch eu in this mesh model"), "{text}");
 }
