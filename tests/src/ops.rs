@@ -493,7 +493,7 @@ pub(crate) fn finish_write(
             }
         }
     }
-    apply_defaults(def, &mut new, old.is_none());
+    apply_defaults(def, &mut new, old);
     if track_update {
         apply::record_update(old, &mut new, &opts.manager, &def.api_version(), sub);
     }
@@ -527,8 +527,10 @@ fn tracks_generation(def: &ResourceDef) -> bool {
         || def.group == "discovery.k8s.io")
 }
 
-/// Fields the API server fills in: Namespace phase and name label, Service cluster IP and type.
-fn apply_defaults(def: &ResourceDef, obj: &mut Value, created: bool) {
+/// Fields the API server fills in: Namespace phase and name label; Service type, cluster IP,
+/// port protocol and target port, node ports for NodePort/LoadBalancer, traffic policies.
+/// Allocated values (cluster IP, node ports) carry over from the stored object.
+fn apply_defaults(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
     if !def.group.is_empty() {
         return;
     }
@@ -543,22 +545,73 @@ fn apply_defaults(def: &ResourceDef, obj: &mut Value, created: bool) {
                 obj["status"]["phase"] = json!("Active");
             }
         }
-        "services" => {
-            if obj["spec"]["type"].is_null() {
-                obj["spec"]["type"] = json!("ClusterIP");
-            }
-            if created && obj["spec"]["clusterIP"].is_null() {
+        "services" => service_defaults(obj, old),
+        _ => {}
+    }
+}
+
+fn service_defaults(obj: &mut Value, old: Option<&Value>) {
+    let spec = &mut obj["spec"];
+    if spec["type"].is_null() {
+        spec["type"] = json!("ClusterIP");
+    }
+    let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
+    if ty == "ExternalName" {
+        return;
+    }
+    if spec["clusterIP"].is_null() {
+        let ip = match old.and_then(|o| o["spec"]["clusterIP"].as_str()) {
+            Some(ip) => ip.to_string(),
+            None => {
                 let b: [u8; 2] = rand::random();
-                let ip = format!("10.96.{}.{}", b[0], b[1].max(1));
-                obj["spec"]["clusterIP"] = json!(ip);
-                obj["spec"]["clusterIPs"] = json!([ip]);
+                format!("10.96.{}.{}", b[0], b[1].max(1))
             }
-            if created && obj["status"].is_null() {
-                obj["status"] = json!({"loadBalancer": {}});
+        };
+        spec["clusterIP"] = json!(ip);
+        spec["clusterIPs"] = json!([ip]);
+    }
+    for (k, v) in [
+        ("sessionAffinity", json!("None")),
+        ("ipFamilies", json!(["IPv4"])),
+        ("ipFamilyPolicy", json!("SingleStack")),
+        ("internalTrafficPolicy", json!("Cluster")),
+    ] {
+        if spec[k].is_null() {
+            spec[k] = v;
+        }
+    }
+    let external = ty == "NodePort" || ty == "LoadBalancer";
+    if external && spec["externalTrafficPolicy"].is_null() {
+        spec["externalTrafficPolicy"] = json!("Cluster");
+    }
+    if ty == "LoadBalancer" && spec["allocateLoadBalancerNodePorts"].is_null() {
+        spec["allocateLoadBalancerNodePorts"] = json!(true);
+    }
+    let old_ports = old
+        .and_then(|o| o["spec"]["ports"].as_array().cloned())
+        .unwrap_or_default();
+    if let Some(ports) = spec["ports"].as_array_mut() {
+        for p in ports.iter_mut() {
+            if p["protocol"].is_null() {
+                p["protocol"] = json!("TCP");
+            }
+            if p["targetPort"].is_null() {
+                p["targetPort"] = p["port"].clone();
+            }
+            if external && p["nodePort"].is_null() {
+                let kept = old_ports
+                    .iter()
+                    .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                    .map(|o| o["nodePort"].clone());
+                p["nodePort"] = match kept.filter(|n| !n.is_null()) {
+                    Some(n) => n,
+                    None => json!(rand::random_range(30000..=32767)),
+                };
             }
         }
-        "serviceaccounts" | "configmaps" | "secrets" | "endpoints" | "pods" | "nodes" => {}
-        _ => {}
+    }
+    if old.is_none() && obj["status"].is_null() {
+        obj["status"] = json!({"loadBalancer": {}});
     }
 }
 
@@ -612,7 +665,7 @@ pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result
     if obj["metadata"]["generation"].is_null() && tracks_generation(&def) {
         obj["metadata"]["generation"] = json!(1);
     }
-    apply_defaults(&def, &mut obj, old.is_none());
+    apply_defaults(&def, &mut obj, old.as_ref());
     let stored = inner.store.put(k.clone(), obj);
     if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
         inner.registry.register_crd(&stored);

@@ -506,3 +506,77 @@ async fn discovery_documents_list_the_kinds_meshboot_uses() -> anyhow::Result<()
     assert!(get("/openapi/v3").await?["paths"]["api/v1"]["serverRelativeURL"].is_string());
     Ok(())
 }
+
+#[tokio::test]
+async fn services_get_the_real_defaults_and_keep_their_allocations() -> anyhow::Result<()> {
+    // No load-balancer address during the test: only the applies change the Service.
+    let opts = mesh_tests::EmulatorOptions {
+        lb_delay: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let clusters = TestClusters::start_with(&["eu"], opts)?;
+    let api = Api::<k8s_openapi::api::core::v1::Service>::namespaced(
+        common::admin(&clusters, "eu").await?,
+        "default",
+    );
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "istio-eastwestgateway"},
+        "spec": {"type": "LoadBalancer", "selector": {"istio": "eastwestgateway"}, "ports": [{"name": "tls", "port": 15443}]}}),
+    )?;
+    let first = api
+        .patch(
+            "istio-eastwestgateway",
+            &PatchParams::apply("meshboot"),
+            &Patch::Apply(&svc),
+        )
+        .await?;
+    let spec = first.spec.clone().unwrap_or_default();
+    let port = spec
+        .ports
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    assert_eq!(port.protocol.as_deref(), Some("TCP"));
+    assert!(
+        port.node_port.is_some_and(|n| (30000..=32767).contains(&n)),
+        "{port:?}"
+    );
+    assert!(spec.cluster_ip.is_some());
+    assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
+
+    let again = api
+        .patch(
+            "istio-eastwestgateway",
+            &PatchParams::apply("meshboot"),
+            &Patch::Apply(&svc),
+        )
+        .await?;
+    let again_port = again
+        .spec
+        .clone()
+        .unwrap_or_default()
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    assert_eq!(again_port.node_port, port.node_port, "allocations are kept");
+    assert_eq!(again.spec.and_then(|s| s.cluster_ip), spec.cluster_ip);
+    assert_eq!(
+        again.metadata.resource_version, first.metadata.resource_version,
+        "re-applying changes nothing"
+    );
+    let stored = clusters
+        .cluster("eu")
+        .object("v1", "Service", Some("default"), "istio-eastwestgateway")
+        .unwrap_or_default();
+    assert_eq!(
+        stored["spec"]["ports"].as_array().map(Vec::len),
+        Some(1),
+        "the applied port merged with its defaults: {stored}"
+    );
+    Ok(())
+}
