@@ -65,9 +65,9 @@ pub struct IntermediateArgs {
     /// Intermediate validity in days (capped at the root's expiry).
     #[arg(long, value_name = "N", default_value_t = 730)]
     days: u32,
-    /// Organisation (O=) of new intermediates.
-    #[arg(long, value_name = "O", default_value = "Istio")]
-    org: String,
+    /// Organisation (O=) of new intermediates [default: the root's O=].
+    #[arg(long, value_name = "O")]
+    org: Option<String>,
     /// Replace intermediates that are foreign, expired or broken instead of refusing.
     #[arg(long)]
     force: bool,
@@ -146,13 +146,23 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn intermediate(args: IntermediateArgs) -> anyhow::Result<ExitCode> {
+    let ca = CaDir::open(&args.dir);
+    // Intermediates carry the root's organisation unless told otherwise, as the Makefile's
+    // ROOTCA_ORG and INTERMEDIATE_ORG default to the same value.
+    let org = match args.org {
+        Some(org) => org,
+        None if ca.has_root() => ca
+            .root_info()?
+            .organization
+            .unwrap_or_else(|| "Istio".into()),
+        None => "Istio".into(),
+    };
     let opts = CaOptions {
         key: args.key,
         intermediate_days: args.days,
-        org: args.org,
+        org,
         ..CaOptions::default()
     };
-    let ca = CaDir::open(&args.dir);
     let clusters: Vec<&str> = args.clusters.iter().map(String::as_str).collect();
     let statuses = ca.ensure_intermediates(&clusters, &opts, args.force)?;
     let width = statuses.iter().map(|s| s.cluster.len()).max().unwrap_or(0);

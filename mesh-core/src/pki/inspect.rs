@@ -32,6 +32,8 @@ pub struct CertInfo {
     pub subject: String,
     /// Issuer DN in certificate order.
     pub issuer: String,
+    /// The `O=` of the subject.
+    pub organization: Option<String>,
     /// The `L=` of the subject: the cluster an Istio intermediate belongs to.
     pub cluster: Option<String>,
     /// Serial number, colon-separated hex.
@@ -188,6 +190,12 @@ pub(crate) fn info_of_der(
     Ok(CertInfo {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
+        organization: cert
+            .subject()
+            .iter_organization()
+            .next()
+            .and_then(|o| o.as_str().ok())
+            .map(str::to_string),
         cluster: locality(&cert),
         serial: hex(cert.raw_serial(), false),
         algorithm: key_algorithm_name(&cert),

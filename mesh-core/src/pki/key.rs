@@ -3,9 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use aws_lc_rs::encoding::AsDer;
 use rcgen::KeyPair;
 use rustls_pki_types::pem::SectionKind;
@@ -157,53 +154,14 @@ pub(crate) fn unsigned_bits(bytes: &[u8]) -> Option<usize> {
 /// Generates one key per entry of `algs`, on as many threads as the machine has cores: RSA
 /// prime search dominates CA creation and is embarrassingly parallel.
 pub(crate) fn generate_keys(algs: &[KeyAlgorithm]) -> Result<Vec<KeyPair>, PkiError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(algs.len());
-    let describe =
-        |i: usize, e: rcgen::Error| PkiError::crypto(format!("generating a {} key", algs[i]), e);
-    if threads <= 1 {
-        return algs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| a.generate().map_err(|e| describe(i, e)))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<KeyPair, rcgen::Error>>>> =
-        algs.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(alg) = algs.get(i) else { break };
-                    let key = alg.generate();
-                    // A poisoned slot can only come from a panic in another worker, which
-                    // `scope` re-raises anyway; keep the value either way.
-                    match slots[i].lock() {
-                        Ok(mut slot) => *slot = Some(key),
-                        Err(poisoned) => *poisoned.into_inner() = Some(key),
-                    }
-                }
-            });
-        }
-    });
-    slots
+    let results = super::par::map(algs, |alg| alg.generate()).ok_or_else(|| PkiError::Crypto {
+        what: "generating keys".into(),
+        reason: "a key-generation worker stopped early".into(),
+    })?;
+    results
         .into_iter()
-        .enumerate()
-        .map(|(i, slot)| {
-            let value = slot.into_inner().unwrap_or_else(|p| p.into_inner());
-            match value {
-                Some(Ok(key)) => Ok(key),
-                Some(Err(e)) => Err(describe(i, e)),
-                None => Err(PkiError::Crypto {
-                    what: format!("generating a {} key", algs[i]),
-                    reason: "a key-generation worker stopped early".into(),
-                }),
-            }
-        })
+        .zip(algs)
+        .map(|(r, alg)| r.map_err(|e| PkiError::crypto(format!("generating a {alg} key"), e)))
         .collect()
 }
 

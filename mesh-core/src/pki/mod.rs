@@ -22,6 +22,7 @@ mod error;
 mod inspect;
 mod key;
 mod names;
+mod par;
 mod profile;
 mod store;
 mod verify;

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::inspect::{CertInfo, fingerprint, info_of_der, locality, parse_der, pem_certs};
 use super::key::{LoadedKey, generate_keys, load_private_key};
 use super::verify::{ChainError, verify_bundle_at, verify_path};
-use super::{CaOptions, ClusterBundle, PkiError, profile, validate_cluster_name};
+use super::{CaOptions, ClusterBundle, PkiError, par, profile, validate_cluster_name};
 
 /// Root certificate file name (top level and in each cluster folder).
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
@@ -175,6 +175,24 @@ impl CaDir {
         self.dir.join(cluster)
     }
 
+    /// What the directory's root certificate says.
+    ///
+    /// ```
+    /// # use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+    /// let tmp = tempfile::tempdir().unwrap();
+    /// let ca = CaDir::open(tmp.path());
+    /// let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, org: "Acme".into(), ..CaOptions::default() };
+    /// ca.init(&opts, false).unwrap();
+    /// assert_eq!(ca.root_info().unwrap().organization.as_deref(), Some("Acme"));
+    /// ```
+    pub fn root_info(&self) -> Result<CertInfo, PkiError> {
+        let path = self.root_cert_path();
+        let label = path.display().to_string();
+        let pem = read_text(&path)?;
+        let der = pem_certs(&pem, &label)?.swap_remove(0);
+        info_of_der(&der, &label, OffsetDateTime::now_utc())
+    }
+
     /// True when the directory holds a root certificate or root key.
     ///
     /// ```
@@ -288,7 +306,8 @@ impl CaDir {
             });
         }
         let root = self.load_root()?;
-        self.ensure_with_root(clusters, opts, force, Some(root), false)
+        let done = self.ensure_with_root(clusters, opts, force, Some(root), false)?;
+        Ok(done.into_iter().map(|(status, _)| status).collect())
     }
 
     /// Reads the four `cacerts` files of `cluster`.
@@ -343,8 +362,14 @@ impl CaDir {
             None
         };
         let create_root = root.is_none();
-        self.ensure_with_root(clusters, opts, false, root, create_root)?;
-        clusters.iter().map(|c| self.bundle(c)).collect()
+        let done = self.ensure_with_root(clusters, opts, false, root, create_root)?;
+        // New intermediates come back from memory; existing ones are read from disk.
+        done.into_iter()
+            .map(|(status, bundle)| match bundle {
+                Some(b) => Ok(b),
+                None => self.bundle(&status.cluster),
+            })
+            .collect()
     }
 
     /// Reads every certificate of the directory and checks each chain. Unreadable or broken
@@ -527,7 +552,7 @@ impl CaDir {
         force: bool,
         root: Option<Root>,
         create_root: bool,
-    ) -> Result<Vec<IntermediateStatus>, PkiError> {
+    ) -> Result<Vec<(IntermediateStatus, Option<ClusterBundle>)>, PkiError> {
         let now = OffsetDateTime::now_utc();
         let plans = clusters
             .iter()
@@ -568,49 +593,95 @@ impl CaDir {
             PkiError::crypto(format!("reading {}", self.root_cert_path().display()), e)
         })?;
 
-        let mut statuses = Vec::with_capacity(clusters.len());
+        // Pair every new intermediate with its key, then sign and write the clusters in
+        // parallel: each touches only its own folder.
+        let mut work = Vec::with_capacity(clusters.len());
         for (cluster, plan) in clusters.iter().zip(plans) {
-            let dir = self.cluster_dir(cluster);
-            let action = match plan {
-                Plan::Keep => IntermediateAction::Unchanged,
-                Plan::Repair => {
-                    let cert_pem = read_text(&dir.join(CA_CERT_FILE))?;
-                    self.write_derived(&dir, &cert_pem, &root.cert_pem, true)?;
-                    IntermediateAction::Repaired
-                }
+            let key = match plan {
                 Plan::Create | Plan::Replace => {
-                    let key = keys.next().ok_or_else(|| PkiError::Crypto {
+                    Some(keys.next().ok_or_else(|| PkiError::Crypto {
                         what: format!("generating the key for {cluster:?}"),
                         reason: "no key was produced".into(),
-                    })?;
-                    let cert = profile::issue_intermediate(
-                        cluster,
-                        &opts.org,
-                        opts.intermediate_days,
-                        root.not_after,
-                        &key,
-                        &issuer,
-                    )?;
-                    create_dir(&dir)?;
-                    // Key first: a crash before the certificate lands leaves a mismatch that
-                    // the next run reports, never a certificate without its key.
-                    write_atomic(&dir.join(CA_KEY_FILE), key.serialize_pem().as_bytes(), true)?;
-                    write_atomic(&dir.join(CA_CERT_FILE), cert.pem().as_bytes(), false)?;
-                    self.write_derived(&dir, &cert.pem(), &root.cert_pem, false)?;
-                    if plan == Plan::Create {
-                        IntermediateAction::Created
-                    } else {
-                        IntermediateAction::Replaced
-                    }
+                    })?)
                 }
+                Plan::Keep | Plan::Repair => None,
             };
-            statuses.push(IntermediateStatus {
-                cluster: cluster.to_string(),
-                action,
-                dir,
-            });
+            work.push((*cluster, plan, key));
         }
-        Ok(statuses)
+        let results = par::map(&work, |(cluster, plan, key)| {
+            self.apply_plan(cluster, *plan, key.as_ref(), opts, &root, &issuer)
+        })
+        .ok_or_else(|| PkiError::Crypto {
+            what: "writing intermediates".into(),
+            reason: "a worker stopped early".into(),
+        })?;
+        results.into_iter().collect()
+    }
+
+    /// Carries out one cluster's plan. Returns the status and, for a new intermediate, the
+    /// bundle that was written.
+    fn apply_plan(
+        &self,
+        cluster: &str,
+        plan: Plan,
+        key: Option<&KeyPair>,
+        opts: &CaOptions,
+        root: &Root,
+        issuer: &Issuer<'_, &KeyPair>,
+    ) -> Result<(IntermediateStatus, Option<ClusterBundle>), PkiError> {
+        let dir = self.cluster_dir(cluster);
+        let (action, bundle) = match (plan, key) {
+            (Plan::Keep, _) => (IntermediateAction::Unchanged, None),
+            (Plan::Repair, _) => {
+                let cert_pem = read_text(&dir.join(CA_CERT_FILE))?;
+                self.write_derived(&dir, &cert_pem, &root.cert_pem, true)?;
+                (IntermediateAction::Repaired, None)
+            }
+            (Plan::Create | Plan::Replace, Some(key)) => {
+                let cert = profile::issue_intermediate(
+                    cluster,
+                    &opts.org,
+                    opts.intermediate_days,
+                    root.not_after,
+                    key,
+                    issuer,
+                )?;
+                let ca_cert_pem = cert.pem();
+                let ca_key_pem = key.serialize_pem();
+                create_dir(&dir)?;
+                // Key first: a crash before the certificate lands leaves a mismatch that the
+                // next run reports, never a certificate without its key.
+                write_atomic(&dir.join(CA_KEY_FILE), ca_key_pem.as_bytes(), true)?;
+                write_atomic(&dir.join(CA_CERT_FILE), ca_cert_pem.as_bytes(), false)?;
+                let (cert_chain_pem, root_cert_pem) =
+                    self.write_derived(&dir, &ca_cert_pem, &root.cert_pem, false)?;
+                let action = if plan == Plan::Create {
+                    IntermediateAction::Created
+                } else {
+                    IntermediateAction::Replaced
+                };
+                let bundle = ClusterBundle {
+                    cluster: cluster.to_string(),
+                    ca_cert_pem,
+                    ca_key_pem,
+                    root_cert_pem,
+                    cert_chain_pem,
+                };
+                (action, Some(bundle))
+            }
+            (Plan::Create | Plan::Replace, None) => {
+                return Err(PkiError::Crypto {
+                    what: format!("generating the key for {cluster:?}"),
+                    reason: "no key was produced".into(),
+                });
+            }
+        };
+        let status = IntermediateStatus {
+            cluster: cluster.to_string(),
+            action,
+            dir,
+        };
+        Ok((status, bundle))
     }
 
     /// Writes `cert-chain.pem` and the cluster's `root-cert.pem`; with `only_missing`, leaves
@@ -621,19 +692,17 @@ impl CaDir {
         ca_cert_pem: &str,
         root_pem: &str,
         only_missing: bool,
-    ) -> Result<(), PkiError> {
-        let chain = format!("{}{}", with_newline(ca_cert_pem), with_newline(root_pem));
-        for (name, contents) in [
-            (CERT_CHAIN_FILE, chain.as_str()),
-            (ROOT_CERT_FILE, root_pem),
-        ] {
+    ) -> Result<(String, String), PkiError> {
+        let root = with_newline(root_pem);
+        let chain = format!("{}{root}", with_newline(ca_cert_pem));
+        for (name, contents) in [(CERT_CHAIN_FILE, &chain), (ROOT_CERT_FILE, &root)] {
             let path = dir.join(name);
             if only_missing && path.exists() {
                 continue;
             }
-            write_atomic(&path, with_newline(contents).as_bytes(), false)?;
+            write_atomic(&path, contents.as_bytes(), false)?;
         }
-        Ok(())
+        Ok((chain, root))
     }
 
     /// Decides what to do for `cluster` without writing anything.
@@ -841,22 +910,23 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Resul
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".meshboot-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".meshboot-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Applied when the file is created, so a key is never readable by others, not even
+        // for the moment before a chmod.
+        let mode = if private { 0o600 } else { 0o644 };
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut tmp = builder
         .tempfile_in(parent)
         .map_err(|e| PkiError::io(parent, e))?;
     tmp.write_all(contents)
         .map_err(|e| PkiError::io(tmp.path(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if private { 0o600 } else { 0o644 };
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| PkiError::io(tmp.path(), e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = private;
     tmp.persist(path).map_err(|e| PkiError::io(path, e.error))?;
     Ok(())
 }

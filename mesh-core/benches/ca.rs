@@ -1,0 +1,173 @@
+//! CA creation speed, side by side with the openssl commands Istio's `tools/certs` Makefile
+//! runs (`../shared/bench/openssl-ca-baseline.sh`), in one run. Prints figures; asserts nothing.
+//!
+//! ```text
+//! cargo bench -p mesh-core --bench ca
+//! MESHBOOT_BENCH_RUNS=5 cargo bench -p mesh-core --bench ca    # more RSA samples
+//! ```
+//!
+//! RSA-4096 key generation is a random prime search (0.25–2 s per key), so every RSA figure is
+//! the median of several runs, with each run printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+
+const CLUSTERS: usize = 10;
+
+fn main() {
+    let runs: usize = std::env::var("MESHBOOT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("meshboot CA benchmark: {threads} core(s), {runs} run(s) per RSA figure");
+
+    // aws-lc initialises itself on first use (~50 ms); a CLI pays it once per process.
+    let start = Instant::now();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    CaDir::open(scratch.path())
+        .ensure(&opts(KeyAlgorithm::EcdsaP256), &["warmup"])
+        .expect("warm-up CA");
+    println!(
+        "first CA in the process (includes crypto start-up): {}",
+        ms(start.elapsed())
+    );
+
+    let names: Vec<String> = (1..=CLUSTERS).map(|i| format!("cluster{i}")).collect();
+    let ten: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    let ours_rsa = median_of(runs, || time_ensure(KeyAlgorithm::Rsa4096, &ten));
+    report("meshboot rsa-4096   root + 10 intermediates", &ours_rsa);
+    let ours_ec = median_of(runs.max(5), || time_ensure(KeyAlgorithm::EcdsaP256, &ten));
+    report("meshboot ecdsa-p256 root + 10 intermediates", &ours_ec);
+
+    match baseline_script() {
+        Some(script) if openssl_available() => {
+            let openssl = median_of(runs, || time_openssl(&script, CLUSTERS));
+            report(
+                "openssl  rsa-4096   root + 10 intermediates (Makefile steps)",
+                &openssl,
+            );
+            let base = median(&openssl);
+            println!(
+                "ratio rsa-4096:   openssl / meshboot = {:.2}x  (target >= 1.8x)",
+                base.as_secs_f64() / median(&ours_rsa).as_secs_f64()
+            );
+            println!(
+                "ratio ecdsa-p256: openssl rsa-4096 / meshboot ecdsa-p256 = {:.0}x",
+                base.as_secs_f64() / median(&ours_ec).as_secs_f64()
+            );
+        }
+        Some(_) => println!("openssl not installed: baseline skipped"),
+        None => println!(
+            "shared/bench/openssl-ca-baseline.sh not found above {}: baseline skipped",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    }
+
+    let hundred_names: Vec<String> = (1..=100).map(|i| format!("cluster{i}")).collect();
+    let hundred: Vec<&str> = hundred_names.iter().map(String::as_str).collect();
+    let big = median_of(10, || time_ensure(KeyAlgorithm::EcdsaP256, &hundred));
+    report("meshboot ecdsa-p256 root + 100 intermediates", &big);
+    println!(
+        "root + 100 ecdsa-p256 intermediates: median {} (target < 100 ms), {} per cluster",
+        ms(median(&big)),
+        ms(median(&big) / 100)
+    );
+    let rerun = median_of(10, || time_rerun(&hundred));
+    report(
+        "meshboot re-run on 100 existing intermediates (nothing written)",
+        &rerun,
+    );
+}
+
+fn opts(key: KeyAlgorithm) -> CaOptions {
+    CaOptions {
+        key,
+        ..CaOptions::default()
+    }
+}
+
+/// A fresh directory, then `CaDir::ensure`: root + intermediates, all files written.
+fn time_ensure(key: KeyAlgorithm, clusters: &[&str]) -> Duration {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let ca = CaDir::open(tmp.path().join("pki"));
+    let start = Instant::now();
+    ca.ensure(&opts(key), clusters).expect("ensure");
+    start.elapsed()
+}
+
+/// `ensure` on a directory where everything already exists: verification only.
+fn time_rerun(clusters: &[&str]) -> Duration {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let ca = CaDir::open(tmp.path().join("pki"));
+    let o = opts(KeyAlgorithm::EcdsaP256);
+    ca.ensure(&o, clusters).expect("ensure");
+    let start = Instant::now();
+    ca.ensure(&o, clusters).expect("re-run");
+    start.elapsed()
+}
+
+fn time_openssl(script: &Path, clusters: usize) -> Duration {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let start = Instant::now();
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(tmp.path().join("out"))
+        .arg(clusters.to_string())
+        .output()
+        .expect("run the openssl baseline");
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "openssl baseline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+/// The baseline lives in `shared/bench/` next to the checkout; look upwards from this crate
+/// so the bench works from any worktree location.
+fn baseline_script() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MESHBOOT_OPENSSL_BASELINE") {
+        return Some(PathBuf::from(p));
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/bench/openssl-ca-baseline.sh"))
+        .find(|p| p.is_file())
+}
+
+fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn median_of(runs: usize, mut f: impl FnMut() -> Duration) -> Vec<Duration> {
+    (0..runs).map(|_| f()).collect()
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut s = samples.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+fn report(label: &str, samples: &[Duration]) {
+    let all: Vec<String> = samples.iter().map(|d| ms(*d)).collect();
+    println!(
+        "{label}: median {}  [{}]",
+        ms(median(samples)),
+        all.join(", ")
+    );
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
