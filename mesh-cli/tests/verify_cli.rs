@@ -381,6 +381,13 @@ async fn reports_a_foreign_root_and_a_gateway_without_address() {
             .any(|(c, m)| c == "root" && m.contains("clusters do not share one root")),
         "{errors:?}"
     );
+    // ...and ap's root is not the one in the mesh file's ca.dir.
+    assert!(
+        errors.iter().any(|(c, m)| c == "root"
+            && m.starts_with("cacerts chains to root")
+            && m.contains("pki/root-cert.pem")),
+        "{errors:?}"
+    );
     assert!(
         errors
             .iter()

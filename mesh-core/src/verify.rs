@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{ClusterClient, ClusterError, ObjectRef, RetryPolicy};
-use crate::pki::{ClusterBundle, cert_info, verify_bundle};
+use crate::pki::{CaDir, ClusterBundle, cert_info, root_fingerprints, verify_bundle};
 use crate::remote_secret::{MULTICLUSTER_LABEL, is_loopback_server, secret_name};
 use crate::render::{NETWORK_LABEL, Needs, eastwest};
 use crate::spec::{ClusterSpec, MeshSpec};
@@ -302,6 +302,7 @@ async fn verify_inner(
         }
     }
     check_roots(&mut report, &roots);
+    check_local_root(&mut report, spec, &roots);
 
     let expected: BTreeSet<(String, String)> = spec.remote_secret_pairs().into_iter().collect();
     let mut token_checks = Vec::new();
@@ -524,6 +525,41 @@ fn check_roots(report: &mut VerifyReport, roots: &[(String, String)]) {
                 ),
                 hint: Some("all intermediates must be signed by the same root".into()),
             });
+        }
+    }
+}
+
+/// When the mesh file's `ca.dir` holds a root, every cluster must chain to it: otherwise the
+/// next `apply` would meet a `cacerts` it refuses to overwrite.
+fn check_local_root(report: &mut VerifyReport, spec: &MeshSpec, roots: &[(String, String)]) {
+    let ca = CaDir::open(&spec.ca.dir);
+    if !ca.has_root() {
+        return;
+    }
+    let local = std::fs::read_to_string(ca.root_cert_path())
+        .ok()
+        .and_then(|pem| root_fingerprints(&pem).ok());
+    let Some(local) = local else {
+        report.push(Finding {
+            severity: Severity::Warning,
+            cluster: None,
+            check: Check::Root,
+            message: format!("cannot read the root in {}", ca.root_cert_path().display()),
+            hint: None,
+        });
+        return;
+    };
+    for (cluster, root) in roots {
+        if !local.contains(root) {
+            report.push(error(
+                cluster,
+                Check::Root,
+                format!(
+                    "cacerts chains to root {root}, not to the root in {}",
+                    ca.root_cert_path().display()
+                ),
+                Some("this cluster was bootstrapped from another CA; `meshboot apply` will refuse to overwrite it"),
+            ));
         }
     }
 }
