@@ -11,6 +11,27 @@
 //! The API is synchronous: the emulator runs on its own runtime threads, so it works from plain
 //! `#[test]`s and from `#[tokio::test]`s alike. Dropping [`TestClusters`] stops every server.
 //!
+//! # Behaviour worth knowing
+//!
+//! - Counters: every request is counted by verb (`get`, `list`, `watch`, `create`, `update`,
+//!   `patch`, `apply`, `delete`, `deletecollection`, `discovery`), including requests refused by
+//!   an injected fault or by authentication. `writes` counts mutating requests on stored objects,
+//!   even when they change nothing (an unchanged server-side apply is a write request that keeps
+//!   the resourceVersion); dry runs, TokenRequests and access reviews are not writes.
+//! - kube-rs retries 429/503/504 by itself unless `Config::default_retry` is turned off; tests
+//!   that want to see injected errors turn it off.
+//! - The service-account token controller fills token Secrets about 20 ms after they (or their
+//!   ServiceAccount) appear; deleting the Secret or the ServiceAccount revokes the token.
+//!   TokenRequest tokens expire after `expirationSeconds`; the shortest allowed lifetime is
+//!   [`EmulatorOptions::min_token_ttl`] (600 s as on a real server).
+//! - `kubectl` sends protobuf for `create token`, `auth can-i` and `create <kind>` of core/RBAC
+//!   kinds; those are decoded. Other protobuf bodies get 415.
+//! - Not emulated: OpenAPI schemas (unknown fields are accepted, `fieldValidation` is ignored),
+//!   Table output (kubectl prints plain lists), pagination (`limit` returns everything),
+//!   admission webhooks, finalizers and graceful deletion (deletes are immediate; deleting a
+//!   namespace deletes its objects at once), and workload controllers (Deployments never get
+//!   Pods or status).
+//!
 //! ```
 //! use mesh_tests::TestClusters;
 //!
