@@ -200,3 +200,82 @@ fn type_config_and_tls_server_name() {
     );
     assert_eq!(redact(&text(&out.stdout)), expected);
 }
+
+/// `meshboot remote-secret ... | kubectl apply -f -`, the way the Istio docs use istioctl.
+/// Skipped when kubectl is not installed.
+#[test]
+fn output_pipes_into_kubectl_apply() {
+    let Ok(kubectl) = which_kubectl() else {
+        eprintln!("kubectl not found: skipping");
+        return;
+    };
+    let clusters = TestClusters::start(&["eu", "ap"]).expect("emulator");
+    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
+    let secret = meshboot(&[
+        "remote-secret",
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        "eu",
+        "--name",
+        "eu",
+        "--server",
+        "https://203.0.113.10:6443",
+    ]);
+    assert!(secret.status.success(), "{}", text(&secret.stderr));
+    // istio-system must exist in ap, as it does once Istio is installed there.
+    clusters
+        .cluster("ap")
+        .insert_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "istio-system"}}))
+        .expect("namespace");
+    let mut child = Command::new(kubectl)
+        .args([
+            "--kubeconfig",
+            kubeconfig,
+            "--context",
+            "ap",
+            "apply",
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&secret.stdout).expect("pipe");
+    }
+    let applied = child.wait_with_output().expect("kubectl");
+    assert!(
+        applied.status.success(),
+        "kubectl apply failed: {}",
+        text(&applied.stderr)
+    );
+    let stored = clusters
+        .cluster("ap")
+        .object(
+            "v1",
+            "Secret",
+            Some("istio-system"),
+            "istio-remote-secret-eu",
+        )
+        .expect("kubectl stored the remote secret");
+    assert_eq!(stored["metadata"]["labels"]["istio/multiCluster"], "true");
+    assert!(
+        stored["data"]["eu"].is_string(),
+        "stringData became data: {stored}"
+    );
+}
+
+fn which_kubectl() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
