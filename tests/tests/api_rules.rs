@@ -580,3 +580,29 @@ async fn services_get_the_real_defaults_and_keep_their_allocations() -> anyhow::
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn apply_accepts_a_yaml_body() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\n  labels:\n    app: mesh\ndata:\n  key: value\n";
+    let req = axum::http::Request::patch(
+        "/api/v1/namespaces/default/configmaps/from-yaml?fieldManager=yaml-client",
+    )
+    .header("content-type", "application/apply-patch+yaml")
+    .body(yaml.as_bytes().to_vec())?;
+    let created: Value = client.request(req).await?;
+    assert_eq!(created["data"]["key"], "value");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["manager"],
+        "yaml-client"
+    );
+    let bad = axum::http::Request::patch(
+        "/api/v1/namespaces/default/configmaps/from-yaml?fieldManager=yaml-client",
+    )
+    .header("content-type", "application/apply-patch+yaml")
+    .body(b"kind: [unclosed".to_vec())?;
+    let (code, _, _) = common::status_of(client.request::<Value>(bad).await);
+    assert_eq!(code, 400);
+    Ok(())
+}
