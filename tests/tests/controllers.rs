@@ -493,3 +493,20 @@ async fn a_watch_resumed_from_a_list_misses_no_change() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_watch_from_before_the_kept_history_is_410_expired() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    for i in 0..4200 {
+        eu.insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}"), "namespace": "default"}}))?;
+    }
+    let client = common::admin(&clusters, "eu").await?;
+    let req = axum::http::Request::get(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2&timeoutSeconds=1",
+    )
+    .body(Vec::new())?;
+    let (code, reason, _) = common::status_of(client.request_text(req).await);
+    assert_eq!((code, reason.as_str()), (410, "Expired"));
+    Ok(())
+}
