@@ -827,6 +827,10 @@ fn check_unexpected(
     }
 }
 
+/// Bound on one token check, retries included: an address only the clusters can reach must not
+/// stall verify.
+const TOKEN_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a source cluster made of a remote secret's credentials.
 enum TokenVerdict {
     /// Authenticated, and may list services cluster-wide (what istiod does first).
@@ -851,7 +855,7 @@ async fn try_token(src: &str, kubeconfig: &str) -> TokenVerdict {
             Err(e) => return TokenVerdict::Failed(e.to_string()),
         };
     let probe = tokio::time::timeout(
-        Duration::from_secs(20),
+        TOKEN_CHECK_TIMEOUT,
         client.can_i("list", "", "services", None),
     )
     .await;
@@ -860,7 +864,9 @@ async fn try_token(src: &str, kubeconfig: &str) -> TokenVerdict {
         Ok(Ok(false)) => TokenVerdict::CannotRead,
         Ok(Err(ClusterError::Unauthorized { .. })) => TokenVerdict::Rejected,
         Ok(Err(e)) => TokenVerdict::Failed(e.to_string()),
-        Err(_) => TokenVerdict::Failed(format!("{src} did not answer within 20 s")),
+        Err(_) => TokenVerdict::Failed(format!(
+            "{src} did not answer within {TOKEN_CHECK_TIMEOUT:?}"
+        )),
     }
 }
 
@@ -890,7 +896,9 @@ fn token_finding(src: &str, dst: &str, verdict: &TokenVerdict) -> Finding {
             dst,
             Check::Token,
             format!("{name}: cannot check its token: {reason}"),
-            None,
+            Some(
+                "verify connects from this machine with the secret's kubeconfig; if only the clusters can reach that server, re-run with --skip-token-check",
+            ),
         ),
     }
 }
