@@ -16,8 +16,8 @@ use mesh_core::remote_secret::{RemoteSecretOptions, SecretType, create_remote_se
 #[derive(Debug, clap::Args)]
 pub struct RemoteSecretArgs {
     /// Kubeconfig context of the cluster to make the secret for (default: current context).
-    #[arg(long, default_value = "")]
-    context: String,
+    #[arg(long)]
+    context: Option<String>,
     /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -69,14 +69,16 @@ pub async fn run(args: RemoteSecretArgs) -> anyhow::Result<ExitCode> {
     };
     // Bad flags fail before any connection is made.
     options.validate()?;
+    let context = args.context.unwrap_or_default();
+    // Errors name the cluster: by --name, else by the context it was reached through.
     let label = options
         .name
         .clone()
-        .unwrap_or_else(|| match args.context.as_str() {
-            "" => "current-context".to_string(),
+        .unwrap_or_else(|| match context.as_str() {
+            "" => "(current context)".to_string(),
             context => context.to_string(),
         });
-    let client = ClusterClient::connect(&label, args.kubeconfig.as_deref(), &args.context).await?;
+    let client = ClusterClient::connect(&label, args.kubeconfig.as_deref(), &context).await?;
     let made = create_remote_secret(&client, &options).await?;
     for warning in &made.warnings {
         eprintln!("warn: {warning}");
