@@ -38,6 +38,10 @@ pub enum Severity {
 
 impl Severity {
     /// `ok`, `warning` or `error`.
+    ///
+    /// ```
+    /// assert_eq!(mesh_core::verify::Severity::Warning.as_str(), "warning");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Ok => "ok",
@@ -240,6 +244,14 @@ struct ClusterFacts {
 /// should, is labelled, keyed by the right cluster, points at a non-loopback https server and
 /// carries a token the source cluster accepts, no cluster holds a remote secret for itself,
 /// and east-west gateways have an external address.
+///
+/// ```no_run
+/// # async fn demo(spec: mesh_core::spec::MeshSpec, clients: std::collections::BTreeMap<String, mesh_core::cluster::ClusterClient>) {
+/// use mesh_core::verify::{verify_clusters, VerifyOptions};
+/// let report = verify_clusters(&spec, &clients, &VerifyOptions::default()).await;
+/// std::process::exit(if report.is_ok() { 0 } else { 1 });
+/// # }
+/// ```
 pub async fn verify_clusters(
     spec: &MeshSpec,
     clients: &BTreeMap<String, ClusterClient>,

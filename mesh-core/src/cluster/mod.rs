@@ -50,6 +50,10 @@ pub enum ApplyOutcome {
 
 impl ApplyOutcome {
     /// The lowercase word used in output and JSON.
+    ///
+    /// ```
+    /// assert_eq!(mesh_core::cluster::ApplyOutcome::Updated.as_str(), "updated");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ApplyOutcome::Created => "created",
@@ -281,6 +285,14 @@ impl ClusterClient {
     }
 
     /// The cluster name this client was connected as.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mesh_core::cluster::ClusterError> {
+    /// let c = mesh_core::cluster::ClusterClient::connect("eu", None, "kind-eu").await?;
+    /// assert_eq!(c.name(), "eu");
+    /// println!("{}", c.server()); // e.g. https://127.0.0.1:6443
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }

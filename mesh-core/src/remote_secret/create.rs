@@ -63,6 +63,12 @@ impl Default for RemoteSecretOptions {
 
 impl RemoteSecretOptions {
     /// Checks the options that need no cluster, so bad input fails before any request.
+    ///
+    /// ```
+    /// use mesh_core::remote_secret::RemoteSecretOptions;
+    /// let bad = RemoteSecretOptions { name: Some("?-invalid-name".into()), ..Default::default() };
+    /// assert_eq!(bad.validate().unwrap_err().to_string(), "?-invalid-name is not a valid DNS 1123 label");
+    /// ```
     pub fn validate(&self) -> Result<(), RemoteSecretError> {
         if let Some(name) = &self.name
             && !is_dns1123_label(name)
@@ -76,6 +82,12 @@ impl RemoteSecretOptions {
     }
 
     /// The service account used: `--service-account` or the type's default.
+    ///
+    /// ```
+    /// use mesh_core::remote_secret::{RemoteSecretOptions, SecretType};
+    /// let config = RemoteSecretOptions { secret_type: SecretType::Config, ..Default::default() };
+    /// assert_eq!(config.service_account(), "istiod");
+    /// ```
     pub fn service_account(&self) -> &str {
         self.service_account
             .as_deref()
@@ -85,6 +97,14 @@ impl RemoteSecretOptions {
 }
 
 /// A remote secret and the warnings istioctl would print while making it.
+///
+/// ```no_run
+/// # async fn demo(c: mesh_core::cluster::ClusterClient) -> Result<(), mesh_core::remote_secret::RemoteSecretError> {
+/// use mesh_core::remote_secret::{create_remote_secret, RemoteSecretOptions};
+/// let made = create_remote_secret(&c, &RemoteSecretOptions::default()).await?;
+/// for w in &made.warnings { eprintln!("warn: {w}"); }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CreatedRemoteSecret {
     /// The secret, ready to print or apply.
