@@ -266,6 +266,7 @@ pub(crate) fn patch(
         }
         PatchKind::Apply => {}
     }
+    validate::decode_checks(def, &new)?;
     check_precondition(def, &old, &new, name)?;
     if new["metadata"]["resourceVersion"].is_null() {
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
@@ -647,6 +648,7 @@ pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result
     if let Some(ns) = &ns {
         obj["metadata"]["namespace"] = json!(ns);
     }
+    validate::decode_checks(&def, &obj).map_err(|e| anyhow::anyhow!("cluster {}: {e}", st.name))?;
     validate::normalize(&def, &mut obj);
     let k = key(&def, ns.as_deref(), &name);
     let old = inner.store.get(&k).cloned();

@@ -92,7 +92,11 @@ pub(crate) fn token_request(
             .tokens
             .issue(ns, sa_name, &uid, Some(ttl), None, &audiences)
     };
-    let mut spec = body["spec"].clone();
+    let mut spec = match &body["spec"] {
+        Value::Null => json!({}),
+        Value::Object(m) => Value::Object(m.clone()),
+        _ => return Err(ApiError::bad_request("TokenRequest spec must be an object")),
+    };
     spec["expirationSeconds"] = json!(requested);
     if spec["audiences"].is_null() {
         spec["audiences"] = json!([format!("https://kubernetes.default.svc.{}", st.name)]);

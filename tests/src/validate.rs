@@ -104,6 +104,36 @@ pub fn decode_checks(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
             "v1.ObjectMeta",
         ));
     }
+    // Every served kind has object-typed spec/status; the typed maps and lists below are what
+    // the server (and its controllers) index into.
+    for f in ["spec", "status"] {
+        if let Some(v) = map.get(f).filter(|v| !v.is_object() && !v.is_null()) {
+            return Err(decode_error(def, v, &format!("{}.{f}", def.kind), "object"));
+        }
+    }
+    if def.group.is_empty() && matches!(def.plural.as_str(), "secrets" | "configmaps") {
+        for f in ["data", "stringData", "binaryData"] {
+            if let Some(v) = map.get(f).filter(|v| !v.is_object() && !v.is_null()) {
+                return Err(decode_error(
+                    def,
+                    v,
+                    &format!("{}.{f}", def.kind),
+                    "map[string]string",
+                ));
+            }
+        }
+    }
+    if def.group.is_empty() && def.plural == "services" {
+        let ports = &obj["spec"]["ports"];
+        let bad = match ports {
+            Value::Null => None,
+            Value::Array(items) => items.iter().find(|p| !p.is_object()),
+            other => Some(other),
+        };
+        if let Some(v) = bad {
+            return Err(decode_error(def, v, "Service.spec.ports", "v1.ServicePort"));
+        }
+    }
     for f in ["name", "namespace", "generateName"] {
         if let Some(v) = meta.get(f).filter(|v| !v.is_string() && !v.is_null()) {
             return Err(decode_error(
@@ -406,6 +436,25 @@ mod tests {
         let e = decode_checks(&def("configmaps"), &obj).err();
         assert_eq!(e.as_ref().map(|e| e.code), Some(400));
         assert!(e.is_some_and(|e| e.message.contains("cannot unmarshal bool")));
+    }
+
+    #[test]
+    fn wrongly_typed_structures_are_decode_errors() {
+        for (plural, obj) in [
+            ("services", json!({"metadata": {"name": "s"}, "spec": "x"})),
+            (
+                "services",
+                json!({"metadata": {"name": "s"}, "spec": {"ports": [80]}}),
+            ),
+            ("secrets", json!({"metadata": {"name": "s"}, "data": "x"})),
+            (
+                "namespaces",
+                json!({"metadata": {"name": "n"}, "status": []}),
+            ),
+        ] {
+            let e = decode_checks(&def(plural), &obj).err();
+            assert_eq!(e.map(|e| e.code), Some(400), "{obj}");
+        }
     }
 
     #[test]

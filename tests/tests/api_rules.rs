@@ -606,3 +606,122 @@ async fn apply_accepts_a_yaml_body() -> anyhow::Result<()> {
     assert_eq!(code, 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn malformed_bodies_get_4xx_statuses_never_a_dropped_connection() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    clusters.cluster("eu").insert_object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "default"},
+        "spec": {"ports": [{"port": 80}]}}))?;
+    let svc = "/api/v1/namespaces/default/services";
+    let cases: Vec<(&str, String, &str, Value)> = vec![
+        ("POST", svc.to_string(), "application/json", json!([1, 2])),
+        (
+            "POST",
+            svc.to_string(),
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": "nope"}),
+        ),
+        (
+            "POST",
+            svc.to_string(),
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"ports": ["80"]}}),
+        ),
+        (
+            "POST",
+            svc.to_string(),
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": "x"}),
+        ),
+        (
+            "POST",
+            svc.to_string(),
+            "application/json",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata", "value": "x"}]),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec", "value": 7}]),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/json-patch+json",
+            json!({"not": "a list"}),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/merge-patch+json",
+            json!({"status": "broken"}),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/strategic-merge-patch+json",
+            json!({"metadata": {"labels": {"a": 1}}}),
+        ),
+        (
+            "PATCH",
+            format!("{svc}/svc"),
+            "application/apply-patch+yaml",
+            json!({"metadata": {"name": "svc"}}),
+        ),
+        ("PATCH", format!("{svc}/svc"), "text/plain", json!({})),
+        (
+            "PUT",
+            format!("{svc}/svc"),
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other"}}),
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/default/token".to_string(),
+            "application/json",
+            json!({"spec": "x"}),
+        ),
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews".to_string(),
+            "application/json",
+            json!({"spec": {}}),
+        ),
+        (
+            "GET",
+            format!("{svc}?labelSelector=a%20in%20b"),
+            "application/json",
+            Value::Null,
+        ),
+    ];
+    for (method, path, ct, body) in cases {
+        let (code, status) = common::raw(&client, method, &path, ct, &body).await?;
+        assert!(
+            (400..500).contains(&code),
+            "{method} {path} {body}: {code} {status}"
+        );
+        assert_eq!(status["status"], "Failure", "{method} {path}: a Status body: {status}");
+    }
+    // The server is still healthy afterwards.
+    assert_eq!(
+        common::raw(
+            &client,
+            "GET",
+            &format!("{svc}/svc"),
+            "application/json",
+            &Value::Null
+        )
+        .await?
+        .0,
+        200
+    );
+    Ok(())
+}
