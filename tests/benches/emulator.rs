@@ -32,6 +32,32 @@ struct Figures {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU seconds used by the emulator's threads and by everything else (the clients).
+    cpu: Option<(f64, f64)>,
+}
+
+/// CPU seconds (user + system) of this process's threads, split into emulator threads (named
+/// `kube-emulator*`) and the rest. Linux only; None elsewhere.
+fn cpu_split() -> Option<(f64, f64)> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut emulator = 0.0;
+    let mut other = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let secs = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        if comm.starts_with("kube-emulator") {
+            emulator += secs / ticks;
+        } else {
+            other += secs / ticks;
+        }
+    }
+    Some((emulator, other))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -43,6 +69,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn phase(clients: &[kube::Client], concurrency: usize, per_worker: usize, op: Op) -> Figures {
+    let cpu_before = cpu_split();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(clients.len() * concurrency);
     for (ci, client) in clients.iter().enumerate() {
@@ -81,12 +108,17 @@ async fn phase(clients: &[kube::Client], concurrency: usize, per_worker: usize, 
         }
     }
     let elapsed = start.elapsed();
+    let cpu = match (cpu_before, cpu_split()) {
+        (Some((e0, o0)), Some((e1, o1))) => Some((e1 - e0, o1 - o0)),
+        _ => None,
+    };
     latencies.sort();
     Figures {
         requests: latencies.len(),
         errors,
         elapsed,
         latencies,
+        cpu,
     }
 }
 
@@ -100,6 +132,14 @@ fn report(label: &str, f: &Figures) {
         pct(&f.latencies, 0.99).as_secs_f64() * 1e3,
         f.errors
     );
+    if let Some((emulator, clients)) = f.cpu.filter(|(e, _)| *e > 0.0) {
+        let per_req = emulator / f.requests.max(1) as f64;
+        println!(
+            "       CPU: emulator {emulator:.2} s ({:.0} us/request, i.e. {:.0} req/s per core), clients {clients:.2} s",
+            per_req * 1e6,
+            1.0 / per_req
+        );
+    }
 }
 
 fn main() -> anyhow::Result<()> {

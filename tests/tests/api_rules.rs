@@ -708,7 +708,10 @@ async fn malformed_bodies_get_4xx_statuses_never_a_dropped_connection() -> anyho
             (400..500).contains(&code),
             "{method} {path} {body}: {code} {status}"
         );
-        assert_eq!(status["status"], "Failure", "{method} {path}: a Status body: {status}");
+        assert_eq!(
+            status["status"], "Failure",
+            "{method} {path}: a Status body: {status}"
+        );
     }
     // The server is still healthy afterwards.
     assert_eq!(
