@@ -279,3 +279,63 @@ async fn a_namespace_on_a_cluster_scoped_object_does_not_cause_rewrites() -> Tes
     assert_eq!(clusters.cluster("eu").counters().writes, 0);
     Ok(())
 }
+
+/// A field another manager owns (here `kubectl apply --server-side`) is a conflict unless
+/// `force` is set. Skipped when kubectl is not installed.
+#[tokio::test]
+async fn fields_of_another_manager_conflict_unless_forced() -> TestResult {
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("kubectl not found: skipping");
+        return Ok(());
+    };
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    eu.apply(&namespace("net1"), &ApplyOptions::default())
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mesh\n  namespace: istio-system\ndata:\n  network: net1\n",
+    )?;
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(clusters.kubeconfig_path())
+        .args(["--context", "eu", "apply", "--server-side", "-f"])
+        .arg(&manifest)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ours = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "mesh", "namespace": "istio-system"}, "data": {"network": "net2"}});
+    let err = eu
+        .apply(&ours, &ApplyOptions::default())
+        .await
+        .expect_err("kubectl owns data.network");
+    assert!(matches!(err, ClusterError::Conflict { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("cluster eu: conflict (apply ConfigMap istio-system/mesh)"),
+        "{err}"
+    );
+
+    let forced = ApplyOptions {
+        force: true,
+        ..ApplyOptions::default()
+    };
+    assert_eq!(eu.apply(&ours, &forced).await?, ApplyOutcome::Updated);
+    let live = clusters
+        .cluster("eu")
+        .object("v1", "ConfigMap", Some("istio-system"), "mesh")
+        .expect("configmap");
+    assert_eq!(live["data"]["network"], "net2");
+    Ok(())
+}
