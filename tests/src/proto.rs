@@ -95,6 +95,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
     let mut obj = match kind.as_str() {
         "TokenRequest" => token_request(raw),
         "SelfSubjectAccessReview" | "SubjectAccessReview" => access_review(raw),
+        "SelfSubjectRulesReview" => message(raw, RULES_REVIEW),
         "ServiceAccount" => message(raw, SERVICE_ACCOUNT),
         "Namespace" => message(raw, NAMESPACE),
         "Secret" => message(raw, SECRET),
@@ -169,6 +170,11 @@ const CONFIG_MAP: &[(u64, &str, Ty)] = &[
     (2, "data", Ty::MapStr),
     (3, "binaryData", Ty::MapBytes),
     (4, "immutable", Ty::Bool),
+];
+const RULES_REVIEW_SPEC: &[(u64, &str, Ty)] = &[(1, "namespace", Ty::Str)];
+const RULES_REVIEW: &[(u64, &str, Ty)] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "spec", Ty::Msg(RULES_REVIEW_SPEC)),
 ];
 const ROLE: &[(u64, &str, Ty)] = &[
     (1, "metadata", Ty::Msg(OBJECT_META)),

@@ -61,6 +61,45 @@ pub fn allowed(store: &Store, who: &Identity, attrs: &Attributes<'_>) -> bool {
         .any(|b| role_allows(store, b, Some(ns), attrs))
 }
 
+/// The rules that apply to `who` in `namespace` (cluster-wide bindings included), as
+/// SelfSubjectRulesReview reports them.
+pub fn rules_for(store: &Store, who: &Identity, namespace: &str) -> Vec<Value> {
+    if *who == Identity::Admin {
+        return vec![serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})];
+    }
+    let user = who.username();
+    let groups = who.groups();
+    let mut out = vec![serde_json::json!({
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    })];
+    let bindings = store
+        .list(RBAC, "clusterrolebindings", None)
+        .map(|b| (b, None))
+        .chain(
+            store
+                .list(RBAC, "rolebindings", Some(namespace))
+                .map(|b| (b, Some(namespace))),
+        );
+    for (b, ns) in bindings {
+        if !subjects_match(b, who, &user, &groups) {
+            continue;
+        }
+        if let Some(role) = bound_role(store, b, ns) {
+            out.extend(
+                role["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.get("nonResourceURLs").is_none())
+                    .cloned(),
+            );
+        }
+    }
+    out
+}
+
 fn subjects_match(binding: &Value, who: &Identity, user: &str, groups: &[String]) -> bool {
     binding["subjects"]
         .as_array()
@@ -90,20 +129,27 @@ fn subjects_match(binding: &Value, who: &Identity, user: &str, groups: &[String]
         })
 }
 
+fn bound_role<'a>(
+    store: &'a Store,
+    binding: &Value,
+    binding_ns: Option<&str>,
+) -> Option<&'a Value> {
+    let role_ref = &binding["roleRef"];
+    let name = role_ref["name"].as_str().unwrap_or_default();
+    match (role_ref["kind"].as_str(), binding_ns) {
+        (Some("ClusterRole"), _) => store.get(&Key::new(RBAC, "clusterroles", None, name)),
+        (Some("Role"), Some(ns)) => store.get(&Key::new(RBAC, "roles", Some(ns), name)),
+        _ => None,
+    }
+}
+
 fn role_allows(
     store: &Store,
     binding: &Value,
     binding_ns: Option<&str>,
     attrs: &Attributes<'_>,
 ) -> bool {
-    let role_ref = &binding["roleRef"];
-    let name = role_ref["name"].as_str().unwrap_or_default();
-    let role = match (role_ref["kind"].as_str(), binding_ns) {
-        (Some("ClusterRole"), _) => store.get(&Key::new(RBAC, "clusterroles", None, name)),
-        (Some("Role"), Some(ns)) => store.get(&Key::new(RBAC, "roles", Some(ns), name)),
-        _ => None,
-    };
-    role.is_some_and(|r| {
+    bound_role(store, binding, binding_ns).is_some_and(|r| {
         r["rules"]
             .as_array()
             .into_iter()

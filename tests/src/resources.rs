@@ -215,6 +215,11 @@ pub fn builtin() -> Vec<ResourceDef> {
         ),
         ResourceDef::review(
             "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+        ),
+        ResourceDef::review(
+            "authorization.k8s.io",
             "subjectaccessreviews",
             "SubjectAccessReview",
         ),

@@ -175,6 +175,27 @@ pub(crate) fn self_subject_access_review(
     ))
 }
 
+/// `POST selfsubjectrulesreviews`: the caller's rules in `spec.namespace`.
+pub(crate) fn self_subject_rules_review(
+    st: &ClusterState,
+    who: &Identity,
+    body: &Value,
+) -> ApiResult<Value> {
+    let ns = body["spec"]["namespace"].as_str().unwrap_or("default");
+    let rules = rbac::rules_for(&st.lock().store, who, ns);
+    Ok(json!({
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"namespace": ns},
+        "status": {
+            "resourceRules": rules,
+            "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version", "/healthz", "/openapi/*"]}],
+            "incomplete": false,
+        },
+    }))
+}
+
 /// `POST subjectaccessreviews`: answers for `spec.user` / `spec.groups`.
 pub(crate) fn subject_access_review(st: &ClusterState, body: &Value) -> ApiResult<Value> {
     let spec = &body["spec"];

@@ -426,6 +426,9 @@ async fn resource_request(
                 created(reviews::self_subject_access_review(st, who, &body)?)
             }
             "subjectaccessreviews" => created(reviews::subject_access_review(st, &body)?),
+            "selfsubjectrulesreviews" => {
+                created(reviews::self_subject_rules_review(st, who, &body)?)
+            }
             _ => created(reviews::token_review(st, &body)?),
         };
     }

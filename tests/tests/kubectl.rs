@@ -343,6 +343,14 @@ fn create_token_and_auth_can_i_follow_rbac() -> anyhow::Result<()> {
             .status
             .success()
     );
+    let list = as_reader(&["auth", "can-i", "--list", "-n", "default"])?;
+    let rules = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("secrets") && l.contains("[get list]")),
+        "{rules}"
+    );
 
     let bogus = k.run("eu", &["--token", "bogus", "get", "namespaces"], None)?;
     assert!(String::from_utf8_lossy(&bogus.stderr).contains("Unauthorized"));
