@@ -799,3 +799,65 @@ fn openssl_agrees_that_the_chain_verifies() {
         text.contains("Digital Signature, Non Repudiation, Key Encipherment, Certificate Sign")
     );
 }
+
+/// The openssl steps of Istio's `tools/certs` Makefile, as the shared benchmark script runs
+/// them; `None` when the script or openssl is not available here.
+fn makefile_baseline_script() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared/bench/openssl-ca-baseline.sh"))
+        .find(|p| p.is_file())?;
+    let openssl = std::process::Command::new("openssl")
+        .arg("version")
+        .output();
+    openssl.is_ok_and(|o| o.status.success()).then_some(script)
+}
+
+#[test]
+fn a_ca_directory_made_by_istios_makefile_is_taken_over_unchanged() {
+    let Some(script) = makefile_baseline_script() else {
+        eprintln!("openssl or shared/bench/openssl-ca-baseline.sh missing; skipping");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    // RSA-2048 keeps the test quick; the profile is the Makefile's either way.
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .args(["2", "2048"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ca = CaDir::open(&dir);
+    let before = snapshot(&dir);
+
+    let report = ca.inspect().unwrap();
+    assert!(report.all_ok(), "{report:#?}");
+    let statuses = ca
+        .ensure_intermediates(&["cluster1", "cluster2"], &p256(), false)
+        .unwrap();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.action == IntermediateAction::Unchanged)
+    );
+    assert_eq!(
+        before,
+        snapshot(&dir),
+        "the Makefile's files are left as they are"
+    );
+
+    // And a new cluster joins under the Makefile's root.
+    let b = ca.ensure(&p256(), &["cluster1", "eu"]).unwrap().remove(1);
+    let chain = verify_bundle(&b).unwrap();
+    assert_eq!(chain.subjects[1], "O=Istio, CN=Root CA");
+    assert_eq!(
+        cert_info(&b.ca_cert_pem).unwrap().signature_algorithm,
+        "sha256WithRSAEncryption"
+    );
+}

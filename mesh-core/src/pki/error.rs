@@ -166,6 +166,19 @@ pub enum PkiError {
         file: PathBuf,
     },
 
+    /// `import` on a directory that already holds a different root.
+    #[error(
+        "{} already holds a different root CA ({}); refusing to import over it, because every intermediate it signed would stop verifying (move root-cert.pem and root-key.pem away first if that is intended)",
+        dir.display(),
+        file.display()
+    )]
+    DifferentRootExists {
+        /// The CA directory.
+        dir: PathBuf,
+        /// The existing root certificate (or key) file.
+        file: PathBuf,
+    },
+
     /// An operation that needs a root on a directory without one.
     #[error(
         "{} holds no root CA (root-cert.pem and root-key.pem); create one with `meshboot ca init --dir {}` or bring your own with `meshboot ca import`",

@@ -8,6 +8,12 @@ use std::fmt;
 pub const MAX_CLUSTER_NAME_LEN: usize = 63;
 
 /// A cluster name that is not a DNS-1123 label, with the reason in words.
+///
+/// ```
+/// let err = mesh_core::pki::validate_cluster_name("eu-").unwrap_err();
+/// assert_eq!(err.name, "eu-");
+/// assert_eq!(err.reason, "it ends with '-'");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameError {
     /// The name as given.

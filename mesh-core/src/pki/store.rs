@@ -34,6 +34,11 @@ pub const CERT_CHAIN_FILE: &str = "cert-chain.pem";
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// What [`CaDir::ensure_intermediates`] did for one cluster.
+///
+/// ```
+/// use mesh_core::pki::IntermediateAction;
+/// assert_eq!(IntermediateAction::Unchanged.to_string(), "unchanged");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntermediateAction {
@@ -60,6 +65,17 @@ impl std::fmt::Display for IntermediateAction {
 }
 
 /// The outcome for one cluster of [`CaDir::ensure_intermediates`].
+///
+/// ```
+/// # use mesh_core::pki::{CaDir, CaOptions, IntermediateAction, KeyAlgorithm};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+/// let ca = CaDir::open(tmp.path());
+/// ca.init(&opts, false).unwrap();
+/// let status = ca.ensure_intermediates(&["eu"], &opts, false).unwrap().remove(0);
+/// assert_eq!((status.cluster.as_str(), status.action), ("eu", IntermediateAction::Created));
+/// assert_eq!(status.dir, tmp.path().join("eu"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IntermediateStatus {
     /// The cluster.
@@ -71,6 +87,16 @@ pub struct IntermediateStatus {
 }
 
 /// One certificate as `meshboot ca inspect` reports it.
+///
+/// ```
+/// # use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+/// let ca = CaDir::open(tmp.path());
+/// ca.ensure(&opts, &["eu"]).unwrap();
+/// let eu = &ca.inspect().unwrap().intermediates[0];
+/// assert_eq!((eu.cluster.as_deref(), eu.chain_ok, eu.chain.as_str()), (Some("eu"), true, "ok"));
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectedCert {
     /// The certificate file.
@@ -88,6 +114,13 @@ pub struct InspectedCert {
 }
 
 /// Everything `meshboot ca inspect` shows for a CA directory.
+///
+/// ```
+/// # use mesh_core::pki::CaDir;
+/// let tmp = tempfile::tempdir().unwrap();
+/// let report = CaDir::open(tmp.path()).inspect().unwrap();
+/// assert!(report.root.is_none() && report.intermediates.is_empty());
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct CaReport {
     /// The directory.
@@ -99,7 +132,17 @@ pub struct CaReport {
 }
 
 impl CaReport {
-    /// True when every chain verified.
+    /// True when every chain verified (vacuously true for an empty directory).
+    ///
+    /// ```
+    /// # use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+    /// let ca = CaDir::open(tmp.path());
+    /// ca.ensure(&opts, &["eu"]).unwrap();
+    /// std::fs::remove_file(tmp.path().join("eu/cert-chain.pem")).unwrap();
+    /// assert!(!ca.inspect().unwrap().all_ok());
+    /// ```
     pub fn all_ok(&self) -> bool {
         self.root
             .iter()
@@ -231,7 +274,8 @@ impl CaDir {
     /// Brings your own root: copies `cert` and `key` into the directory (the key re-encoded as
     /// PKCS#8, mode 0600) after checking that the certificate is one self-signed, currently
     /// valid CA certificate and that the key is its plain (unencrypted) RSA or ECDSA key.
-    /// Importing the same root again is a no-op; a different one is refused.
+    /// Importing the same root again is a no-op; a different one is refused
+    /// ([`PkiError::DifferentRootExists`]).
     ///
     /// ```no_run
     /// use mesh_core::pki::CaDir;
@@ -273,7 +317,15 @@ impl CaDir {
             {
                 return Ok(info);
             }
-            self.refuse_existing_root(false)?;
+            let file = if self.root_cert_path().exists() {
+                self.root_cert_path()
+            } else {
+                self.root_key_path()
+            };
+            return Err(PkiError::DifferentRootExists {
+                dir: self.dir.clone(),
+                file,
+            });
         }
         self.write_root(&der_to_pem(der), &loaded.key.serialize_pem())?;
         Ok(info)
@@ -554,9 +606,14 @@ impl CaDir {
         create_root: bool,
     ) -> Result<Vec<(IntermediateStatus, Option<ClusterBundle>)>, PkiError> {
         let now = OffsetDateTime::now_utc();
-        let plans = clusters
-            .iter()
-            .map(|c| self.plan(c, root.as_ref(), force, now))
+        // Checking an existing intermediate is a few signature checks and a key parse per
+        // cluster; independent, so spread over the cores like key generation.
+        let plans = par::map(clusters, |c| self.plan(c, root.as_ref(), force, now))
+            .ok_or_else(|| PkiError::Crypto {
+                what: "checking existing intermediates".into(),
+                reason: "a worker stopped early".into(),
+            })?
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut algs = Vec::new();

@@ -17,6 +17,17 @@ use super::{ClusterBundle, PkiError, der};
 const MAX_DEPTH: usize = 8;
 
 /// Why a certificate chain does not verify. Variants name certificates by subject.
+///
+/// ```
+/// # use mesh_core::pki::{verify_chain, CaDir, CaOptions, ChainError, KeyAlgorithm};
+/// # let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+/// let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+/// let eu = CaDir::open(a.path()).ensure(&opts, &["eu"]).unwrap().remove(0);
+/// let other = CaDir::open(b.path()).ensure(&opts, &["eu"]).unwrap().remove(0);
+/// // Same names, different keys: only the signature tells them apart.
+/// let err = verify_chain(&eu.ca_cert_pem, "", &other.root_cert_pem).unwrap_err();
+/// assert!(matches!(err, ChainError::BadSignature { .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainError {
