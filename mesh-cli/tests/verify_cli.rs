@@ -306,6 +306,15 @@ async fn reports_each_broken_case() {
     own["metadata"]["name"] = json!("istio-remote-secret-eu");
     own["data"] = json!({"eu": own["data"]["us"].clone()});
     replace(&mesh, "eu", own);
+    // ap's copy of us's secret is labelled "True": istiod selects on exactly "true".
+    let mut mislabelled = secret(&mesh, "ap", "istio-remote-secret-us");
+    mislabelled["metadata"]["labels"]["istio/multiCluster"] = json!("True");
+    replace(&mesh, "ap", mislabelled);
+    // us also holds a copy of ap's secret in `default`, as istioctl leaves it (#49780).
+    let mut misplaced = secret(&mesh, "us", "istio-remote-secret-ap");
+    misplaced["metadata"]["namespace"] = json!("default");
+    mesh.clusters.cluster("us").insert_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).ok();
+    replace(&mesh, "us", misplaced);
     // us is labelled with ap's network.
     let mut ns = mesh
         .clusters
@@ -323,7 +332,9 @@ async fn reports_each_broken_case() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     for expected in [
-        "error    ap  remote-secret: istio-remote-secret-eu (labelled istio/multiCluster=true) is missing",
+        "error    ap  remote-secret: istio-remote-secret-eu is missing: istiod in ap does not see eu",
+        "error    ap  remote-secret: istio-remote-secret-us exists but is not labelled istio/multiCluster: \"true\" (istio/multiCluster: \"True\"): istiod in ap ignores it",
+        "error    us  unexpected-secret: default/istio-remote-secret-ap is labelled istio/multiCluster=true but istiod only reads istio-system",
         "error    us  token: eu rejects the token of istio-remote-secret-eu",
         "error    eu  remote-secret: istio-remote-secret-ap is not keyed by cluster name ap (keys: wrong)",
         "error    eu  unexpected-secret: istio-remote-secret-eu holds a kubeconfig for eu itself",

@@ -309,8 +309,22 @@ async fn verify_inner(
         if Needs::of(spec, cluster).eastwest_gateway {
             check_gateway(&mut report, cluster, ns, &facts.gateway);
         }
-        if let Ok(secrets) = &facts.secrets {
-            secrets_by_dst.insert(cluster.name.clone(), secrets.clone());
+        match &facts.secrets {
+            Ok(all) => {
+                let (here, elsewhere): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|s| {
+                    s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+                });
+                for secret in elsewhere {
+                    report.push(misplaced(&cluster.name, ns, secret));
+                }
+                secrets_by_dst.insert(cluster.name.clone(), here.into_iter().cloned().collect());
+            }
+            Err(e) => report.push(error(
+                &cluster.name,
+                Check::RemoteSecret,
+                e.to_string(),
+                None,
+            )),
         }
     }
     check_roots(&mut report, &roots);
@@ -319,6 +333,7 @@ async fn verify_inner(
     let expected: BTreeSet<(String, String)> = spec.remote_secret_pairs().into_iter().collect();
     let mut token_checks = Vec::new();
     let mut servers = BTreeMap::new();
+    let mut missing = Vec::new();
     for (src, dst) in &expected {
         let Some(secrets) = secrets_by_dst.get(dst) else {
             continue; // dst unreachable: already reported
@@ -326,17 +341,34 @@ async fn verify_inner(
         let Some(src_spec) = spec.cluster(src) else {
             continue;
         };
+        let name = secret_name(src);
+        let Some(secret) = secrets
+            .iter()
+            .find(|s| s.pointer("/metadata/name").and_then(Value::as_str) == Some(name.as_str()))
+        else {
+            missing.push((src.as_str(), dst.as_str()));
+            continue;
+        };
         if let Some(kubeconfig) = check_remote_secret(
             &mut report,
             src_spec,
             dst,
-            secrets,
+            secret,
             clients,
             options,
             &mut servers,
         ) {
             token_checks.push((src.clone(), dst.clone(), kubeconfig));
         }
+    }
+    // Not among the labelled secrets: absent, or present without the label istiod selects by.
+    let unlabelled: Vec<Finding> = futures::stream::iter(missing)
+        .map(|(src, dst)| async move { explain_missing(clients.get(dst), src, dst, ns).await })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    for finding in unlabelled {
+        report.push(finding);
     }
     for (dst, secrets) in &secrets_by_dst {
         check_unexpected(&mut report, spec, dst, secrets, &expected);
@@ -369,7 +401,16 @@ async fn read_facts(client: &ClusterClient, cluster: &ClusterSpec, ns: &str) -> 
     let selector = format!("{MULTICLUSTER_LABEL}=true");
     let cacerts = client.get(&cacerts_ref);
     let namespace = client.get(&namespace_ref);
-    let secrets = client.list("v1", "Secret", Some(ns), Some(&selector));
+    // Cluster-wide, to find remote secrets in the wrong namespace too (istioctl used the
+    // context's namespace, #49780); a reader limited to the istio namespace still gets those.
+    let secrets = async {
+        match client.list("v1", "Secret", None, Some(&selector)).await {
+            Err(ClusterError::Forbidden { .. }) => {
+                client.list("v1", "Secret", Some(ns), Some(&selector)).await
+            }
+            other => other,
+        }
+    };
     let gateway = client.get(&gateway_ref);
     let (cacerts, namespace, secrets, gateway) =
         futures::join!(cacerts, namespace, secrets, gateway);
@@ -690,28 +731,12 @@ fn check_remote_secret(
     report: &mut VerifyReport,
     src: &ClusterSpec,
     dst: &str,
-    secrets: &[Value],
+    secret: &Value,
     clients: &BTreeMap<String, ClusterClient>,
     options: &VerifyOptions,
     servers: &mut BTreeMap<String, Option<String>>,
 ) -> Option<String> {
     let name = secret_name(&src.name);
-    let secret = secrets
-        .iter()
-        .find(|s| s.pointer("/metadata/name").and_then(Value::as_str) == Some(name.as_str()));
-    let Some(secret) = secret else {
-        // The list was by label: an unlabelled secret of that name is invisible to istiod too.
-        report.push(error(
-            dst,
-            Check::RemoteSecret,
-            format!(
-                "{name} (labelled {MULTICLUSTER_LABEL}=true) is missing: istiod in {dst} does not see {}",
-                src.name
-            ),
-            Some("run `meshboot apply`"),
-        ));
-        return None;
-    };
     let Some(kubeconfig) = secret_text(secret, &src.name) else {
         let keys: Vec<&str> = secret
             .get("data")
@@ -791,6 +816,66 @@ fn check_remote_secret(
         )),
     }
     Some(kubeconfig)
+}
+
+/// A labelled remote secret outside istiod's namespace: istiod never reads it.
+fn misplaced(cluster: &str, ns: &str, secret: &Value) -> Finding {
+    let name = secret
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    let other = secret
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("<none>");
+    error(
+        cluster,
+        Check::UnexpectedSecret,
+        format!("{other}/{name} is labelled {MULTICLUSTER_LABEL}=true but istiod only reads {ns}"),
+        Some(&format!("move it: it belongs in namespace {ns}")),
+    )
+}
+
+/// Why `istio-remote-secret-<src>` is not among `dst`'s labelled secrets.
+async fn explain_missing(
+    client: Option<&ClusterClient>,
+    src: &str,
+    dst: &str,
+    ns: &str,
+) -> Finding {
+    let name = secret_name(src);
+    let found = match client {
+        Some(c) => c
+            .get(&ObjectRef::namespaced("v1", "Secret", ns, &name))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    match found {
+        Some(secret) => {
+            let label = secret
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(MULTICLUSTER_LABEL))
+                .map_or("no such label".to_string(), |v| {
+                    format!("{MULTICLUSTER_LABEL}: {v}")
+                });
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!(
+                    "{name} exists but is not labelled {MULTICLUSTER_LABEL}: \"true\" ({label}): istiod in {dst} ignores it"
+                ),
+                Some("run `meshboot apply`"),
+            )
+        }
+        None => error(
+            dst,
+            Check::RemoteSecret,
+            format!("{name} is missing: istiod in {dst} does not see {src}"),
+            Some("run `meshboot apply`"),
+        ),
+    }
 }
 
 fn check_unexpected(
