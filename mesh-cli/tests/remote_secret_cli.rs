@@ -279,3 +279,28 @@ fn which_kubectl() -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[test]
+fn a_down_cluster_is_one_clear_error_line() {
+    let clusters = TestClusters::start(&["eu"]).expect("emulator");
+    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
+    clusters.cluster("eu").set_down(true);
+    let out = meshboot(&[
+        "remote-secret",
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        "eu",
+        "--name",
+        "eu",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    let url = clusters.cluster("eu").url();
+    assert!(
+        stderr.starts_with(&format!("error: cluster eu: cannot reach API server {url} (get ServiceAccount istio-system/istio-reader-service-account, 6 attempts)")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
