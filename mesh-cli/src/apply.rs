@@ -21,7 +21,8 @@ pub struct ApplyArgs {
     /// can tell; write nothing (not even the CA directory).
     #[arg(long)]
     dry_run: bool,
-    /// Clusters worked on at once, and remote secrets written at once.
+    /// Operations at once: clusters worked on in parallel, and remote secrets written in
+    /// parallel.
     #[arg(long, value_name = "N", default_value_t = ExecuteOptions::default().concurrency,
           value_parser = parse_concurrency)]
     concurrency: usize,

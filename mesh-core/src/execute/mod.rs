@@ -65,14 +65,14 @@ pub type EventSink<'a> = &'a (dyn Fn(&Event<'_>) + Send + Sync);
 /// ```
 /// use mesh_core::execute::ExecuteOptions;
 /// let opts = ExecuteOptions { dry_run: true, ..ExecuteOptions::default() };
-/// assert_eq!(opts.concurrency, 32);
+/// assert_eq!(opts.concurrency, 64);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecuteOptions {
     /// Read and compare only: nothing is written to any cluster or to the CA directory.
     pub dry_run: bool,
-    /// How many clusters are worked on at once, and how many remote secrets are written at
-    /// once.
+    /// How many operations run at once: clusters worked on in parallel in the per-cluster
+    /// phases, and remote secrets being written (each is one read and at most one write).
     pub concurrency: usize,
     /// Continue without the clusters that cannot be reached at preflight (their steps are
     /// skipped and reported) instead of stopping.
@@ -89,7 +89,7 @@ impl Default for ExecuteOptions {
     fn default() -> Self {
         ExecuteOptions {
             dry_run: false,
-            concurrency: 32,
+            concurrency: 64,
             skip_unreachable: false,
             allow_loopback: false,
             force: false,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::ops::ClusterOps;
 use super::report::{Event, Notice, Outcome, StepReport, Totals};
@@ -71,6 +71,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// Runs every step of the plan.
     pub async fn run(&self) {
+        // The destinations' remote secrets are listed while the per-cluster phases run: only
+        // the pair phase writes them, so the answer is still current when it starts.
+        futures::join!(self.list_remote_secrets(), self.run_barrier_phases());
+        self.run_readers_and_pairs().await;
+    }
+
+    async fn run_barrier_phases(&self) {
         for phase in BARRIER_PHASES {
             let count = self.plan.steps.iter().filter(|s| s.phase == phase).count();
             if count == 0 {
@@ -90,7 +97,6 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 totals: self.phase_totals(phase),
             });
         }
-        self.run_readers_and_pairs().await;
     }
 
     async fn run_cluster_phase(&self, phase: Phase, cluster: &str) {
@@ -149,7 +155,6 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 ready_rx.collect::<Vec<_>>().await;
                 return;
             }
-            self.list_remote_secrets(&pairs_by_source).await;
             self.emit(Event::PhaseStarted {
                 phase: Phase::RemoteSecrets,
                 steps: pair_steps,
@@ -172,10 +177,10 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// One list per destination instead of one read per pair: on a converged mesh the whole
     /// pair phase then costs one request per cluster. A failed list only costs the shortcut.
-    async fn list_remote_secrets(&self, pairs_by_source: &BTreeMap<&str, Vec<&Step>>) {
-        let destinations: BTreeSet<&str> = pairs_by_source
-            .values()
-            .flatten()
+    async fn list_remote_secrets(&self) {
+        let destinations: BTreeSet<&str> = self
+            .plan
+            .pair_steps()
             .map(|s| s.cluster.as_str())
             .filter(|c| self.clients.contains_key(*c))
             .collect();
@@ -200,7 +205,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 .into_iter()
                 .filter_map(|item| {
                     let name = item.pointer("/metadata/name")?.as_str()?.to_string();
-                    Some((name, item))
+                    Some((name, essentials(item)))
                 })
                 .collect();
             state.live_remote.insert(dst.to_string(), by_name);
@@ -482,6 +487,29 @@ impl From<ApplyOutcome> for Outcome {
             ApplyOutcome::Unchanged => Outcome::Unchanged,
         }
     }
+}
+
+/// The part of a listed remote secret that a desired one is compared with. The rest (notably
+/// `managedFields`) is dropped at once: a 100-cluster mesh lists 9,900 of them.
+fn essentials(mut secret: Value) -> Value {
+    let mut take = |pointer: &str| {
+        secret
+            .pointer_mut(pointer)
+            .map(Value::take)
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "apiVersion": take("/apiVersion"),
+        "kind": take("/kind"),
+        "type": take("/type"),
+        "metadata": {
+            "name": take("/metadata/name"),
+            "namespace": take("/metadata/namespace"),
+            "labels": take("/metadata/labels"),
+            "annotations": take("/metadata/annotations"),
+        },
+        "data": take("/data"),
+    })
 }
 
 /// True when a Service has an address other networks can dial: a load-balancer ingress IP or
