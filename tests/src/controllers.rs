@@ -1,7 +1,8 @@
 //! The controllers meshboot relies on: the service-account token controller (fills
 //! `kubernetes.io/service-account-token` Secrets, cleans up after deleted ServiceAccounts), the
-//! `default` ServiceAccount of new namespaces, and a load-balancer controller that gives
-//! `type: LoadBalancer` Services a TEST-NET address after the configured delay.
+//! `default` ServiceAccount of new namespaces, a load-balancer controller that gives
+//! `type: LoadBalancer` Services a TEST-NET address after the configured delay, and a stand-in
+//! for the Deployment controller that reports every generation as rolled out (there are no Pods).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,14 @@ fn controller_opts(manager: &str) -> WriteOpts {
 pub(crate) async fn run(st: Arc<ClusterState>, mut rx: mpsc::UnboundedReceiver<Key>) {
     let pending_lb: Arc<Mutex<HashSet<Key>>> = Arc::default();
     while let Some(key) = rx.recv().await {
+        if key.group == "apps" && key.plural == "deployments" {
+            let st = st.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(TOKEN_DELAY).await;
+                roll_out(&st, &key);
+            });
+            continue;
+        }
         if !key.group.is_empty() {
             continue;
         }
@@ -253,6 +262,59 @@ fn service_changed(st: &Arc<ClusterState>, key: &Key, pending: &Arc<Mutex<HashSe
             );
         }
     });
+}
+
+/// Reports the Deployment's current generation as fully rolled out, as the Deployment controller
+/// does once its Pods are ready, so `kubectl rollout status` and kube-rs' `is_deployment_completed`
+/// finish.
+fn roll_out(st: &ClusterState, key: &Key) {
+    let Some(def) = st
+        .lock()
+        .registry
+        .by_plural("apps", "v1", "deployments")
+        .cloned()
+    else {
+        return;
+    };
+    let mut inner = st.lock();
+    let Some(old) = inner.store.get(key).cloned() else {
+        return;
+    };
+    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    let replicas = old["spec"]["replicas"].as_i64().unwrap_or(1);
+    let status = &old["status"];
+    if status["observedGeneration"].as_i64() == Some(generation)
+        && status["availableReplicas"].as_i64() == Some(replicas)
+    {
+        return;
+    }
+    let now = crate::store::now_rfc3339();
+    let condition = |ty: &str, reason: &str, message: String| json!({"type": ty, "status": "True", "reason": reason, "message": message, "lastUpdateTime": now, "lastTransitionTime": now});
+    let name = key.name.as_str();
+    let mut new = old.clone();
+    new["status"] = json!({
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()),
+            condition("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{name}\" has successfully progressed.")),
+        ],
+    });
+    if let Err(e) = ops::finish_write(
+        st,
+        &mut inner,
+        &def,
+        Some(&old),
+        new,
+        &controller_opts("kube-controller-manager"),
+        Some("status"),
+        true,
+    ) {
+        tracing::warn!(cluster = %st.name, deployment = %key.name, "deployment controller: {e}");
+    }
 }
 
 fn set_ingress(st: &ClusterState, key: &Key, load_balancer: Value) {

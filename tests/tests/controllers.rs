@@ -510,3 +510,36 @@ async fn a_watch_from_before_the_kept_history_is_410_expired() -> anyhow::Result
     assert_eq!((code, reason.as_str()), (410, "Expired"));
     Ok(())
 }
+
+#[tokio::test]
+async fn deployments_report_their_rollout_complete() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let api = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        common::admin(&clusters, "eu").await?,
+        "default",
+    );
+    let dep: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "istio-eastwestgateway"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "gw"}},
+            "template": {"metadata": {"labels": {"app": "gw"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}}}),
+    )?;
+    api.patch(
+        "istio-eastwestgateway",
+        &PatchParams::apply("meshboot"),
+        &Patch::Apply(&dep),
+    )
+    .await?;
+    let done = kube::runtime::wait::await_condition(
+        api.clone(),
+        "istio-eastwestgateway",
+        kube::runtime::wait::conditions::is_deployment_completed(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(10), done).await??;
+    let status = ready.and_then(|d| d.status).unwrap_or_default();
+    assert_eq!(
+        (status.ready_replicas, status.observed_generation),
+        (Some(2), Some(1))
+    );
+    Ok(())
+}

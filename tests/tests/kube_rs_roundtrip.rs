@@ -68,7 +68,11 @@ async fn round_trip(client: &kube::Client, sample: &Value) -> anyhow::Result<()>
         applied.metadata.creation_timestamp.is_some(),
         "{ctx}: creationTimestamp set"
     );
-    let rv = applied.metadata.resource_version.clone();
+    // Controllers (the Deployment stand-in) write status shortly after; let them settle so only
+    // the second apply could change the resourceVersion.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let rv = api.get(&name).await?.metadata.resource_version;
+    assert!(rv.is_some(), "{ctx}: resourceVersion set");
 
     let again = api
         .patch(&name, &PatchParams::apply("meshboot"), &Patch::Apply(&obj))
