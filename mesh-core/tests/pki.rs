@@ -861,3 +861,22 @@ fn a_ca_directory_made_by_istios_makefile_is_taken_over_unchanged() {
         "sha256WithRSAEncryption"
     );
 }
+
+#[test]
+fn concurrent_runs_on_one_directory_agree_on_one_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let bundles: Vec<Vec<ClusterBundle>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| CaDir::open(&dir).ensure(&p256(), &["eu", "us"]).unwrap()))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for b in &bundles {
+        assert_eq!(
+            b, &bundles[0],
+            "every run sees the same root and intermediates"
+        );
+        verify_bundle(&b[0]).unwrap();
+    }
+}

@@ -260,6 +260,7 @@ impl CaDir {
     /// ```
     pub fn init(&self, opts: &CaOptions, force: bool) -> Result<CertInfo, PkiError> {
         opts.validate()?;
+        let _lock = self.lock(true)?;
         self.refuse_existing_root(force)?;
         let mut keys = generate_keys(&[opts.key])?;
         let key = keys.pop().ok_or_else(|| PkiError::Crypto {
@@ -310,6 +311,7 @@ impl CaDir {
             });
         }
 
+        let _lock = self.lock(true)?;
         if self.has_root() {
             // Same certificate and a matching key already in place: nothing to do.
             if let Ok(existing) = self.load_root()
@@ -352,6 +354,7 @@ impl CaDir {
     ) -> Result<Vec<IntermediateStatus>, PkiError> {
         opts.validate()?;
         check_cluster_names(clusters)?;
+        let _lock = self.lock(false)?;
         if !self.has_root() {
             return Err(PkiError::NoRoot {
                 dir: self.dir.clone(),
@@ -408,6 +411,7 @@ impl CaDir {
     ) -> Result<Vec<ClusterBundle>, PkiError> {
         opts.validate()?;
         check_cluster_names(clusters)?;
+        let _lock = self.lock(true)?;
         let root = if self.has_root() {
             Some(self.load_root()?)
         } else {
@@ -546,6 +550,23 @@ impl CaDir {
             Err(e) => (false, e),
         };
         entry
+    }
+
+    /// An exclusive advisory lock (flock) on the directory itself, held while files are
+    /// decided and written, so two meshboot processes on one CA directory cannot both create
+    /// a root or the same intermediate. Locking the directory rather than a lock file leaves
+    /// no extra file behind. With `create`, a missing directory is created first (callers
+    /// validate their input before that).
+    fn lock(&self, create: bool) -> Result<Option<std::fs::File>, PkiError> {
+        if create {
+            create_dir(&self.dir)?;
+        }
+        if !cfg!(unix) || !self.dir.is_dir() {
+            return Ok(None);
+        }
+        let handle = std::fs::File::open(&self.dir).map_err(|e| PkiError::io(&self.dir, e))?;
+        handle.lock().map_err(|e| PkiError::io(&self.dir, e))?;
+        Ok(Some(handle))
     }
 
     fn refuse_existing_root(&self, force: bool) -> Result<(), PkiError> {
