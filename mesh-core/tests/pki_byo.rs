@@ -229,7 +229,10 @@ fn importing_the_same_root_again_is_a_no_op_and_another_root_is_refused() {
         .import(&fixture("rsa-root.pem"), &fixture("rsa-root-key.pkcs8.pem"))
         .unwrap_err();
     assert!(matches!(err, PkiError::DifferentRootExists { .. }), "{err}");
-    assert!(!err.to_string().contains("--force"), "import has no --force: {err}");
+    assert!(
+        !err.to_string().contains("--force"),
+        "import has no --force: {err}"
+    );
     assert_eq!(fs::read(ca.root_key_path()).unwrap(), before);
 }
 
