@@ -242,10 +242,9 @@ impl Needs {
             // (§6.2 D step 10).
             expose_services: sidecar && multi_network && cluster.is_primary(),
             expose_istiod: sidecar && primary_remote_primary,
-            reader: spec
-                .remote_secret_pairs()
-                .iter()
-                .any(|(src, _)| *src == cluster.name),
+            // The source of a remote secret: some other primary's istiod reads this cluster
+            // (the same rule as MeshSpec::remote_secret_pairs, without building every pair).
+            reader: spec.primaries().any(|p| p.name != cluster.name),
         }
     }
 }

@@ -196,7 +196,12 @@ fn write_atomic(path: &Path, bytes: &[u8], sensitive: bool) -> Result<(), Render
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(path))?;
-    tmp.as_file().sync_all().map_err(io_err(path))?;
+    // The rename alone keeps readers from ever seeing half a file. Flushing to disk as well costs
+    // about a millisecond per file, so only the key file, which cannot be re-rendered without
+    // the CA, pays for surviving a power cut; the rest is re-rendered from mesh.yaml.
+    if sensitive {
+        tmp.as_file().sync_all().map_err(io_err(path))?;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
