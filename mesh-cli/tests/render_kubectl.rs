@@ -189,3 +189,70 @@ fn every_rendered_object_is_accepted_by_kubectl_server_side_apply() {
         );
     }
 }
+
+#[test]
+fn kustomize_output_applies_with_kubectl_k() {
+    if !kubectl_available() {
+        eprintln!("note: kubectl is not on PATH; skipping the kubectl apply -k test");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mesh = std::fs::read_to_string(fixtures().join("three-region/mesh.yaml")).expect("fixture");
+    std::fs::write(
+        tmp.path().join("mesh.yaml"),
+        mesh.replace("key: rsa-4096", "key: ecdsa-p256"),
+    )
+    .expect("write mesh.yaml");
+    let run = Command::new(env!("CARGO_BIN_EXE_meshboot"))
+        .current_dir(tmp.path())
+        .args([
+            "render",
+            "-f",
+            "mesh.yaml",
+            "-o",
+            "out",
+            "--format",
+            "kustomize",
+        ])
+        .output()
+        .expect("meshboot runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let clusters = TestClusters::start(&["eu", "ap", "us"]).expect("emulator starts");
+    for name in ["eu", "ap", "us"] {
+        let dir = tmp.path().join("out").join(name);
+        let run = kubectl(
+            clusters.kubeconfig_path(),
+            name,
+            &["apply", "--server-side", "-k", &dir.to_string_lossy()],
+        );
+        assert!(
+            run.status.success(),
+            "{name}: {}{}",
+            text(&run.stdout),
+            text(&run.stderr)
+        );
+        let c = clusters.cluster(name);
+        assert!(
+            c.object("v1", "Secret", Some("istio-system"), "cacerts")
+                .is_some()
+        );
+        assert!(
+            c.object(
+                "networking.istio.io/v1",
+                "Gateway",
+                Some("istio-system"),
+                "cross-network-gateway"
+            )
+            .is_some()
+        );
+        assert!(
+            c.object(
+                "apps/v1",
+                "Deployment",
+                Some("istio-system"),
+                "istio-eastwestgateway"
+            )
+            .is_some()
+        );
+    }
+}

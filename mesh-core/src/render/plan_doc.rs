@@ -285,7 +285,66 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
 
 #[cfg(test)]
 mod tests {
-    use super::shell_word;
+    use super::*;
+    use crate::pki::ClusterBundle;
+
+    fn plan(body: &str) -> String {
+        let text = format!("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\n{body}");
+        let spec = MeshSpec::from_yaml(&text, std::path::Path::new("conf"), "m.yaml").unwrap();
+        let bundles = spec
+            .clusters
+            .iter()
+            .map(|c| {
+                let b = ClusterBundle {
+                    cluster: c.name.clone(),
+                    ca_cert_pem: "c".into(),
+                    ca_key_pem: "k".into(),
+                    root_cert_pem: "r".into(),
+                    cert_chain_pem: "ch".into(),
+                };
+                (c.name.clone(), b)
+            })
+            .collect();
+        let renders = crate::render::render_mesh(&spec, &bundles).unwrap();
+        let ctx = PlanContext {
+            mesh_file: "conf/m.yaml".into(),
+            out_dir: "out/".into(),
+        };
+        plan_markdown(&spec, &renders, &ctx)
+    }
+
+    #[test]
+    fn kubeconfig_and_namespace_reach_every_command() {
+        let md = plan(
+            "istioNamespace: mesh-system\nclusters:\n  - {name: a, network: n1, context: \"my ctx\", kubeconfig: ./a.kubeconfig}\n  - {name: b, network: n2, context: b}\n",
+        );
+        assert!(md.contains(
+            "kubectl --kubeconfig conf/a.kubeconfig --context 'my ctx' apply -f out/a/01-namespace.yaml"
+        ), "{md}");
+        assert!(md.contains(
+            "helm install istiod istio/istiod -n mesh-system --kubeconfig conf/a.kubeconfig --kube-context 'my ctx' -f out/a/helm/istiod-values.yaml --wait"
+        ), "{md}");
+        assert!(md.contains(
+            "meshboot remote-secret --kubeconfig conf/a.kubeconfig --context 'my ctx' --name a -n mesh-system | kubectl apply --context b -f -"
+        ), "{md}");
+    }
+
+    #[test]
+    fn primaries_come_before_their_remotes() {
+        let md = plan(
+            "model: primary-remote\nclusters:\n  - {name: r, network: n1, context: r, role: remote}\n  - {name: p, network: n1, context: p, role: primary}\n",
+        );
+        let p = md
+            .find("## 1. Cluster `p` (primary)")
+            .expect("primary first");
+        let r = md
+            .find("## 2. Cluster `r` (remote, served by `p`)")
+            .expect("remote second");
+        assert!(p < r);
+        assert!(md.contains(
+            "DISCOVERY_ADDRESS=$(kubectl --context p -n istio-system get svc istio-eastwestgateway"
+        ), "{md}");
+    }
 
     #[test]
     fn shell_words() {
