@@ -94,10 +94,13 @@ pub(crate) async fn serve(
                         let svc = TowerToHyperService::new(router);
                         let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
                     };
+                    // Biased: "down" is checked before the connection may serve another request,
+                    // so nothing is answered once `set_down(true)` has returned.
                     tokio::select! {
-                        _ = serve_conn => {}
+                        biased;
                         _ = conn_down.wait_for(|d| *d) => {}
                         _ = conn_shutdown.wait_for(|s| *s) => {}
+                        _ = serve_conn => {}
                     }
                 });
             }
