@@ -120,7 +120,7 @@ pub fn files(
     Ok(out)
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Files created or whose contents changed.

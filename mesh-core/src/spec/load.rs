@@ -129,17 +129,55 @@ fn plain_message(msg: &str) -> String {
     }
 }
 
-/// `relative` resolved against `base_dir` (absolute paths are kept as they are).
+/// `relative` resolved against `base_dir`; absolute paths are kept, and a leading `~/` is the
+/// home directory, as a shell would expand it (kubeconfig paths are usually written that way).
 pub(crate) fn resolve(base_dir: &Path, relative: &str) -> PathBuf {
+    if let Some(rest) = relative.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty())
+    {
+        return PathBuf::from(home).join(rest);
+    }
     let p = Path::new(relative);
     if p.is_absolute() {
-        p.to_path_buf()
+        return p.to_path_buf();
+    }
+    // `./pki` under `fixtures/x` reads better as `fixtures/x/pki` in messages and PLAN.md.
+    let joined: PathBuf = base_dir
+        .join(p)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if joined.as_os_str().is_empty() {
+        PathBuf::from(".")
     } else {
-        let joined = base_dir.join(p);
-        // `./pki` under `fixtures/x` reads better as `fixtures/x/pki` in messages and PLAN.md.
         joined
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn paths_are_relative_to_the_mesh_file() {
+        assert_eq!(
+            resolve(Path::new("fixtures/x"), "./pki"),
+            Path::new("fixtures/x/pki")
+        );
+        assert_eq!(resolve(Path::new("."), "./pki"), Path::new("pki"));
+        assert_eq!(resolve(Path::new("."), "."), Path::new("."));
+        assert_eq!(resolve(Path::new("/srv"), "/etc/k"), Path::new("/etc/k"));
+    }
+
+    #[test]
+    fn a_leading_tilde_is_home() {
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            return;
+        };
+        assert_eq!(
+            resolve(Path::new("/srv"), "~/.kube/config"),
+            PathBuf::from(home).join(".kube/config")
+        );
     }
 }

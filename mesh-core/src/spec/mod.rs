@@ -16,7 +16,8 @@
 //! - `model: primary-remote`: every cluster states its `role`; there is at least one primary and
 //!   one remote; each remote is served by exactly one primary (see [`MeshSpec::control_plane_of`]).
 //!
-//! Paths in the file (`ca.dir`, `ca.root.*`, `clusters[].kubeconfig`) are relative to the file.
+//! Paths in the file (`ca.dir`, `ca.root.*`, `clusters[].kubeconfig`) are relative to the file;
+//! a leading `~/` is the home folder.
 //!
 //! ```
 //! use mesh_core::spec::{MeshSpec, Model};
