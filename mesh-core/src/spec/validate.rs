@@ -109,7 +109,7 @@ pub(crate) fn validate(
     let trust_domain = match &file.trust_domain {
         None => DEFAULT_TRUST_DOMAIN.to_string(),
         Some(v) => {
-            if let Err(why) = dns1123_subdomain(&v.value) {
+            if let Err(why) = trust_domain(&v.value) {
                 issues.at("trustDomain", v.referenced, why);
             }
             v.value.clone()
@@ -615,13 +615,20 @@ pub(crate) fn dns1123_label(s: &str) -> Result<(), String> {
     }
 }
 
-fn dns1123_subdomain(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 253 || s.split('.').any(|l| dns1123_label(l).is_err()) {
-        Err(format!(
-            "{s:?} is not a valid DNS-1123 subdomain (dot-separated DNS-1123 labels)"
-        ))
-    } else {
+/// A SPIFFE trust domain (the `spiffe://<trust domain>/ns/...` of every workload identity):
+/// lowercase letters, digits, '.', '-' and '_'.
+fn trust_domain(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        });
+    if ok {
         Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid trust domain: lowercase letters, digits, '.', '-' and '_' (SPIFFE)"
+        ))
     }
 }
 
@@ -717,6 +724,15 @@ mod tests {
         ] {
             let err = api_server(bad).unwrap_err();
             assert!(err.contains(frag), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn trust_domains() {
+        assert!(trust_domain("cluster.local").is_ok());
+        assert!(trust_domain("corp_prod.example").is_ok());
+        for bad in ["", "Cluster.local", "spiffe://x", "a b"] {
+            assert!(trust_domain(bad).is_err(), "{bad}");
         }
     }
 
