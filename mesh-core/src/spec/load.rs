@@ -125,6 +125,8 @@ fn plain_message(msg: &str) -> String {
         "invalid i64" | "invalid u64" | "invalid u32" | "invalid i32" => {
             "expected a whole number".to_string()
         }
+        "expected mapping start" => "expected a mapping of `key: value` fields".to_string(),
+        "expected sequence start" => "expected a list (`- item` lines or `[a, b]`)".to_string(),
         other => other.to_string(),
     }
 }
