@@ -66,6 +66,7 @@ pub mod selector;
 mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 pub mod validate;
 pub mod watch;

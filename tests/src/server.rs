@@ -28,7 +28,7 @@ use crate::reviews;
 use crate::route::{self, ResourcePath, Route};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
-use crate::{openapi, watch as watchhub};
+use crate::{openapi, table, watch as watchhub};
 
 /// Binds a listener with SO_REUSEADDR so the same port can be re-bound after "down".
 pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -461,6 +461,7 @@ async fn resource_request(
                 bytes,
                 &opts,
                 Some("status"),
+                false,
             )
             .await
         }
@@ -470,7 +471,23 @@ async fn resource_request(
             r.subresource.as_deref().unwrap_or_default()
         ))),
         (None, _) => {
-            object_request(st, &def, method, r, query, content_type, bytes, &opts, None).await
+            let table = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(table::wanted);
+            object_request(
+                st,
+                &def,
+                method,
+                r,
+                query,
+                content_type,
+                bytes,
+                &opts,
+                None,
+                table,
+            )
+            .await
         }
     }
 }
@@ -486,6 +503,7 @@ async fn object_request(
     bytes: Bytes,
     opts: &WriteOpts,
     sub: Option<&str>,
+    table: bool,
 ) -> ApiResult<Response> {
     let ns = r.namespace.as_deref();
     if def.namespaced && ns.is_none() && r.name.is_some() {
@@ -493,6 +511,14 @@ async fn object_request(
     }
     let ok = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::OK, v)) };
     match (method.clone(), r.name.as_deref()) {
+        (Method::GET, Some(name)) if table && sub.is_none() => {
+            let obj = ops::get(st, def, ns, name)?;
+            let rv = obj["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            ok(table::render(def, &[obj], &rv))
+        }
         (Method::GET, Some(name)) => ok(ops::get(st, def, ns, name)?),
         (Method::GET, None) => {
             let labels = query
@@ -508,7 +534,15 @@ async fn object_request(
             if query.get("watch").is_some() && query.flag("watch") {
                 return watch_response(st, def, ns, labels, fields, query);
             }
-            ok(ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?)
+            let list = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
+            if table {
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                let rv = list["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default();
+                return ok(table::render(def, &items, rv));
+            }
+            ok(list)
         }
         (Method::POST, None) => {
             let body = decode_body(&bytes, content_type)?;

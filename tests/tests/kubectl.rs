@@ -164,6 +164,21 @@ fn client_side_apply_get_label_selector_and_delete() -> anyhow::Result<()> {
     )?;
     assert_eq!(none.trim(), "");
 
+    let table = k.ok("eu", &["get", "secrets", "-n", "istio-system"], None)?;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"], "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("istio-remote-secret-ap") && l.contains("Opaque")),
+        "{table}"
+    );
+
     let stored = clusters
         .cluster("eu")
         .object(
