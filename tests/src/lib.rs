@@ -17,7 +17,9 @@
 //!   `patch`, `apply`, `delete`, `deletecollection`, `discovery`), including requests refused by
 //!   an injected fault or by authentication. `writes` counts mutating requests on stored objects,
 //!   even when they change nothing (an unchanged server-side apply is a write request that keeps
-//!   the resourceVersion); dry runs, TokenRequests and access reviews are not writes.
+//!   the resourceVersion); dry runs, TokenRequests and access reviews are not writes. `objects`
+//!   starts at 8 per cluster: `default`, `kube-system`, `kube-public`, `kube-node-lease` and
+//!   their `default` ServiceAccounts.
 //! - kube-rs retries 429/503/504 by itself unless `Config::default_retry` is turned off; tests
 //!   that want to see injected errors turn it off.
 //! - The service-account token controller fills token Secrets about 20 ms after they (or their
@@ -26,11 +28,13 @@
 //!   [`EmulatorOptions::min_token_ttl`] (600 s as on a real server).
 //! - `kubectl` sends protobuf for `create token`, `auth can-i` and `create <kind>` of core/RBAC
 //!   kinds; those are decoded. Other protobuf bodies get 415.
+//! - `kubectl get` receives Tables with kubectl's columns for Secrets, ConfigMaps, Namespaces,
+//!   Services and Deployments (Name and Age for other kinds). Deployments are reported rolled out
+//!   (status follows the generation) although no Pods exist.
 //! - Not emulated: OpenAPI schemas (unknown fields are accepted, `fieldValidation` is ignored),
-//!   Table output (kubectl prints plain lists), pagination (`limit` returns everything),
-//!   admission webhooks, finalizers and graceful deletion (deletes are immediate; deleting a
-//!   namespace deletes its objects at once), and workload controllers (Deployments never get
-//!   Pods or status).
+//!   pagination (`limit` returns everything), admission webhooks, finalizers and graceful deletion
+//!   (deletes are immediate; deleting a namespace deletes its objects at once), Pods and the other
+//!   workload controllers.
 //!
 //! ```
 //! use mesh_tests::TestClusters;
