@@ -308,6 +308,11 @@ async fn start_all(
                 &state,
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             )?;
+            // Created here rather than by the controller, so the start-up object count is fixed.
+            ops::insert_direct(
+                &state,
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),
+            )?;
         }
         tokio::spawn(controllers::run(state.clone(), controller_rx));
         tokio::spawn(server::serve(

@@ -394,6 +394,15 @@ fn standard_namespaces_exist_at_start_and_kube_system_has_a_uid() -> anyhow::Res
     for ns in ["default", "kube-system"] {
         assert!(eu.object("v1", "Namespace", None, ns).is_some(), "{ns}");
     }
+    assert_eq!(
+        eu.counters().objects,
+        8,
+        "four namespaces and their default ServiceAccounts"
+    );
+    assert!(
+        eu.object("v1", "ServiceAccount", Some("kube-system"), "default")
+            .is_some()
+    );
     let a = eu.kube_system_uid();
     let b = clusters.cluster("ap").kube_system_uid();
     assert!(

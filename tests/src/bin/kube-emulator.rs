@@ -49,6 +49,21 @@ fn main() -> anyhow::Result<()> {
         kubeconfig: Some(args.kubeconfig.clone()),
         ..EmulatorOptions::default()
     };
+    // Signal handlers go in before anything is printed, so a supervisor that reacts to the
+    // printed URLs with SIGTERM is never too early.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the signal runtime")?;
+    let (mut term, mut int) = {
+        let _guard = rt.enter();
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        )
+    };
+
     let clusters = TestClusters::start_with(&names, options)?;
     for c in clusters.clusters() {
         println!("{} {}", c.name(), c.url());
@@ -59,18 +74,12 @@ fn main() -> anyhow::Result<()> {
         names.join(", ")
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the signal runtime")?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    })
-    .context("waiting for SIGINT/SIGTERM")?;
+    });
 
     for c in clusters.clusters() {
         println!("{}: {}", c.name(), c.counters());
