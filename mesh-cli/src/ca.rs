@@ -230,27 +230,34 @@ fn print_table(report: &CaReport) {
         "CLUSTER",
         "SUBJECT",
         "ALGORITHM",
+        "CA",
         "NOT AFTER",
         "DAYS LEFT",
         "CHAIN",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|c| {
-            let (subject, alg, not_after, days) = match &c.info {
+            let (subject, alg, ca, not_after, days) = match &c.info {
                 Some(i) => (
                     i.subject.clone(),
                     i.algorithm.clone(),
+                    match (i.is_ca, i.path_len) {
+                        (true, Some(n)) => format!("pathlen:{n}"),
+                        (true, None) => "yes".into(),
+                        (false, _) => "no".into(),
+                    },
                     date(i.not_after),
                     i.days_left.to_string(),
                 ),
-                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
             [
                 relative(&c.file, &report.dir),
                 c.cluster.clone().unwrap_or_else(|| "-".into()),
                 subject,
                 alg,
+                ca,
                 not_after,
                 days,
                 if c.chain_ok {
@@ -267,7 +274,7 @@ fn print_table(report: &CaReport) {
             *w = (*w).max(cell.len());
         }
     }
-    let line = |row: [&str; 7]| {
+    let line = |row: [&str; 8]| {
         let mut out = String::new();
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == row.len() {

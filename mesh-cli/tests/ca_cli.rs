@@ -120,6 +120,15 @@ fn init_intermediate_and_inspect_work_together() {
         "{eu_row}"
     );
     assert!(eu_row.trim_end().ends_with("ok"), "{eu_row}");
+    assert!(eu_row.contains("pathlen:0"), "{eu_row}");
+    let root_row = table
+        .lines()
+        .find(|l| l.starts_with("root-cert.pem"))
+        .expect(&table);
+    assert!(
+        root_row.contains(" yes "),
+        "root is a CA without pathlen: {root_row}"
+    );
     assert_no_key_material(&o);
 
     let o = meshboot(&["ca", "inspect", "--dir", d, "-o", "json"]);

@@ -259,3 +259,32 @@ fn fingerprints_match_openssl() {
         (info.not_after - time::OffsetDateTime::now_utc()).whole_days()
     );
 }
+
+#[test]
+fn a_root_that_expired_in_place_issues_nothing() {
+    // The directory's root expired since it was made (here: the expired fixture copied in).
+    let tmp = tempfile::tempdir().unwrap();
+    fs::copy(
+        fixture("expired-root.pem"),
+        tmp.path().join("root-cert.pem"),
+    )
+    .unwrap();
+    fs::copy(
+        fixture("dated-root-key.pem"),
+        tmp.path().join("root-key.pem"),
+    )
+    .unwrap();
+    let ca = CaDir::open(tmp.path());
+    for err in [
+        ca.ensure_intermediates(&["eu"], &p256(), false)
+            .unwrap_err(),
+        ca.ensure(&p256(), &["eu"]).unwrap_err(),
+    ] {
+        assert!(matches!(err, PkiError::Expired { .. }), "{err}");
+        assert!(err.to_string().contains("root-cert.pem"), "{err}");
+    }
+    assert!(!tmp.path().join("eu").exists());
+    let report = ca.inspect().unwrap();
+    assert!(!report.all_ok());
+    assert!(report.root.unwrap().chain.contains("expired"));
+}

@@ -361,7 +361,7 @@ impl CaDir {
             });
         }
         let root = self.load_root()?;
-        let done = self.ensure_with_root(clusters, opts, force, Some(root), false)?;
+        let done = self.ensure_with_root(clusters, opts, force, Some(root))?;
         Ok(done.into_iter().map(|(status, _)| status).collect())
     }
 
@@ -417,8 +417,7 @@ impl CaDir {
         } else {
             None
         };
-        let create_root = root.is_none();
-        let done = self.ensure_with_root(clusters, opts, false, root, create_root)?;
+        let done = self.ensure_with_root(clusters, opts, false, root)?;
         // New intermediates come back from memory; existing ones are read from disk.
         done.into_iter()
             .map(|(status, bundle)| match bundle {
@@ -606,7 +605,26 @@ impl CaDir {
                 cert_file: cert_label,
             });
         }
+        let not_before = parsed.validity().not_before.to_datetime();
         let not_after = parsed.validity().not_after.to_datetime();
+        // An expired root cannot vouch for anything new; say so instead of issuing
+        // intermediates that are born invalid.
+        let now = OffsetDateTime::now_utc();
+        let subject = parsed.subject().to_string();
+        if now > not_after {
+            return Err(PkiError::Expired {
+                file: cert_label,
+                subject,
+                not_after: rfc3339(not_after),
+            });
+        }
+        if now < not_before {
+            return Err(PkiError::NotYetValid {
+                file: cert_label,
+                subject,
+                not_before: rfc3339(not_before),
+            });
+        }
         drop(parsed);
         Ok(Root {
             cert_pem: der_to_pem(&der),
@@ -616,15 +634,13 @@ impl CaDir {
         })
     }
 
-    /// Decides per cluster, then generates, signs and writes. `root` is `None` exactly when
-    /// `create_root` is set.
+    /// Decides per cluster, then generates, signs and writes. `root: None` creates one.
     fn ensure_with_root(
         &self,
         clusters: &[&str],
         opts: &CaOptions,
         force: bool,
         root: Option<Root>,
-        create_root: bool,
     ) -> Result<Vec<(IntermediateStatus, Option<ClusterBundle>)>, PkiError> {
         let now = OffsetDateTime::now_utc();
         // Checking an existing intermediate is a few signature checks and a key parse per
@@ -638,7 +654,7 @@ impl CaDir {
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut algs = Vec::new();
-        if create_root {
+        if root.is_none() {
             algs.push(opts.key);
         }
         algs.extend(
