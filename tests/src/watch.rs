@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// How many past events a watch can resume from.
-const HISTORY: usize = 4096;
+const HISTORY: usize = 1024;
 
 /// One change.
 #[derive(Debug, Clone)]

@@ -507,7 +507,7 @@ async fn a_watch_resumed_from_a_list_misses_no_change() -> anyhow::Result<()> {
 async fn a_watch_from_before_the_kept_history_is_410_expired() -> anyhow::Result<()> {
     let clusters = TestClusters::start(&["eu"])?;
     let eu = clusters.cluster("eu");
-    for i in 0..4200 {
+    for i in 0..1100 {
         eu.insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}"), "namespace": "default"}}))?;
     }
     let client = common::admin(&clusters, "eu").await?;

@@ -71,9 +71,9 @@ pub async fn raw(
     }
 }
 
-/// Waits (bounded) until `f` returns Some.
+/// Waits (at most 5 s, polling every 10 ms) until `f` returns Some.
 pub async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    for _ in 0..200 {
+    for _ in 0..500 {
         if let Some(v) = f() {
             return Some(v);
         }
