@@ -180,7 +180,7 @@ fn verb_of(
     };
     match *method {
         Method::GET if r.name.is_some() => "get",
-        Method::GET if query.flag("watch") && query.get("watch").is_some() => "watch",
+        Method::GET if query.flag("watch") => "watch",
         Method::GET => "list",
         Method::POST => "create",
         Method::PUT => "update",
@@ -412,7 +412,7 @@ async fn resource_request(
     let opts = WriteOpts {
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
         manager: manager_of(query, headers),
-        force: query.flag("force") && query.get("force").is_some(),
+        force: query.flag("force"),
     };
     let created = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::CREATED, v)) };
 
@@ -531,7 +531,7 @@ async fn object_request(
                 .filter(|s| !s.is_empty())
                 .map(FieldSelector::parse)
                 .transpose()?;
-            if query.get("watch").is_some() && query.flag("watch") {
+            if query.flag("watch") {
                 return watch_response(st, def, ns, labels, fields, query);
             }
             let list = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
@@ -731,6 +731,8 @@ mod tests {
         ));
         assert_eq!(q.get("labelSelector"), Some("istio/multiCluster=true"));
         assert!(q.flag("force"));
+        assert!(!q.flag("watch"), "an absent flag is false");
+        assert!(!Query::parse(Some("force=false")).flag("force"));
         assert_eq!(q.get("fieldManager"), Some("meshboot"));
         assert_eq!(percent_decode("100%"), "100%");
     }
