@@ -13,7 +13,7 @@ use mesh_core::remote_secret::{
 };
 use mesh_core::render::{self, reader};
 use mesh_core::spec::MeshSpec;
-use mesh_core::verify::{VerifyOptions, verify_clusters};
+use mesh_core::verify::{Severity, VerifyOptions, verify_clusters};
 use mesh_tests::{EmulatorOptions, TestClusters};
 use serde_json::{Value, json};
 
@@ -234,6 +234,14 @@ async fn bench_verify(n: usize) {
     let result = verify_clusters(&spec, &by_name, &options).await;
     let wall = t.elapsed();
     let (r, w) = totals(&clusters);
+    for f in result
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .take(3)
+    {
+        println!("  {f}");
+    }
     // Critical path: the 4 reads of a cluster run together (1 round trip, 16 clusters at a
     // time), then token checks (1 SelfSubjectAccessReview each, 16 at a time).
     let waves = n.div_ceil(options.concurrency) as u64;
@@ -254,11 +262,11 @@ async fn bench_verify(n: usize) {
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     println!("meshboot cluster door, {LATENCY:?} injected latency per request");
-    for n in [1, 3, 20] {
+    for n in [1, 3, 20, 100] {
         bench_apply(n).await;
     }
     bench_remote_secret().await;
-    for n in [3, 20] {
+    for n in [3, 20, 100] {
         bench_verify(n).await;
     }
     if let Ok(status) = std::fs::read_to_string("/proc/self/status")

@@ -282,7 +282,7 @@ async fn verify_inner(
     for (cluster, facts) in spec.clusters.iter().zip(&facts) {
         let Some(facts) = facts else {
             let message = match connect_errors.get(&cluster.name) {
-                Some(err) => err.to_string(),
+                Some(err) => with_causes(err),
                 None => "no client for this cluster".to_string(),
             };
             report.push(error(
@@ -322,7 +322,7 @@ async fn verify_inner(
             Err(e) => report.push(error(
                 &cluster.name,
                 Check::RemoteSecret,
-                e.to_string(),
+                with_causes(e),
                 None,
             )),
         }
@@ -439,7 +439,7 @@ fn reachability(facts: &ClusterFacts) -> Option<Finding> {
     Some(error(
         &facts.name,
         Check::Reachable,
-        err.to_string(),
+        with_causes(err),
         Some(hint),
     ))
 }
@@ -461,7 +461,7 @@ fn check_cacerts(
     let name = cluster.name.as_str();
     let secret = match cacerts {
         Err(e) => {
-            report.push(error(name, Check::Cacerts, e.to_string(), None));
+            report.push(error(name, Check::Cacerts, with_causes(e), None));
             return None;
         }
         Ok(None) => {
@@ -625,7 +625,7 @@ fn check_network(
 ) {
     let name = cluster.name.as_str();
     match namespace {
-        Err(e) => report.push(error(name, Check::Network, e.to_string(), None)),
+        Err(e) => report.push(error(name, Check::Network, with_causes(e), None)),
         Ok(None) => report.push(error(
             name,
             Check::Network,
@@ -672,7 +672,7 @@ fn check_gateway(
     let name = cluster.name.as_str();
     let service = match gateway {
         Err(e) => {
-            report.push(error(name, Check::EastWestGateway, e.to_string(), None));
+            report.push(error(name, Check::EastWestGateway, with_causes(e), None));
             return;
         }
         Ok(None) => {
@@ -949,7 +949,7 @@ async fn try_token(src: &str, kubeconfig: &str) -> TokenVerdict {
     let client =
         match ClusterClient::from_kubeconfig_yaml(src, kubeconfig, "", "the remote secret").await {
             Ok(c) => c.with_retry(policy),
-            Err(e) => return TokenVerdict::Failed(e.to_string()),
+            Err(e) => return TokenVerdict::Failed(with_causes(&e)),
         };
     let probe = tokio::time::timeout(
         TOKEN_CHECK_TIMEOUT,
@@ -960,7 +960,7 @@ async fn try_token(src: &str, kubeconfig: &str) -> TokenVerdict {
         Ok(Ok(true)) => TokenVerdict::Accepted,
         Ok(Ok(false)) => TokenVerdict::CannotRead,
         Ok(Err(ClusterError::Unauthorized { .. })) => TokenVerdict::Rejected,
-        Ok(Err(e)) => TokenVerdict::Failed(e.to_string()),
+        Ok(Err(e)) => TokenVerdict::Failed(with_causes(&e)),
         Err(_) => TokenVerdict::Failed(format!(
             "{src} did not answer within {TOKEN_CHECK_TIMEOUT:?}"
         )),
@@ -998,6 +998,22 @@ fn token_finding(src: &str, dst: &str, verdict: &TokenVerdict) -> Finding {
             ),
         ),
     }
+}
+
+/// An error and its causes on one line: "cannot reach" alone does not say whether the
+/// connection was refused, timed out or failed certificate verification.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The current context's server of a kubeconfig (first cluster when there is no context).
