@@ -417,14 +417,21 @@ fn private_keys_are_mode_0600_and_certificates_0644() {
     ca.ensure_intermediates(&["eu"], &p256(), true).unwrap();
     assert_eq!(mode(&tmp.path().join("root-key.pem")), 0o600);
     assert_eq!(mode(&tmp.path().join("eu/ca-key.pem")), 0o600);
-    let leftovers: Vec<_> = fs::read_dir(tmp.path().join("eu"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "temp files left behind: {leftovers:?}"
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("eu")] {
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "temp files left behind: {leftovers:?}"
+        );
+    }
+    assert_eq!(
+        mode(&tmp.path().join("eu")),
+        0o755,
+        "cluster folder like mkdir's"
     );
 }
 

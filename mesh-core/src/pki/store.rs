@@ -742,13 +742,23 @@ impl CaDir {
                 )?;
                 let ca_cert_pem = cert.pem();
                 let ca_key_pem = key.serialize_pem();
-                create_dir(&dir)?;
-                // Key first: a crash before the certificate lands leaves a mismatch that the
-                // next run reports, never a certificate without its key.
-                write_atomic(&dir.join(CA_KEY_FILE), ca_key_pem.as_bytes(), true)?;
-                write_atomic(&dir.join(CA_CERT_FILE), ca_cert_pem.as_bytes(), false)?;
-                let (cert_chain_pem, root_cert_pem) =
-                    self.write_derived(&dir, &ca_cert_pem, &root.cert_pem, false)?;
+                let root_cert_pem = with_newline(&root.cert_pem);
+                let cert_chain_pem = format!("{}{root_cert_pem}", with_newline(&ca_cert_pem));
+                let files = [
+                    (CA_KEY_FILE, &ca_key_pem, true),
+                    (CA_CERT_FILE, &ca_cert_pem, false),
+                    (CERT_CHAIN_FILE, &cert_chain_pem, false),
+                    (ROOT_CERT_FILE, &root_cert_pem, false),
+                ];
+                if dir.exists() {
+                    // Key first: a crash before the certificate lands leaves a mismatch that
+                    // the next run reports, never a certificate without its key.
+                    for (name, contents, private) in files {
+                        write_atomic(&dir.join(name), contents.as_bytes(), private)?;
+                    }
+                } else {
+                    self.write_bundle_dir(&dir, &files)?;
+                }
                 let action = if plan == Plan::Create {
                     IntermediateAction::Created
                 } else {
@@ -776,6 +786,47 @@ impl CaDir {
             dir,
         };
         Ok((status, bundle))
+    }
+
+    /// Writes a new cluster folder all at once: the four files go into a private staging
+    /// folder next to it, which is then renamed into place, so the bundle appears complete or
+    /// not at all (and costs one rename instead of four).
+    fn write_bundle_dir(
+        &self,
+        dir: &Path,
+        files: &[(&str, &String, bool); 4],
+    ) -> Result<(), PkiError> {
+        let staging = tempfile::Builder::new()
+            .prefix(".meshboot-")
+            .tempdir_in(&self.dir)
+            .map_err(|e| PkiError::io(&self.dir, e))?;
+        for (name, contents, private) in files {
+            let path = staging.path().join(name);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(if *private { 0o600 } else { 0o644 });
+            }
+            let mut file = options
+                .open(&path)
+                .map_err(|e| PkiError::io(dir.join(name), e))?;
+            file.write_all(contents.as_bytes())
+                .map_err(|e| PkiError::io(dir.join(name), e))?;
+        }
+        #[cfg(unix)]
+        {
+            // The staging folder is created 0700; a cluster folder is as readable as one made
+            // with mkdir (the key inside stays 0600).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| PkiError::io(staging.path(), e))?;
+        }
+        std::fs::rename(staging.path(), dir).map_err(|e| PkiError::io(dir, e))?;
+        // Renamed away: nothing left for the guard to delete.
+        let _ = staging.keep();
+        Ok(())
     }
 
     /// Writes `cert-chain.pem` and the cluster's `root-cert.pem`; with `only_missing`, leaves
