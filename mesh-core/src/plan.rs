@@ -88,6 +88,16 @@ impl std::fmt::Display for Phase {
 }
 
 /// Errors building a plan. Each names the cluster (and object) it is about.
+///
+/// ```
+/// use mesh_core::{plan::Plan, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: eu, network: n, context: eu}]\n",
+///     std::path::Path::new("."), "mesh.yaml")?;
+/// let err = Plan::build(&spec, &[]).unwrap_err();
+/// assert_eq!(err.to_string(), "cluster \"eu\" is in the mesh file but was not rendered");
+/// # Ok::<(), mesh_core::spec::SpecError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The spec lists a cluster that has no rendered objects.
@@ -179,6 +189,13 @@ pub(crate) fn serialize_object_ref<S: Serializer>(r: &ObjectRef, s: S) -> Result
 /// What a step does to its object.
 ///
 /// `Debug` and `Serialize` never show the object body: a `cacerts` Secret carries a CA key.
+///
+/// ```
+/// use mesh_core::plan::Action;
+/// let a = Action::Apply { object: Box::new(serde_json::json!({"data": {"ca-key.pem": "secret"}})), wait: None };
+/// assert!(!format!("{a:?}").contains("secret"));
+/// assert_eq!(serde_json::to_value(&a).unwrap(), "apply");
+/// ```
 #[derive(Clone, PartialEq)]
 pub enum Action {
     /// Server-side apply of a rendered object (create it, update it, or leave it unchanged),
@@ -198,6 +215,10 @@ pub enum Action {
 }
 
 /// What an [`Action::Apply`] waits for after writing.
+///
+/// ```
+/// assert_eq!(serde_json::to_value(mesh_core::plan::Wait::ExternalAddress).unwrap(), "external-address");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Wait {
@@ -237,11 +258,34 @@ impl Serialize for Action {
 }
 
 /// Index of a step in [`Plan::steps`].
+///
+/// ```
+/// assert_eq!(serde_json::to_value(mesh_core::plan::StepId(7)).unwrap(), 7);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct StepId(pub usize);
 
 /// One thing to do on one cluster.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use mesh_core::{pki::ClusterBundle, plan::{Action, Phase, Plan}, render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: eu, network: n1, context: eu}, {name: us, network: n2, context: us}]\n",
+///     std::path::Path::new("."), "mesh.yaml")?;
+/// let bundle = |c: &str| ClusterBundle { cluster: c.into(), ca_cert_pem: "c".into(),
+///     ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
+/// let bundles: BTreeMap<_, _> = ["eu", "us"].map(|c| (c.to_string(), bundle(c))).into();
+/// let plan = Plan::build(&spec, &render::render_mesh(&spec, &bundles)?)?;
+/// // us's remote secret goes to eu, once its token and eu's namespace are there.
+/// let pair = plan.pair_steps().find(|s| s.cluster == "eu").unwrap();
+/// assert_eq!(pair.phase, Phase::RemoteSecrets);
+/// assert_eq!(pair.object.to_string(), "Secret istio-system/istio-remote-secret-us");
+/// assert!(matches!(&pair.action, Action::RemoteSecret { source } if source == "us"));
+/// assert_eq!(pair.needs.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     /// Its position in [`Plan::steps`].
@@ -262,7 +306,17 @@ pub struct Step {
     pub needs: Vec<StepId>,
 }
 
-/// Where a source cluster's reader token lives.
+/// Where a source cluster's reader token lives: the Secret the executor waits on before it can
+/// build that cluster's remote secrets.
+///
+/// ```
+/// let t = mesh_core::plan::ReaderToken {
+///     namespace: "istio-system".into(),
+///     secret: "istio-reader-service-account-istio-remote-secret-token".into(),
+///     service_account: "istio-reader-service-account".into(),
+/// };
+/// assert!(t.secret.starts_with(&t.service_account));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReaderToken {
     /// Namespace of the token Secret.

@@ -57,7 +57,21 @@ pub use report::{
 use preflight::{Blocker, ClusterState};
 use run::Runner;
 
-/// Receives every [`Event`] of a run, in the order they happen.
+/// Receives every [`Event`] of a run, in the order they happen. It is called from the task
+/// running the apply, so it should return quickly.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use mesh_core::execute::{Event, EventSink};
+/// let done = AtomicUsize::new(0);
+/// let count = |e: &Event<'_>| {
+///     if matches!(e, Event::StepDone { .. }) {
+///         done.fetch_add(1, Ordering::Relaxed);
+///     }
+/// };
+/// let sink: EventSink<'_> = &count;
+/// # let _ = sink;
+/// ```
 pub type EventSink<'a> = &'a (dyn Fn(&Event<'_>) + Send + Sync);
 
 /// How to run.
@@ -100,6 +114,17 @@ impl Default for ExecuteOptions {
 
 /// Errors that stop a run before it reaches the clusters' steps. Problems found on a cluster
 /// are not errors: they are in the [`Report`].
+///
+/// ```no_run
+/// # async fn demo(spec: mesh_core::spec::MeshSpec) {
+/// use mesh_core::execute::{ExecuteError, ExecuteOptions, apply_mesh};
+/// match apply_mesh(&spec, &ExecuteOptions::default(), &|_| {}).await {
+///     Ok(report) => println!("succeeded: {}", report.succeeded),
+///     Err(ExecuteError::Pki(e)) => eprintln!("the CA directory needs attention: {e}"),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {
     /// The local CA could not be created, read or imported.
@@ -137,12 +162,20 @@ pub enum ExecuteError {
 /// # }
 /// ```
 pub async fn connect(spec: &MeshSpec) -> Vec<(String, Result<ClusterClient, ClusterError>)> {
-    let connecting = spec.clusters.iter().map(|c| async move {
-        let client = ClusterClient::connect(&c.name, c.kubeconfig.as_deref(), &c.context).await;
-        (c.name.clone(), client)
-    });
-    futures::future::join_all(connecting).await
+    // Connecting reads and parses the whole kubeconfig for each cluster (all contexts, CA data
+    // included); a few at a time keeps a 100-cluster kubeconfig from being held 100 times.
+    stream::iter(spec.clusters.iter())
+        .map(|c| async move {
+            let client = ClusterClient::connect(&c.name, c.kubeconfig.as_deref(), &c.context).await;
+            (c.name.clone(), client)
+        })
+        .buffered(CONNECTS_IN_FLIGHT)
+        .collect()
+        .await
 }
+
+/// Clusters connected at once.
+const CONNECTS_IN_FLIGHT: usize = 4;
 
 /// Brings every cluster of the mesh file to the desired state: connect, preflight, CA,
 /// render, plan, execute. `on_event` sees progress as it happens.

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
-use futures::future::join_all;
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::ops::ClusterOps;
@@ -146,6 +146,9 @@ pub(crate) fn cacerts_conflict(
     }
 }
 
+/// Access reviews in flight per cluster.
+const REVIEWS_IN_FLIGHT: usize = 4;
+
 /// Asks the cluster, with access reviews, whether it may create and patch every kind the plan
 /// writes there. Returns one line per denied permission.
 pub(crate) async fn check_permissions<C: ClusterOps>(
@@ -172,7 +175,13 @@ pub(crate) async fn check_permissions<C: ClusterOps>(
         })
     });
     let mut denied = Vec::new();
-    for answer in join_all(checks).await {
+    // A few at a time: each concurrent request to a cluster opens a TLS connection of its own,
+    // and twenty handshakes per cluster cost more than the round trips they save.
+    let answers: Vec<_> = futures::stream::iter(checks)
+        .buffer_unordered(REVIEWS_IN_FLIGHT)
+        .collect()
+        .await;
+    for answer in answers {
         if let Some(line) = answer? {
             denied.push(line);
         }

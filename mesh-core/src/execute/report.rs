@@ -119,6 +119,12 @@ impl Totals {
 }
 
 /// How a cluster fared as a whole.
+///
+/// ```
+/// use mesh_core::execute::ClusterStatus;
+/// assert_eq!(ClusterStatus::NotAttempted.as_str(), "not-attempted");
+/// assert_eq!(serde_json::to_value(ClusterStatus::Incomplete).unwrap(), "incomplete");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterStatus {
@@ -149,6 +155,11 @@ impl ClusterStatus {
 }
 
 /// Why preflight kept a cluster out, as a kind a caller can act on (the message has details).
+///
+/// ```
+/// use mesh_core::execute::Problem;
+/// assert_eq!(serde_json::to_value(Problem::CacertsConflict).unwrap(), "cacerts-conflict");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Problem {
@@ -167,6 +178,22 @@ pub enum Problem {
 }
 
 /// The result of one step.
+///
+/// ```
+/// use mesh_core::{cluster::ObjectRef, execute::{Outcome, StepReport}, plan::Phase};
+/// let step = StepReport {
+///     phase: Phase::RemoteSecrets,
+///     action: "remote-secret",
+///     object: ObjectRef::namespaced("v1", "Secret", "istio-system", "istio-remote-secret-ap"),
+///     source: Some("ap".into()),
+///     outcome: Outcome::Created,
+///     error: None,
+/// };
+/// let json = serde_json::to_value(&step).unwrap();
+/// assert_eq!(json["object"]["name"], "istio-remote-secret-ap");
+/// assert_eq!(json["outcome"], "created");
+/// assert!(json.get("error").is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepReport {
     /// The phase of the step.
@@ -188,6 +215,19 @@ pub struct StepReport {
 
 /// Everything about one cluster: its preflight, its steps (remote secrets are listed under the
 /// cluster they are written to) and their totals.
+///
+/// ```
+/// use mesh_core::execute::{ClusterReport, ClusterStatus, Problem, Totals};
+/// let down = ClusterReport {
+///     cluster: "us".into(),
+///     status: ClusterStatus::Unreachable,
+///     error: Some("cluster us: cannot reach API server".into()),
+///     problem: Some(Problem::Unreachable),
+///     steps: vec![],
+///     totals: Totals::default(),
+/// };
+/// assert_eq!(serde_json::to_value(&down).unwrap()["problem"], "unreachable");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterReport {
     /// The cluster name.
@@ -207,6 +247,15 @@ pub struct ClusterReport {
 }
 
 /// Something the user must do that apply cannot do for them.
+///
+/// ```
+/// let n = mesh_core::execute::Notice {
+///     cluster: "eu".into(),
+///     message: "istiod in eu must be restarted to pick it up".into(),
+///     hint: Some("kubectl --context eu -n istio-system rollout restart deployment/istiod".into()),
+/// };
+/// assert!(n.hint.unwrap().contains("rollout restart"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notice {
     /// The cluster it is about.
@@ -219,6 +268,15 @@ pub struct Notice {
 }
 
 /// The local CA phase: what happened to the root and to each cluster's intermediate.
+///
+/// ```
+/// let ca = mesh_core::execute::CaReport {
+///     dir: "./pki".into(),
+///     root: "unchanged".into(),
+///     intermediates: vec![("eu".into(), "created".into())],
+/// };
+/// assert_eq!(serde_json::to_value(&ca).unwrap()["intermediates"][0][1], "created");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaReport {
     /// The CA directory.
@@ -230,6 +288,21 @@ pub struct CaReport {
 }
 
 /// The result of a run: per cluster and step, and totals. Serialises to the `-o json` output.
+///
+/// ```no_run
+/// # async fn demo(spec: mesh_core::spec::MeshSpec) -> Result<(), mesh_core::execute::ExecuteError> {
+/// use mesh_core::execute::{ExecuteOptions, Outcome, apply_mesh};
+/// let report = apply_mesh(&spec, &ExecuteOptions::default(), &|_| {}).await?;
+/// if let Some(why) = &report.stopped {
+///     eprintln!("nothing written: {why}");
+/// }
+/// for cluster in &report.clusters {
+///     let failed = cluster.steps.iter().filter(|s| s.outcome == Outcome::Failed).count();
+///     println!("{}: {} ({failed} failed)", cluster.cluster, cluster.status.as_str());
+/// }
+/// let json = serde_json::to_string_pretty(&report).expect("a report always serialises");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// True when nothing was written because this was a dry run.
@@ -261,6 +334,21 @@ impl Report {
 }
 
 /// What a running apply reports as it goes. Library users get the same events the CLI renders.
+///
+/// ```no_run
+/// # async fn demo(spec: mesh_core::spec::MeshSpec) -> Result<(), mesh_core::execute::ExecuteError> {
+/// use mesh_core::execute::{Event, ExecuteOptions, apply_mesh};
+/// let log = |event: &Event<'_>| match event {
+///     Event::PhaseStarted { phase, steps } => eprintln!("{phase}: {steps} steps"),
+///     Event::StepDone { step, outcome, error } => {
+///         eprintln!("{} {} {outcome} {}", step.cluster, step.object, error.unwrap_or(""))
+///     }
+///     Event::Notice { notice } => eprintln!("notice: {}", notice.message),
+///     _ => {}
+/// };
+/// apply_mesh(&spec, &ExecuteOptions::default(), &log).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Event<'a> {

@@ -26,6 +26,11 @@ const MULTICLUSTER_LABEL: &str = "istio/multiCluster=true";
 /// pipeline.
 const BARRIER_PHASES: [Phase; 3] = [Phase::Namespace, Phase::CaCerts, Phase::Gateways];
 
+/// Remote-secret lists in flight. Each answer holds every remote secret of a destination (99
+/// in a 100-cluster mesh, managedFields included) until it is trimmed, so a few at a time keep
+/// the peak memory low; they overlap the per-cluster phases, which take longer anyway.
+const LISTS_IN_FLIGHT: usize = 4;
+
 /// A step's result: outcome and, for failed or skipped steps, why.
 pub(crate) type StepResult = (Outcome, Option<String>);
 
@@ -193,7 +198,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                     .await;
                 (dst, items)
             })
-            .buffer_unordered(self.options.concurrency.max(1))
+            .buffer_unordered(LISTS_IN_FLIGHT)
             .collect()
             .await;
         let mut state = self.lock();
