@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use mesh_core::cluster::{ApplyOptions, ClusterClient};
 use mesh_core::pki::CaDir;
 use mesh_core::remote_secret::{
@@ -203,27 +204,30 @@ async fn bench_verify(n: usize) {
         tokens.insert(c.name().to_string(), t);
     }
     let pairs = spec.remote_secret_pairs();
-    futures::future::join_all(pairs.iter().map(|(src, dst)| {
-        let secret = RemoteSecret {
-            cluster: src.clone(),
-            namespace: ns.to_string(),
-            secret_type: SecretType::Remote,
-            server: by_name[src].server().to_string(),
-            tls_server_name: None,
-            ca_data: tokens[src].ca_crt.clone(),
-            token: tokens[src].token.clone(),
-        };
-        let c = &by_name[dst];
-        async move {
-            c.apply(
-                &secret.to_object().expect("secret"),
-                &ApplyOptions::default(),
-            )
-            .await
-            .expect("apply secret");
-        }
-    }))
-    .await;
+    // Bounded: every concurrent request of a client holds its own connection (HTTP/1.1), so
+    // 9,900 at once would leave ~20,000 sockets open in this one process.
+    futures::stream::iter(pairs.iter())
+        .for_each_concurrent(64, |(src, dst)| {
+            let secret = RemoteSecret {
+                cluster: src.clone(),
+                namespace: ns.to_string(),
+                secret_type: SecretType::Remote,
+                server: by_name[src].server().to_string(),
+                tls_server_name: None,
+                ca_data: tokens[src].ca_crt.clone(),
+                token: tokens[src].token.clone(),
+            };
+            let c = &by_name[dst];
+            async move {
+                c.apply(
+                    &secret.to_object().expect("secret"),
+                    &ApplyOptions::default(),
+                )
+                .await
+                .expect("apply secret");
+            }
+        })
+        .await;
     std::thread::sleep(Duration::from_millis(300)); // load-balancer controller
     set_latency(&clusters, LATENCY);
     let options = VerifyOptions {
