@@ -96,11 +96,11 @@ impl Progress {
             overall, clusters, ..
         } = &*mode
         {
-            for bar in clusters.values() {
-                bar.finish();
-            }
-            if let Some(bar) = overall {
-                bar.finish();
+            // A bar abandoned on a failure keeps its error; the others say they are done.
+            for bar in clusters.values().chain(overall.iter()) {
+                if !bar.is_finished() {
+                    bar.finish_with_message("done");
+                }
             }
         }
     }
