@@ -289,11 +289,9 @@ pub fn hints(
                  jsonpath='{{.data.root-cert\\.pem}}' | base64 -d | openssl x509 -noout -subject \
                  -fingerprint -sha256` shows the root it trusts"
             )),
-            Some(Problem::LoopbackServer) => hints.push(format!(
-                "{name}: set `apiServer:` for {name} in {file} to an address the other clusters \
-                 can dial, or add --allow-loopback for local test clusters"
-            )),
-            Some(Problem::Other) | None => {}
+            // The loopback error itself already says which field to set and which flag to
+            // pass; a hint would only repeat it.
+            Some(Problem::LoopbackServer) | Some(Problem::Other) | None => {}
         }
     }
     if report.stopped.is_none() {
