@@ -4,7 +4,7 @@
 //! `--allow-loopback` (as one would for kind clusters).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,7 +12,8 @@ use base64::Engine as _;
 use mesh_tests::{EmulatorOptions, TestClusters};
 use serde_json::{Value, json};
 
-const MESHBOOT: &str = env!("CARGO_BIN_EXE_meshboot");
+mod common;
+use common::meshboot_cmd;
 
 /// A mesh file in a temporary directory and the emulated clusters it names.
 struct Mesh {
@@ -65,7 +66,7 @@ impl Mesh {
     }
 
     fn meshboot(&self, args: &[&str]) -> Result<Output> {
-        let output = Command::new(MESHBOOT)
+        let output = meshboot_cmd()
             .args(args)
             .arg("-f")
             .arg(&self.file)
@@ -399,7 +400,7 @@ fn a_cacerts_from_another_root_stops_apply_with_nothing_written() -> Result<()> 
 
     // A mesh CA of its own: the roots differ, which apply never resolves by overwriting.
     let pki = mesh.dir.path().join("pki");
-    let init = Command::new(MESHBOOT)
+    let init = meshboot_cmd()
         .args(["ca", "init", "--key", "ecdsa-p256", "--dir"])
         .arg(&pki)
         .output()?;
@@ -469,10 +470,7 @@ fn a_bad_mesh_file_is_refused_before_anything_happens() -> Result<()> {
         &file,
         "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters:\n  - {name: eu, network: n, context: eu, netwrok: x}\n",
     )?;
-    let out = Command::new(MESHBOOT)
-        .args(["apply", "-f"])
-        .arg(&file)
-        .output()?;
+    let out = meshboot_cmd().args(["apply", "-f"]).arg(&file).output()?;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("netwrok"), "{stderr}");

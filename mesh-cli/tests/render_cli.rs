@@ -2,25 +2,20 @@
 //! a temp dir, the exit code, stdout/stderr and the files on disk.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use base64::Engine as _;
 
+mod common;
+use common::{fixtures, meshboot_cmd, text};
+
 fn meshboot(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshboot"))
+    meshboot_cmd()
         .current_dir(cwd)
         .args(args)
         .output()
         .expect("meshboot runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
 const MESH: &str = "apiVersion: meshboot/v1alpha1

@@ -9,19 +9,14 @@ use std::time::{Duration, Instant};
 
 use mesh_tests::TestClusters;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
+mod common;
+use common::{fixtures, meshboot_cmd, text};
 
 fn kubectl_available() -> bool {
     Command::new("kubectl")
         .args(["version", "--client"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn kubectl(kubeconfig: &Path, context: &str, args: &[&str]) -> Output {
@@ -45,7 +40,7 @@ fn render(example: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
         mesh.replace("key: rsa-4096", "key: ecdsa-p256"),
     )
     .expect("write mesh.yaml");
-    let run = Command::new(env!("CARGO_BIN_EXE_meshboot"))
+    let run = meshboot_cmd()
         .current_dir(tmp.path())
         .args(["render", "-f", "mesh.yaml", "-o", "out"])
         .output()
@@ -203,7 +198,7 @@ fn kustomize_output_applies_with_kubectl_k() {
         mesh.replace("key: rsa-4096", "key: ecdsa-p256"),
     )
     .expect("write mesh.yaml");
-    let run = Command::new(env!("CARGO_BIN_EXE_meshboot"))
+    let run = meshboot_cmd()
         .current_dir(tmp.path())
         .args([
             "render",

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -15,6 +15,9 @@ use mesh_core::render::{self, reader};
 use mesh_core::spec::MeshSpec;
 use mesh_tests::{EmulatorOptions, TestClusters};
 use serde_json::{Value, json};
+
+mod common;
+use common::{meshboot_cmd, stdout};
 
 /// A mesh of emulated clusters, one per network, bootstrapped as `apply` would leave it.
 struct Mesh {
@@ -32,7 +35,7 @@ impl Mesh {
         let file = self.file();
         let mut args = vec!["verify", "-f", file.to_str().expect("utf-8 path")];
         args.extend(extra);
-        Command::new(env!("CARGO_BIN_EXE_meshboot"))
+        meshboot_cmd()
             .args(&args)
             .env_remove("KUBECONFIG")
             .output()
@@ -169,10 +172,6 @@ fn b64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .expect("base64")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn secret(mesh: &Mesh, cluster: &str, name: &str) -> Value {
