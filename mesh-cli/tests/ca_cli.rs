@@ -4,21 +4,30 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn meshboot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshboot"))
-        .args(args)
-        .output()
-        .expect("run meshboot")
+mod common;
+use common::{run_meshboot as meshboot, stderr, stdout};
+
+/// Runs `meshboot ca <sub> --dir <dir> <extra>...`.
+fn ca(sub: &str, dir: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["ca", sub, "--dir", dir];
+    args.extend_from_slice(extra);
+    meshboot(&args)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// `meshboot ca init --dir <dir> --key <key>`, which must succeed.
+fn init_root(dir: &str, key: &str) {
+    assert!(ca("init", dir, &["--key", key]).status.success());
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `meshboot ca import --dir <dir>` with the byo-root fixtures `cert` and `key`.
+fn import(dir: &str, cert: &str, key: &str) -> Output {
+    ca(
+        "import",
+        dir,
+        &["--cert", &fixture(cert), "--key", &fixture(key)],
+    )
 }
 
 /// Fails the test when any output of the command carries key material.
@@ -62,39 +71,32 @@ fn init_intermediate_and_inspect_work_together() {
     let dir = tmp.path().join("pki");
     let d = dir.to_str().unwrap();
 
-    let o = meshboot(&[
-        "ca",
+    let o = ca(
         "init",
-        "--dir",
         d,
-        "--key",
-        "ecdsa-p256",
-        "--days",
-        "1000",
-        "--org",
-        "Acme",
-    ]);
+        &["--key", "ecdsa-p256", "--days", "1000", "--org", "Acme"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("O=Acme, CN=Root CA"), "{}", stdout(&o));
     assert!(stdout(&o).contains("ecdsa-p256"));
     assert_no_key_material(&o);
 
-    let o = meshboot(&[
-        "ca",
+    let o = ca(
         "intermediate",
-        "--dir",
         d,
-        "--cluster",
-        "eu",
-        "--cluster",
-        "ap",
-        "--cluster",
-        "us",
-        "--key",
-        "ecdsa-p256",
-        "--days",
-        "90",
-    ]);
+        &[
+            "--cluster",
+            "eu",
+            "--cluster",
+            "ap",
+            "--cluster",
+            "us",
+            "--key",
+            "ecdsa-p256",
+            "--days",
+            "90",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     for c in ["eu", "ap", "us"] {
@@ -107,7 +109,7 @@ fn init_intermediate_and_inspect_work_together() {
     }
     assert_no_key_material(&o);
 
-    let o = meshboot(&["ca", "inspect", "--dir", d]);
+    let o = ca("inspect", d, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
     assert!(table.contains("FILE") && table.contains("DAYS LEFT") && table.contains("CHAIN"));
@@ -131,7 +133,7 @@ fn init_intermediate_and_inspect_work_together() {
     );
     assert_no_key_material(&o);
 
-    let o = meshboot(&["ca", "inspect", "--dir", d, "-o", "json"]);
+    let o = ca("inspect", d, &["-o", "json"]);
     assert!(o.status.success());
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(json["root"]["info"]["subject"], "O=Acme, CN=Root CA");
@@ -145,7 +147,7 @@ fn init_intermediate_and_inspect_work_together() {
     }
     assert_no_key_material(&o);
 
-    let o = meshboot(&["ca", "inspect", "--dir", d, "--output", "yaml"]);
+    let o = ca("inspect", d, &["--output", "yaml"]);
     assert!(o.status.success());
     let yaml: serde_json::Value = serde_saphyr::from_str(&stdout(&o)).unwrap();
     assert_eq!(yaml, json, "yaml and json carry the same report");
@@ -155,14 +157,10 @@ fn init_intermediate_and_inspect_work_together() {
 fn init_twice_refuses_and_changes_nothing_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    assert!(
-        meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256"])
-            .status
-            .success()
-    );
+    init_root(d, "ecdsa-p256");
     let before = files(tmp.path());
 
-    let o = meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256"]);
+    let o = ca("init", d, &["--key", "ecdsa-p256"]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
@@ -173,7 +171,7 @@ fn init_twice_refuses_and_changes_nothing_unless_forced() {
     assert!(stdout(&o).is_empty(), "errors go to stderr only");
     assert_eq!(files(tmp.path()), before);
 
-    let o = meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256", "--force"]);
+    let o = ca("init", d, &["--key", "ecdsa-p256", "--force"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("replaced root CA"));
     assert_ne!(files(tmp.path()), before);
@@ -183,11 +181,7 @@ fn init_twice_refuses_and_changes_nothing_unless_forced() {
 fn intermediate_is_idempotent_and_refuses_a_foreign_one_without_force() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    assert!(
-        meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256"])
-            .status
-            .success()
-    );
+    init_root(d, "ecdsa-p256");
     let args = [
         "ca",
         "intermediate",
@@ -208,7 +202,7 @@ fn intermediate_is_idempotent_and_refuses_a_foreign_one_without_force() {
 
     // A new root makes eu's intermediate foreign.
     assert!(
-        meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256", "--force"])
+        ca("init", d, &["--key", "ecdsa-p256", "--force"])
             .status
             .success()
     );
@@ -227,7 +221,7 @@ fn intermediate_is_idempotent_and_refuses_a_foreign_one_without_force() {
     let o = meshboot(&forced);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("replaced"));
-    let o = meshboot(&["ca", "inspect", "--dir", d]);
+    let o = ca("inspect", d, &[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
@@ -235,22 +229,13 @@ fn intermediate_is_idempotent_and_refuses_a_foreign_one_without_force() {
 fn an_invalid_cluster_name_says_why_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    assert!(
-        meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256"])
-            .status
-            .success()
-    );
+    init_root(d, "ecdsa-p256");
     let before = files(tmp.path());
-    let o = meshboot(&[
-        "ca",
+    let o = ca(
         "intermediate",
-        "--dir",
         d,
-        "--cluster",
-        "eu",
-        "--cluster",
-        "us_east",
-    ]);
+        &["--cluster", "eu", "--cluster", "us_east"],
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
@@ -264,14 +249,7 @@ fn an_invalid_cluster_name_says_why_and_writes_nothing() {
 fn intermediate_without_a_root_points_at_ca_init() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("pki");
-    let o = meshboot(&[
-        "ca",
-        "intermediate",
-        "--dir",
-        d.to_str().unwrap(),
-        "--cluster",
-        "eu",
-    ]);
+    let o = ca("intermediate", d.to_str().unwrap(), &["--cluster", "eu"]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("meshboot ca init --dir"),
@@ -295,16 +273,7 @@ fn import_accepts_an_openssl_root_and_refuses_bad_inputs() {
         ("sub-ca.pem", "sub-ca-key.pem", "not self-signed"),
     ];
     for (cert, key, why) in refused {
-        let o = meshboot(&[
-            "ca",
-            "import",
-            "--dir",
-            d,
-            "--cert",
-            &fixture(cert),
-            "--key",
-            &fixture(key),
-        ]);
+        let o = import(d, cert, key);
         assert!(!o.status.success(), "{cert} + {key} accepted");
         let err = stderr(&o);
         assert!(err.contains(why), "{cert} + {key}: {err}");
@@ -315,31 +284,17 @@ fn import_accepts_an_openssl_root_and_refuses_bad_inputs() {
         );
     }
 
-    let o = meshboot(&[
-        "ca",
-        "import",
-        "--dir",
-        d,
-        "--cert",
-        &fixture("rsa-root.pem"),
-        "--key",
-        &fixture("rsa-root-key.pkcs1.pem"),
-    ]);
+    let o = import(d, "rsa-root.pem", "rsa-root-key.pkcs1.pem");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("CN=BYO RSA Root CA"));
     assert_no_key_material(&o);
-    let o = meshboot(&[
-        "ca",
+    let o = ca(
         "intermediate",
-        "--dir",
         d,
-        "--cluster",
-        "eu",
-        "--key",
-        "ecdsa-p256",
-    ]);
+        &["--cluster", "eu", "--key", "ecdsa-p256"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = meshboot(&["ca", "inspect", "--dir", d, "-o", "json"]);
+    let o = ca("inspect", d, &["-o", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
@@ -355,23 +310,12 @@ fn inspect_exits_non_zero_and_says_which_chain_failed() {
     let b = tmp.path().join("b");
     for dir in [&a, &b] {
         let d = dir.to_str().unwrap();
-        assert!(
-            meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p256"])
-                .status
-                .success()
-        );
-        let o = meshboot(&[
-            "ca",
+        init_root(d, "ecdsa-p256");
+        let o = ca(
             "intermediate",
-            "--dir",
             d,
-            "--cluster",
-            "eu",
-            "--cluster",
-            "us",
-            "--key",
-            "ecdsa-p256",
-        ]);
+            &["--cluster", "eu", "--cluster", "us", "--key", "ecdsa-p256"],
+        );
         assert!(o.status.success());
     }
     // us in a/ is replaced by b/'s us, complete with b's root-cert.pem.
@@ -383,7 +327,7 @@ fn inspect_exits_non_zero_and_says_which_chain_failed() {
     ] {
         fs::copy(b.join("us").join(f), a.join("us").join(f)).unwrap();
     }
-    let o = meshboot(&["ca", "inspect", "--dir", a.to_str().unwrap()]);
+    let o = ca("inspect", a.to_str().unwrap(), &[]);
     assert!(!o.status.success());
     let out = stdout(&o);
     let us_row = out
@@ -407,14 +351,7 @@ fn inspect_exits_non_zero_and_says_which_chain_failed() {
 #[test]
 fn an_unknown_key_algorithm_lists_the_choices() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = meshboot(&[
-        "ca",
-        "init",
-        "--dir",
-        tmp.path().to_str().unwrap(),
-        "--key",
-        "ed25519",
-    ]);
+    let o = ca("init", tmp.path().to_str().unwrap(), &["--key", "ed25519"]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
@@ -430,22 +367,13 @@ fn keys_written_by_the_cli_are_mode_0600() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
+    init_root(d, "ecdsa-p384");
     assert!(
-        meshboot(&["ca", "init", "--dir", d, "--key", "ecdsa-p384"])
-            .status
-            .success()
-    );
-    assert!(
-        meshboot(&[
-            "ca",
+        ca(
             "intermediate",
-            "--dir",
             d,
-            "--cluster",
-            "eu",
-            "--key",
-            "ecdsa-p384"
-        ])
+            &["--cluster", "eu", "--key", "ecdsa-p384"]
+        )
         .status
         .success()
     );
