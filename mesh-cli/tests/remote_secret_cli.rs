@@ -1,27 +1,43 @@
 //! `meshboot remote-secret` end to end: the real binary against the API-server emulator, as a
 //! script piping it into `kubectl apply` would run it.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use mesh_tests::TestClusters;
 
+mod common;
+use common::{fixtures, meshboot_cmd, text, which_kubectl};
+
 fn meshboot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshboot"))
+    meshboot_cmd()
         .args(args)
         .env_remove("KUBECONFIG")
         .output()
         .expect("run meshboot")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Runs `meshboot remote-secret --kubeconfig <kubeconfig> <extra>...`.
+fn remote_secret(kubeconfig: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["remote-secret", "--kubeconfig", kubeconfig];
+    args.extend_from_slice(extra);
+    meshboot(&args)
+}
+
+/// Whether `cluster` holds the istio-reader service account.
+fn has_reader_account(clusters: &TestClusters, cluster: &str) -> bool {
+    clusters
+        .cluster(cluster)
+        .object(
+            "v1",
+            "ServiceAccount",
+            Some("istio-system"),
+            "istio-reader-service-account",
+        )
+        .is_some()
 }
 
 fn golden(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/remote-secret")
-        .join(name);
+    let path = fixtures().join("remote-secret").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -48,17 +64,17 @@ fn redact(yaml: &str) -> String {
 fn prints_istioctl_format_with_explicit_server() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let out = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
+    let out = remote_secret(
         kubeconfig,
-        "--context",
-        "eu",
-        "--name",
-        "cluster1",
-        "--server",
-        "https://10.0.0.1:6443",
-    ]);
+        &[
+            "--context",
+            "eu",
+            "--name",
+            "cluster1",
+            "--server",
+            "https://10.0.0.1:6443",
+        ],
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stderr: {stderr}");
     assert_eq!(stderr, "", "no warning for a routable server");
@@ -69,15 +85,7 @@ fn prints_istioctl_format_with_explicit_server() {
 fn kubeconfig_loopback_server_gives_istioctls_warning() {
     let clusters = TestClusters::start(&["eu", "ap"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let out = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
-        kubeconfig,
-        "--context",
-        "ap",
-        "--name",
-        "ap",
-    ]);
+    let out = remote_secret(kubeconfig, &["--context", "ap", "--name", "ap"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stderr: {stderr}");
     let url = clusters.cluster("ap").url();
@@ -92,42 +100,22 @@ fn kubeconfig_loopback_server_gives_istioctls_warning() {
     assert!(stdout.contains(&format!("        server: {url}\n")));
     assert!(stdout.ends_with("---\n"));
     // And the context ap, not the current context, was used.
-    assert!(
-        clusters
-            .cluster("ap")
-            .object(
-                "v1",
-                "ServiceAccount",
-                Some("istio-system"),
-                "istio-reader-service-account"
-            )
-            .is_some()
-    );
-    assert!(
-        clusters
-            .cluster("eu")
-            .object(
-                "v1",
-                "ServiceAccount",
-                Some("istio-system"),
-                "istio-reader-service-account"
-            )
-            .is_none()
-    );
+    assert!(has_reader_account(&clusters, "ap"));
+    assert!(!has_reader_account(&clusters, "eu"));
 }
 
 #[test]
 fn create_service_account_false_fails_like_istioctl() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let out = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
+    let out = remote_secret(
         kubeconfig,
-        "--context=eu",
-        "--name=eu",
-        "--create-service-account=false",
-    ]);
+        &[
+            "--context=eu",
+            "--name=eu",
+            "--create-service-account=false",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stdout),
@@ -154,15 +142,9 @@ fn bad_flags_fail_before_touching_the_cluster() {
             "error: namespace \"Istio_System\" is not a valid DNS 1123 label\n",
         ),
     ] {
-        let mut args = vec![
-            "remote-secret",
-            "--kubeconfig",
-            kubeconfig,
-            "--context",
-            "eu",
-        ];
+        let mut args = vec!["--context", "eu"];
         args.extend(flags);
-        let out = meshboot(&args);
+        let out = remote_secret(kubeconfig, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(text(&out.stderr), message);
         assert_eq!(text(&out.stdout), "");
@@ -174,25 +156,25 @@ fn bad_flags_fail_before_touching_the_cluster() {
 fn type_config_and_tls_server_name() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let out = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
+    let out = remote_secret(
         kubeconfig,
-        "--context",
-        "eu",
-        "--name",
-        "primary",
-        "--type",
-        "config",
-        "--service-account",
-        "istio-reader-service-account",
-        "--server",
-        "gateway",
-        "--tls-server-name",
-        "server",
-        "--namespace",
-        "istio-system-test",
-    ]);
+        &[
+            "--context",
+            "eu",
+            "--name",
+            "primary",
+            "--type",
+            "config",
+            "--service-account",
+            "istio-reader-service-account",
+            "--server",
+            "gateway",
+            "--tls-server-name",
+            "server",
+            "--namespace",
+            "istio-system-test",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let expected = golden("config-primary.yaml").replace(
         "        server: server\n",
@@ -205,23 +187,23 @@ fn type_config_and_tls_server_name() {
 /// Skipped when kubectl is not installed.
 #[test]
 fn output_pipes_into_kubectl_apply() {
-    let Ok(kubectl) = which_kubectl() else {
+    let Some(kubectl) = which_kubectl() else {
         eprintln!("kubectl not found: skipping");
         return;
     };
     let clusters = TestClusters::start(&["eu", "ap"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let secret = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
+    let secret = remote_secret(
         kubeconfig,
-        "--context",
-        "eu",
-        "--name",
-        "eu",
-        "--server",
-        "https://203.0.113.10:6443",
-    ]);
+        &[
+            "--context",
+            "eu",
+            "--name",
+            "eu",
+            "--server",
+            "https://203.0.113.10:6443",
+        ],
+    );
     assert!(secret.status.success(), "{}", text(&secret.stderr));
     // istio-system must exist in ap, as it does once Istio is installed there.
     clusters
@@ -271,29 +253,12 @@ fn output_pipes_into_kubectl_apply() {
     );
 }
 
-fn which_kubectl() -> Result<PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-        .ok_or(())
-}
-
 #[test]
 fn a_down_cluster_is_one_clear_error_line() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     clusters.cluster("eu").set_down(true);
-    let out = meshboot(&[
-        "remote-secret",
-        "--kubeconfig",
-        kubeconfig,
-        "--context",
-        "eu",
-        "--name",
-        "eu",
-    ]);
+    let out = remote_secret(kubeconfig, &["--context", "eu", "--name", "eu"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);
