@@ -14,6 +14,16 @@ fn cm(name: &str, data: Value) -> anyhow::Result<ConfigMap> {
     )?)
 }
 
+/// Server-side applies ConfigMap `c` holding `data` through `api` with `params`.
+async fn apply_c(
+    api: &Api<ConfigMap>,
+    params: &PatchParams,
+    data: Value,
+) -> anyhow::Result<kube::Result<ConfigMap>> {
+    let object = cm("c", data)?;
+    Ok(api.patch("c", params, &Patch::Apply(object)).await)
+}
+
 #[tokio::test]
 async fn unknown_token_is_401_and_wrong_ca_fails_tls() -> anyhow::Result<()> {
     let clusters = TestClusters::start(&["eu", "ap"])?;
@@ -119,14 +129,7 @@ async fn missing_namespace_is_404_naming_it() -> anyhow::Result<()> {
         (code, reason.as_str(), message.as_str()),
         (404, "NotFound", "namespaces \"istio-system\" not found")
     );
-    let (code, _, _) = common::status_of(
-        api.patch(
-            "c",
-            &PatchParams::apply("m"),
-            &Patch::Apply(cm("c", json!({}))?),
-        )
-        .await,
-    );
+    let (code, _, _) = common::status_of(apply_c(&api, &PatchParams::apply("m"), json!({})).await?);
     assert_eq!(
         code, 404,
         "apply cannot create into a missing namespace either"
@@ -184,20 +187,15 @@ async fn create_twice_is_409_already_exists_and_stale_update_is_409_conflict() -
 async fn apply_conflicts_name_the_other_manager_and_force_takes_ownership() -> anyhow::Result<()> {
     let clusters = TestClusters::start(&["eu"])?;
     let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "default");
-    api.patch(
-        "c",
+    apply_c(
+        &api,
         &PatchParams::apply("helm"),
-        &Patch::Apply(cm("c", json!({"mesh": "a", "other": "x"}))?),
+        json!({"mesh": "a", "other": "x"}),
     )
-    .await?;
+    .await??;
 
     let (code, reason, message) = common::status_of(
-        api.patch(
-            "c",
-            &PatchParams::apply("meshboot"),
-            &Patch::Apply(cm("c", json!({"mesh": "b"}))?),
-        )
-        .await,
+        apply_c(&api, &PatchParams::apply("meshboot"), json!({"mesh": "b"})).await?,
     );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert_eq!(
@@ -205,13 +203,12 @@ async fn apply_conflicts_name_the_other_manager_and_force_takes_ownership() -> a
         "Apply failed with 1 conflict: conflict with \"helm\" using v1: .data.mesh"
     );
 
-    let forced = api
-        .patch(
-            "c",
-            &PatchParams::apply("meshboot").force(),
-            &Patch::Apply(cm("c", json!({"mesh": "b"}))?),
-        )
-        .await?;
+    let forced = apply_c(
+        &api,
+        &PatchParams::apply("meshboot").force(),
+        json!({"mesh": "b"}),
+    )
+    .await??;
     assert_eq!(
         forced
             .data
@@ -250,13 +247,7 @@ async fn apply_conflicts_name_the_other_manager_and_force_takes_ownership() -> a
     );
 
     // The manager stops applying a field: it disappears.
-    let pruned = api
-        .patch(
-            "c",
-            &PatchParams::apply("helm"),
-            &Patch::Apply(cm("c", json!({}))?),
-        )
-        .await?;
+    let pruned = apply_c(&api, &PatchParams::apply("helm"), json!({})).await??;
     assert_eq!(
         pruned
             .data
@@ -395,21 +386,9 @@ async fn unchanged_apply_writes_nothing_visible_but_counts_as_a_write_request() 
     let clusters = TestClusters::start(&["eu"])?;
     let eu = clusters.cluster("eu");
     let api = Api::<ConfigMap>::namespaced(common::admin(&clusters, "eu").await?, "default");
-    let first = api
-        .patch(
-            "c",
-            &PatchParams::apply("meshboot"),
-            &Patch::Apply(cm("c", json!({"a": "1"}))?),
-        )
-        .await?;
+    let first = apply_c(&api, &PatchParams::apply("meshboot"), json!({"a": "1"})).await??;
     eu.reset_counters();
-    let again = api
-        .patch(
-            "c",
-            &PatchParams::apply("meshboot"),
-            &Patch::Apply(cm("c", json!({"a": "1"}))?),
-        )
-        .await?;
+    let again = apply_c(&api, &PatchParams::apply("meshboot"), json!({"a": "1"})).await??;
     assert_eq!(
         again.metadata.resource_version,
         first.metadata.resource_version
@@ -429,13 +408,12 @@ async fn unchanged_apply_writes_nothing_visible_but_counts_as_a_write_request() 
         "a read is not a write"
     );
 
-    let dry = api
-        .patch(
-            "c",
-            &PatchParams::apply("meshboot").dry_run(),
-            &Patch::Apply(cm("c", json!({"a": "2"}))?),
-        )
-        .await?;
+    let dry = apply_c(
+        &api,
+        &PatchParams::apply("meshboot").dry_run(),
+        json!({"a": "2"}),
+    )
+    .await??;
     assert_eq!(
         dry.data.unwrap_or_default().get("a").map(String::as_str),
         Some("2"),
