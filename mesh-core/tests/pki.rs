@@ -531,6 +531,17 @@ fn a_missing_chain_file_is_rewritten_without_touching_key_or_certificate() {
     );
 }
 
+/// Ensures eu's intermediate without `force`, which must be refused as stale; returns the
+/// error message.
+fn stale_eu_refusal(ca: &CaDir) -> String {
+    let err = ca
+        .ensure_intermediates(&["eu"], &p256(), false)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, PkiError::StaleIntermediate { .. }), "{msg}");
+    msg
+}
+
 #[test]
 fn a_key_that_belongs_to_another_cluster_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -541,11 +552,7 @@ fn a_key_that_belongs_to_another_cluster_is_refused() {
         tmp.path().join("eu/ca-key.pem"),
     )
     .unwrap();
-    let err = ca
-        .ensure_intermediates(&["eu"], &p256(), false)
-        .unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, PkiError::StaleIntermediate { .. }), "{msg}");
+    let msg = stale_eu_refusal(&ca);
     assert!(
         msg.contains("eu/ca-key.pem") && msg.contains("does not match"),
         "{msg}"
@@ -604,11 +611,7 @@ fn an_expired_intermediate_is_refused_unless_forced() {
     fs::write(tmp.path().join("eu/ca-key.pem"), key.serialize_pem()).unwrap();
     fs::write(tmp.path().join("eu/cert-chain.pem"), cert.pem() + &root_pem).unwrap();
 
-    let err = ca
-        .ensure_intermediates(&["eu"], &p256(), false)
-        .unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, PkiError::StaleIntermediate { .. }), "{msg}");
+    let msg = stale_eu_refusal(&ca);
     assert!(
         msg.contains("expired") && msg.contains("eu/ca-cert.pem"),
         "{msg}"
