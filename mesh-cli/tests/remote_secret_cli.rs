@@ -16,8 +16,9 @@ fn meshboot(args: &[&str]) -> Output {
         .expect("run meshboot")
 }
 
-/// Runs `meshboot remote-secret --kubeconfig <kubeconfig> <extra>...`.
-fn remote_secret(kubeconfig: &str, extra: &[&str]) -> Output {
+/// Runs `meshboot remote-secret --kubeconfig <the emulator's kubeconfig> <extra>...`.
+fn remote_secret(clusters: &TestClusters, extra: &[&str]) -> Output {
+    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     let mut args = vec!["remote-secret", "--kubeconfig", kubeconfig];
     args.extend_from_slice(extra);
     meshboot(&args)
@@ -63,9 +64,8 @@ fn redact(yaml: &str) -> String {
 #[test]
 fn prints_istioctl_format_with_explicit_server() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     let out = remote_secret(
-        kubeconfig,
+        &clusters,
         &[
             "--context",
             "eu",
@@ -84,8 +84,7 @@ fn prints_istioctl_format_with_explicit_server() {
 #[test]
 fn kubeconfig_loopback_server_gives_istioctls_warning() {
     let clusters = TestClusters::start(&["eu", "ap"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
-    let out = remote_secret(kubeconfig, &["--context", "ap", "--name", "ap"]);
+    let out = remote_secret(&clusters, &["--context", "ap", "--name", "ap"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stderr: {stderr}");
     let url = clusters.cluster("ap").url();
@@ -107,9 +106,8 @@ fn kubeconfig_loopback_server_gives_istioctls_warning() {
 #[test]
 fn create_service_account_false_fails_like_istioctl() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     let out = remote_secret(
-        kubeconfig,
+        &clusters,
         &[
             "--context=eu",
             "--name=eu",
@@ -130,7 +128,6 @@ fn create_service_account_false_fails_like_istioctl() {
 #[test]
 fn bad_flags_fail_before_touching_the_cluster() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     for (flags, message) in [
         (
             vec!["--name", "?-invalid-name"],
@@ -144,7 +141,7 @@ fn bad_flags_fail_before_touching_the_cluster() {
     ] {
         let mut args = vec!["--context", "eu"];
         args.extend(flags);
-        let out = remote_secret(kubeconfig, &args);
+        let out = remote_secret(&clusters, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(text(&out.stderr), message);
         assert_eq!(text(&out.stdout), "");
@@ -155,9 +152,8 @@ fn bad_flags_fail_before_touching_the_cluster() {
 #[test]
 fn type_config_and_tls_server_name() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     let out = remote_secret(
-        kubeconfig,
+        &clusters,
         &[
             "--context",
             "eu",
@@ -194,7 +190,7 @@ fn output_pipes_into_kubectl_apply() {
     let clusters = TestClusters::start(&["eu", "ap"]).expect("emulator");
     let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     let secret = remote_secret(
-        kubeconfig,
+        &clusters,
         &[
             "--context",
             "eu",
@@ -256,9 +252,8 @@ fn output_pipes_into_kubectl_apply() {
 #[test]
 fn a_down_cluster_is_one_clear_error_line() {
     let clusters = TestClusters::start(&["eu"]).expect("emulator");
-    let kubeconfig = clusters.kubeconfig_path().to_str().expect("utf-8 path");
     clusters.cluster("eu").set_down(true);
-    let out = remote_secret(kubeconfig, &["--context", "eu", "--name", "eu"]);
+    let out = remote_secret(&clusters, &["--context", "eu", "--name", "eu"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);
