@@ -29,9 +29,8 @@ fn kubectl(kubeconfig: &Path, context: &str, args: &[&str]) -> Output {
         .expect("kubectl runs")
 }
 
-/// Renders `example` (with a fast P-256 CA) into a temp dir and returns (tempdir, out dir,
-/// cluster names).
-fn render(example: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
+/// A temp dir holding `example`'s mesh.yaml with a fast P-256 CA in place of RSA-4096.
+fn p256_copy(example: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mesh =
         std::fs::read_to_string(fixtures().join(example).join("mesh.yaml")).expect("fixture");
@@ -40,6 +39,13 @@ fn render(example: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
         mesh.replace("key: rsa-4096", "key: ecdsa-p256"),
     )
     .expect("write mesh.yaml");
+    tmp
+}
+
+/// Renders `example` (with a fast P-256 CA) into a temp dir and returns (tempdir, out dir,
+/// cluster names).
+fn render(example: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
+    let tmp = p256_copy(example);
     let run = meshboot_cmd()
         .current_dir(tmp.path())
         .args(["render", "-f", "mesh.yaml", "-o", "out"])
@@ -191,13 +197,7 @@ fn kustomize_output_applies_with_kubectl_k() {
         eprintln!("note: kubectl is not on PATH; skipping the kubectl apply -k test");
         return;
     }
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let mesh = std::fs::read_to_string(fixtures().join("three-region/mesh.yaml")).expect("fixture");
-    std::fs::write(
-        tmp.path().join("mesh.yaml"),
-        mesh.replace("key: rsa-4096", "key: ecdsa-p256"),
-    )
-    .expect("write mesh.yaml");
+    let tmp = p256_copy("three-region");
     let run = meshboot_cmd()
         .current_dir(tmp.path())
         .args([
