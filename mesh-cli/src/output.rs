@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mesh_core::execute::{
     ClusterStatus, Event, ExecuteOptions, Outcome, Problem, Report, StepReport,
 };
-use mesh_core::plan::Step;
+use mesh_core::plan::{Phase, Step};
 use mesh_core::spec::MeshSpec;
 
 /// `-o text|json`.
@@ -131,6 +131,14 @@ impl Progress {
                 }
                 line
             }
+            // Remote secrets are pipelined with the readers (a pair starts once its source's
+            // token exists), so their lines interleave; say so rather than look out of order.
+            Event::PhaseStarted {
+                phase: phase @ Phase::RemoteSecrets,
+                steps,
+            } => format!(
+                "== {phase} ({steps} steps, each as soon as its source cluster's reader token is ready)"
+            ),
             Event::PhaseStarted { phase, steps } => format!("== {phase} ({steps} steps)"),
             Event::StepDone {
                 step,
