@@ -505,19 +505,32 @@ pub(crate) fn finish_write(
         return Ok(new);
     }
     let k = Key::new(&def.group, &def.plural, ns.as_deref(), &name);
-    let stored = inner.store.put(k.clone(), new);
+    Ok(store_and_notify(st, inner, def, k, new, old.is_some()))
+}
+
+/// The one place an object is stored: registers a CRD's kind, tells watchers, wakes the
+/// controllers. Every write path (HTTP and test set-up) goes through it so none forgets a step.
+fn store_and_notify(
+    st: &ClusterState,
+    inner: &mut Inner,
+    def: &ResourceDef,
+    k: Key,
+    obj: Value,
+    existed: bool,
+) -> Value {
+    let stored = inner.store.put(k.clone(), obj);
     if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
         inner.registry.register_crd(&stored);
     }
     st.watch.publish(
         &def.group,
         &def.plural,
-        if old.is_some() { "MODIFIED" } else { "ADDED" },
+        if existed { "MODIFIED" } else { "ADDED" },
         &stored,
         inner.store.last_rv(),
     );
     let _ = st.controller_tx.send(k);
-    Ok(stored)
+    stored
 }
 
 /// Whether the kind has `metadata.generation` (workloads and custom resources do; core, RBAC and
@@ -668,17 +681,12 @@ pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result
         obj["metadata"]["generation"] = json!(1);
     }
     apply_defaults(&def, &mut obj, old.as_ref());
-    let stored = inner.store.put(k.clone(), obj);
-    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
-        inner.registry.register_crd(&stored);
-    }
-    st.watch.publish(
-        &def.group,
-        &def.plural,
-        if old.is_some() { "MODIFIED" } else { "ADDED" },
-        &stored,
-        inner.store.last_rv(),
-    );
-    let _ = st.controller_tx.send(k);
-    Ok(stored)
+    Ok(store_and_notify(
+        st,
+        &mut inner,
+        &def,
+        k,
+        obj,
+        old.is_some(),
+    ))
 }

@@ -192,6 +192,22 @@ fn verb_of(
     }
 }
 
+/// The label and field selectors of a list, watch or deletecollection request (an empty one is
+/// no selector, as on a real API server).
+fn selectors(query: &Query) -> ApiResult<(Option<LabelSelector>, Option<FieldSelector>)> {
+    let labels = query
+        .get("labelSelector")
+        .filter(|s| !s.is_empty())
+        .map(LabelSelector::parse)
+        .transpose()?;
+    let fields = query
+        .get("fieldSelector")
+        .filter(|s| !s.is_empty())
+        .map(FieldSelector::parse)
+        .transpose()?;
+    Ok((labels, fields))
+}
+
 fn json_response(code: StatusCode, v: Value) -> Response {
     (code, axum::Json(v)).into_response()
 }
@@ -521,16 +537,7 @@ async fn object_request(
         }
         (Method::GET, Some(name)) => ok(ops::get(st, def, ns, name)?),
         (Method::GET, None) => {
-            let labels = query
-                .get("labelSelector")
-                .filter(|s| !s.is_empty())
-                .map(LabelSelector::parse)
-                .transpose()?;
-            let fields = query
-                .get("fieldSelector")
-                .filter(|s| !s.is_empty())
-                .map(FieldSelector::parse)
-                .transpose()?;
+            let (labels, fields) = selectors(query)?;
             if query.flag("watch") {
                 return watch_response(st, def, ns, labels, fields, query);
             }
@@ -578,16 +585,7 @@ async fn object_request(
         }
         (Method::DELETE, Some(name)) => ok(ops::delete(st, def, ns, name, opts)?),
         (Method::DELETE, None) if sub.is_none() => {
-            let labels = query
-                .get("labelSelector")
-                .filter(|s| !s.is_empty())
-                .map(LabelSelector::parse)
-                .transpose()?;
-            let fields = query
-                .get("fieldSelector")
-                .filter(|s| !s.is_empty())
-                .map(FieldSelector::parse)
-                .transpose()?;
+            let (labels, fields) = selectors(query)?;
             let doomed = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
             let mut deleted = Vec::new();
             for item in doomed["items"].as_array().into_iter().flatten() {
