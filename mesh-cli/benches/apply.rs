@@ -49,6 +49,7 @@ impl Bench {
                 ..EmulatorOptions::default()
             },
         )?;
+        clusters.install_istio_crds()?;
         let dir = tempfile::tempdir()?;
         let mut yaml = String::from(
             "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: bench\n\

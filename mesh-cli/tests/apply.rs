@@ -32,6 +32,7 @@ impl Mesh {
     ) -> Result<Mesh> {
         let names: Vec<&str> = clusters.iter().map(|c| c.0).collect();
         let emulated = TestClusters::start_with(&names, options)?;
+        emulated.install_istio_crds()?;
         let dir = tempfile::tempdir()?;
         let mut yaml = format!(
             "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\n\

@@ -87,6 +87,10 @@ fn every_rendered_object_is_accepted_by_kubectl_server_side_apply() {
         let (_tmp, out, names) = render(example);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let clusters = TestClusters::start(&refs).expect("emulator starts");
+        clusters.install_istio_crds().expect("Istio CRDs");
+        clusters
+            .install_gateway_api_crds()
+            .expect("Gateway API CRDs");
         let kubeconfig = clusters.kubeconfig_path().to_path_buf();
         for name in &names {
             let mut applied = 0;
@@ -213,6 +217,7 @@ fn kustomize_output_applies_with_kubectl_k() {
         .expect("meshboot runs");
     assert!(run.status.success(), "{}", text(&run.stderr));
     let clusters = TestClusters::start(&["eu", "ap", "us"]).expect("emulator starts");
+    clusters.install_istio_crds().expect("Istio CRDs");
     for name in ["eu", "ap", "us"] {
         let dir = tmp.path().join("out").join(name);
         let run = kubectl(

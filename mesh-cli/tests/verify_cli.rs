@@ -76,6 +76,7 @@ async fn bootstrap(names: &[&str], options: EmulatorOptions) -> Mesh {
 
 async fn bootstrap_model(names: &[&str], options: EmulatorOptions, primary_remote: bool) -> Mesh {
     let clusters = TestClusters::start_with(names, options).expect("emulator");
+    clusters.install_istio_crds().expect("Istio CRDs");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_mesh_file(
         dir.path(),

@@ -215,6 +215,43 @@ impl EmulatedCluster {
         removed
     }
 
+    /// Whether the cluster serves `kind` in `api_version` (a built-in kind, or one a CRD added).
+    pub fn serves(&self, api_version: &str, kind: &str) -> bool {
+        self.state
+            .lock()
+            .registry
+            .by_kind(api_version, kind)
+            .is_some()
+    }
+
+    /// Installs our own small set of Istio CRDs (the ones `fixtures/charts/base` ships), as
+    /// `kubectl apply --server-side` would; returns how many were applied. See [`crate::crds`].
+    pub fn install_istio_crds(&self) -> anyhow::Result<usize> {
+        self.install_crds_yaml(crate::crds::ISTIO_CRDS)
+    }
+
+    /// Installs the Gateway API's standard CRDs (our own small set), as a user does before
+    /// installing Istio for Gateway-API use (ambient's east-west Gateway).
+    pub fn install_gateway_api_crds(&self) -> anyhow::Result<usize> {
+        self.install_crds_yaml(crate::crds::GATEWAY_API_CRDS)
+    }
+
+    /// Installs every CRD of a YAML file, e.g. Istio's real
+    /// `../shared/data/istio/crd-all-1.30.3.gen.yaml` ([`crate::crds::real_istio_crds`]).
+    pub fn install_crds_from(&self, path: impl AsRef<std::path::Path>) -> anyhow::Result<usize> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading CRDs from {}: {e}", path.display()))?;
+        self.install_crds_yaml(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Installs every CRD of a multi-document YAML text.
+    pub fn install_crds_yaml(&self, yaml: &str) -> anyhow::Result<usize> {
+        let crds = crate::crds::parse(yaml)?;
+        crate::crds::apply_all(&self.state, &crds)
+    }
+
     /// The `kube-system` namespace UID (istioctl's default cluster name).
     pub fn kube_system_uid(&self) -> Option<String> {
         self.object("v1", "Namespace", None, "kube-system")

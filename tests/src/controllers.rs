@@ -45,6 +45,10 @@ pub(crate) async fn run(st: Arc<ClusterState>, mut rx: mpsc::UnboundedReceiver<K
             });
             continue;
         }
+        if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
+            crate::crds::establish(&st, &key);
+            continue;
+        }
         if !key.group.is_empty() {
             continue;
         }

@@ -13,6 +13,13 @@
 //!
 //! # Behaviour worth knowing
 //!
+//! - Clusters start fresh: built-in kinds only, no Istio and no Gateway-API CRDs. Tests that need
+//!   those kinds install them as a user or Helm would: [`TestClusters::install_istio_crds`] (our
+//!   own small set, the one `fixtures/charts/base` ships), [`TestClusters::install_gateway_api_crds`],
+//!   or [`TestClusters::install_crds_from`] with Istio's real CRD file ([`crds::real_istio_crds`]).
+//!   A stored CRD is marked `NamesAccepted`/`Established` by the server and serves its kinds.
+//! - External tools (`helm`, `kubectl`) are found through [`tools`]; tests that need one skip with
+//!   a printed reason when it is missing.
 //! - Counters: every request is counted by verb (`get`, `list`, `watch`, `create`, `update`,
 //!   `patch`, `apply`, `delete`, `deletecollection`, `discovery`), including requests refused by
 //!   an injected fault or by authentication. `writes` counts mutating requests on stored objects,
@@ -56,6 +63,7 @@ pub mod auth;
 mod cluster;
 mod controllers;
 pub mod counters;
+pub mod crds;
 pub mod faults;
 pub mod fields;
 pub mod kubeconfig;
@@ -72,6 +80,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod tools;
 pub mod validate;
 pub mod watch;
 
@@ -249,6 +258,35 @@ impl TestClusters {
     /// Every cluster, in start order.
     pub fn clusters(&self) -> &[EmulatedCluster] {
         &self.clusters
+    }
+
+    /// Installs our own small set of Istio CRDs in every cluster (see
+    /// [`EmulatedCluster::install_istio_crds`]); clusters start without them, like fresh ones.
+    pub fn install_istio_crds(&self) -> anyhow::Result<()> {
+        self.install_crds_yaml(crds::ISTIO_CRDS)
+    }
+
+    /// Installs the Gateway API's standard CRDs (our own small set) in every cluster.
+    pub fn install_gateway_api_crds(&self) -> anyhow::Result<()> {
+        self.install_crds_yaml(crds::GATEWAY_API_CRDS)
+    }
+
+    /// Installs every CRD of a YAML file in every cluster (e.g. [`crds::real_istio_crds`]).
+    pub fn install_crds_from(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading CRDs from {}", path.display()))?;
+        self.install_crds_yaml(&text)
+            .with_context(|| format!("installing the CRDs of {}", path.display()))
+    }
+
+    /// Installs every CRD of a multi-document YAML text in every cluster.
+    pub fn install_crds_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        let parsed = crds::parse(yaml)?;
+        for c in &self.clusters {
+            crds::apply_all(&c.state, &parsed)?;
+        }
+        Ok(())
     }
 
     /// Stops every server and waits for them to finish (also done on drop).

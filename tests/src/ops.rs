@@ -380,6 +380,37 @@ pub(crate) fn delete(
             }
         }
     }
+    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+        // The CRD's finalizer deletes every custom resource of it before the kind stops being
+        // served.
+        let group = obj["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = obj["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let doomed: Vec<Key> = inner
+            .store
+            .list(&group, &plural, None)
+            .filter_map(|o| {
+                Some(Key::new(
+                    &group,
+                    &plural,
+                    o["metadata"]["namespace"].as_str(),
+                    o["metadata"]["name"].as_str()?,
+                ))
+            })
+            .collect();
+        for ck in doomed {
+            if let Some(o) = inner.store.remove(&ck) {
+                st.watch
+                    .publish(&group, &plural, "DELETED", &o, inner.store.last_rv());
+            }
+        }
+        inner.registry.unregister_crd(&group, &plural);
+    }
     inner.store.remove(&k);
     st.watch.publish(
         &def.group,

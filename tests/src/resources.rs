@@ -125,7 +125,8 @@ impl ResourceDef {
     }
 }
 
-/// Every kind the emulator serves at start (CRDs may add more at runtime).
+/// Every kind the emulator serves at start, as a fresh cluster does: built-in kinds only, no
+/// Istio or Gateway-API kinds until their CustomResourceDefinitions are applied.
 pub fn builtin() -> Vec<ResourceDef> {
     let s = ResourceDef::stored;
     vec![
@@ -162,6 +163,52 @@ pub fn builtin() -> Vec<ResourceDef> {
             true,
             &["rs"],
             true,
+        ),
+        s("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true),
+        s(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            &["sts"],
+            true,
+        ),
+        s(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            true,
+            &["hpa"],
+            true,
+        ),
+        s(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+        ),
+        s(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            false,
+            &[],
+            false,
+        ),
+        s(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            false,
         ),
         s(
             "rbac.authorization.k8s.io",
@@ -225,51 +272,6 @@ pub fn builtin() -> Vec<ResourceDef> {
         ),
         ResourceDef::review("authentication.k8s.io", "tokenreviews", "TokenReview"),
         s(
-            "networking.istio.io",
-            "v1",
-            "gateways",
-            "Gateway",
-            true,
-            &["gw"],
-            true,
-        ),
-        s(
-            "networking.istio.io",
-            "v1",
-            "virtualservices",
-            "VirtualService",
-            true,
-            &["vs"],
-            true,
-        ),
-        s(
-            "networking.istio.io",
-            "v1",
-            "destinationrules",
-            "DestinationRule",
-            true,
-            &["dr"],
-            true,
-        ),
-        s(
-            "gateway.networking.k8s.io",
-            "v1",
-            "gateways",
-            "Gateway",
-            true,
-            &["gtw"],
-            true,
-        ),
-        s(
-            "gateway.networking.k8s.io",
-            "v1",
-            "gatewayclasses",
-            "GatewayClass",
-            false,
-            &["gc"],
-            true,
-        ),
-        s(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
@@ -285,11 +287,17 @@ pub fn builtin() -> Vec<ResourceDef> {
 #[derive(Debug, Clone)]
 pub struct Registry {
     defs: Vec<ResourceDef>,
+    /// The first `builtin` defs are built in (never removed); CRDs append after them.
+    builtin: usize,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { defs: builtin() }
+        let defs = builtin();
+        Registry {
+            builtin: defs.len(),
+            defs,
+        }
     }
 }
 
@@ -356,6 +364,16 @@ impl Registry {
             added = true;
         }
         added
+    }
+
+    /// Stops serving the kinds of a deleted CRD.
+    pub fn unregister_crd(&mut self, group: &str, plural: &str) {
+        let builtin = self.builtin;
+        let mut i = 0;
+        self.defs.retain(|d| {
+            i += 1;
+            i <= builtin || !(d.group == group && d.plural == plural)
+        });
     }
 
     /// `GET /api`.

@@ -459,15 +459,27 @@ async fn discovery_documents_list_the_kinds_meshboot_uses() -> anyhow::Result<()
         "rbac.authorization.k8s.io",
         "discovery.k8s.io",
         "authorization.k8s.io",
-        "networking.istio.io",
-        "gateway.networking.k8s.io",
         "apiextensions.k8s.io",
+        "admissionregistration.k8s.io",
+        "autoscaling",
+        "policy",
     ] {
         assert!(
             groups.contains(&g.to_string()),
             "{g} missing from {groups:?}"
         );
     }
+    // A fresh cluster: Istio's and the Gateway API's groups appear only with their CRDs.
+    for g in ["networking.istio.io", "gateway.networking.k8s.io"] {
+        assert!(
+            !groups.contains(&g.to_string()),
+            "{g} served before its CRDs"
+        );
+    }
+    clusters.install_istio_crds()?;
+    clusters.install_gateway_api_crds()?;
+    let groups = get("/apis").await?.to_string();
+    assert!(groups.contains("networking.istio.io") && groups.contains("gateway.networking.k8s.io"));
     let istio = get("/apis/networking.istio.io/v1").await?;
     let names: Vec<&str> = istio["resources"]
         .as_array()

@@ -90,3 +90,43 @@ fn kube_emulator_rejects_bad_arguments_before_starting() -> anyhow::Result<()> {
     assert!(!kubeconfig.exists(), "nothing written");
     Ok(())
 }
+
+/// Starts the binary with `extra` flags, stops it at once, and returns its counters line.
+fn counters_after_start(extra: &[&str]) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .args(["--clusters", "eu", "--kubeconfig"])
+        .arg(dir.path().join("kc"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdout = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    );
+    let mut first = String::new();
+    stdout.read_line(&mut first)?;
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    let exit = child.wait()?;
+    assert!(exit.success(), "{exit:?}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest)?;
+    Ok(rest)
+}
+
+#[test]
+fn kube_emulator_starts_fresh_unless_asked_for_istio_crds() -> anyhow::Result<()> {
+    // 8 objects: four namespaces and their default ServiceAccounts.
+    let fresh = counters_after_start(&[])?;
+    assert!(fresh.contains("objects: 8"), "{fresh}");
+    // + 14 Istio CRDs (istio/base's set) + 5 Gateway API CRDs.
+    let with = counters_after_start(&["--istio-crds", "--gateway-api-crds"])?;
+    assert!(with.contains("objects: 27"), "{with}");
+    Ok(())
+}

@@ -38,6 +38,23 @@ fn samples() -> Vec<Value> {
         json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta("dr"), "spec": {"host": "x.rt.svc.cluster.local"}}),
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": meta("istio-eastwest"),
             "spec": {"gatewayClassName": "istio-east-west", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta("ztunnel"), "spec": {"selector": {"matchLabels": {"app": "rt"}},
+            "template": {"metadata": {"labels": {"app": "rt"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta("sts"), "spec": {"selector": {"matchLabels": {"app": "rt"}}, "serviceName": "svc",
+            "template": {"metadata": {"labels": {"app": "rt"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta("istiod"),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "istiod"}, "minReplicas": 1, "maxReplicas": 5,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta("istiod"),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "istiod"}}}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "istio-sidecar-injector", "labels": {"app": "rt"}},
+            "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system", "path": "/inject", "port": 443}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}]}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "istiod-default-validator", "labels": {"app": "rt"}},
+            "webhooks": [{"name": "validation.istio.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system", "path": "/validate"}},
+                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["networking.istio.io"], "apiVersions": ["*"], "resources": ["*"]}]}]}),
         json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com", "labels": {"app": "rt"}},
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
                 "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
@@ -177,6 +194,8 @@ async fn round_trip(client: &kube::Client, sample: &Value) -> anyhow::Result<()>
 #[tokio::test]
 async fn every_kind_round_trips_through_kube_rs() -> anyhow::Result<()> {
     let clusters = TestClusters::start(&["eu"])?;
+    clusters.install_istio_crds()?;
+    clusters.install_gateway_api_crds()?;
     let client = common::admin(&clusters, "eu").await?;
     let ns: Api<Namespace> = Api::all(client.clone());
     ns.create(

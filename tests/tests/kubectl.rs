@@ -1,31 +1,21 @@
-//! The machine's `kubectl` works against the emulator unchanged. Every test prints a note and
-//! passes without checking anything when `kubectl` is not on PATH.
+//! The machine's `kubectl` works against the emulator unchanged. Every test prints why it skips
+//! when `kubectl` is not found (`MESHBOOT_KUBECTL`, else PATH).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mesh_tests::TestClusters;
 
-fn kubectl_available() -> bool {
-    let found = Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: kubectl not found on PATH; skipping kubectl test");
-    }
-    found
-}
-
 struct Kubectl<'a> {
+    binary: PathBuf,
     kubeconfig: &'a Path,
     cache: tempfile::TempDir,
 }
 
 impl<'a> Kubectl<'a> {
-    fn new(clusters: &'a TestClusters) -> anyhow::Result<Self> {
+    fn new(binary: PathBuf, clusters: &'a TestClusters) -> anyhow::Result<Self> {
         Ok(Kubectl {
+            binary,
             kubeconfig: clusters.kubeconfig_path(),
             cache: tempfile::tempdir()?,
         })
@@ -33,7 +23,7 @@ impl<'a> Kubectl<'a> {
 
     fn run(&self, context: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
         use std::io::Write as _;
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = Command::new(&self.binary);
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig)
             .arg("--context")
@@ -94,11 +84,9 @@ stringData:
 
 #[test]
 fn client_side_apply_get_label_selector_and_delete() -> anyhow::Result<()> {
-    if !kubectl_available() {
-        return Ok(());
-    }
+    let kubectl = mesh_tests::require_kubectl!();
     let clusters = TestClusters::start(&["eu", "ap"])?;
-    let k = Kubectl::new(&clusters)?;
+    let k = Kubectl::new(kubectl, &clusters)?;
     let out = k.ok("eu", &["apply", "-f", "-"], Some(MANIFEST))?;
     assert!(
         out.contains("namespace/istio-system created") && out.contains("configmap/mesh created"),
@@ -216,11 +204,9 @@ fn client_side_apply_get_label_selector_and_delete() -> anyhow::Result<()> {
 
 #[test]
 fn server_side_apply_conflicts_and_force() -> anyhow::Result<()> {
-    if !kubectl_available() {
-        return Ok(());
-    }
+    let kubectl = mesh_tests::require_kubectl!();
     let clusters = TestClusters::start(&["eu"])?;
-    let k = Kubectl::new(&clusters)?;
+    let k = Kubectl::new(kubectl, &clusters)?;
     let out = k.ok("eu", &["apply", "--server-side", "-f", "-"], Some(MANIFEST))?;
     assert!(out.contains("configmap/mesh serverside-applied"), "{out}");
     let rv = clusters
@@ -279,11 +265,9 @@ fn server_side_apply_conflicts_and_force() -> anyhow::Result<()> {
 
 #[test]
 fn create_token_and_auth_can_i_follow_rbac() -> anyhow::Result<()> {
-    if !kubectl_available() {
-        return Ok(());
-    }
+    let kubectl = mesh_tests::require_kubectl!();
     let clusters = TestClusters::start(&["eu"])?;
-    let k = Kubectl::new(&clusters)?;
+    let k = Kubectl::new(kubectl, &clusters)?;
     assert_eq!(
         k.ok("eu", &["auth", "can-i", "list", "secrets"], None)?
             .trim(),

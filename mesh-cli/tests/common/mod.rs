@@ -38,11 +38,7 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
-/// Where `kubectl` is on PATH, if anywhere.
+/// Where `kubectl` is (`MESHBOOT_KUBECTL`, else PATH), if anywhere: the tests' one lookup.
 pub fn which_kubectl() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
+    mesh_tests::tools::kubectl()
 }

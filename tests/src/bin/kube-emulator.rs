@@ -28,6 +28,16 @@ struct Args {
     /// Delay before a LoadBalancer Service gets its external address, in milliseconds.
     #[arg(long, default_value_t = 100)]
     lb_delay_ms: u64,
+    /// Install Istio's CRDs at start (our own small set, as `istio/base` ships them), as if a
+    /// user had installed them; clusters otherwise start fresh, without Istio.
+    #[arg(long)]
+    istio_crds: bool,
+    /// Install the Gateway API's standard CRDs at start (needed by ambient meshes).
+    #[arg(long)]
+    gateway_api_crds: bool,
+    /// Install every CRD of this YAML file at start (e.g. Istio's real crd-all.gen.yaml).
+    #[arg(long, value_name = "FILE")]
+    crds: Vec<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -65,6 +75,15 @@ fn main() -> anyhow::Result<()> {
     };
 
     let clusters = TestClusters::start_with(&names, options)?;
+    if args.istio_crds {
+        clusters.install_istio_crds()?;
+    }
+    if args.gateway_api_crds {
+        clusters.install_gateway_api_crds()?;
+    }
+    for file in &args.crds {
+        clusters.install_crds_from(file)?;
+    }
     for c in clusters.clusters() {
         println!("{} {}", c.name(), c.url());
     }
