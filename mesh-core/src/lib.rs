@@ -43,6 +43,7 @@
 pub mod cluster;
 pub mod error;
 pub mod execute;
+pub mod files;
 pub mod pki;
 pub mod plan;
 pub mod remote_secret;

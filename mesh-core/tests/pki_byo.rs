@@ -288,3 +288,119 @@ fn a_root_that_expired_in_place_issues_nothing() {
     assert!(!report.all_ok());
     assert!(report.root.unwrap().chain.contains("expired"));
 }
+
+/// Every path below `dir`, for before/after comparisons.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_dry_run_with_a_brought_root_plans_in_memory_and_writes_nothing() {
+    use mesh_core::pki::{IntermediateAction, RootAction, RootFiles};
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = CaDir::open(tmp.path().join("pki"));
+    let brought = RootFiles {
+        cert: &fixture("ec-root.pem"),
+        key: &fixture("ec-root-key.pkcs8.pem"),
+    };
+    let planned = ca.prepare(Some(brought), &p256(), &["eu", "us"], true).unwrap();
+    assert!(planned.dry_run);
+    assert_eq!(planned.root, RootAction::Imported);
+    assert!(
+        planned
+            .intermediates
+            .iter()
+            .all(|s| s.action == IntermediateAction::Created)
+    );
+    for bundle in &planned.bundles {
+        verify_bundle(bundle).unwrap();
+        assert_eq!(
+            cert_info(&bundle.root_cert_pem).unwrap().fingerprint_sha256,
+            cert_info(&fs::read_to_string(fixture("ec-root.pem")).unwrap())
+                .unwrap()
+                .fingerprint_sha256
+        );
+    }
+    assert_eq!(tree(tmp.path()), Vec::<PathBuf>::new(), "a dry run wrote files");
+
+    // A real run afterwards imports; a dry run then finds everything in place.
+    let done = ca.prepare(Some(brought), &p256(), &["eu", "us"], false).unwrap();
+    assert_eq!(done.root, RootAction::Imported);
+    let before = tree(tmp.path());
+    let again = ca.prepare(Some(brought), &p256(), &["eu", "us"], true).unwrap();
+    assert_eq!(again.root, RootAction::Unchanged);
+    assert!(
+        again
+            .intermediates
+            .iter()
+            .all(|s| s.action == IntermediateAction::Unchanged)
+    );
+    assert_eq!(again.bundles, done.bundles);
+    assert_eq!(tree(tmp.path()), before);
+}
+
+#[test]
+fn a_dry_run_reports_the_refusal_a_real_run_would_meet() {
+    use mesh_core::pki::RootFiles;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = CaDir::open(tmp.path().join("pki"));
+    ca.init(&p256(), false).unwrap();
+    let brought = RootFiles {
+        cert: &fixture("ec-root.pem"),
+        key: &fixture("ec-root-key.pkcs8.pem"),
+    };
+    let err = ca.prepare(Some(brought), &p256(), &["eu"], true).unwrap_err();
+    assert!(matches!(err, PkiError::DifferentRootExists { .. }), "{err}");
+}
+
+#[test]
+fn intermediates_take_the_brought_roots_organisation_by_one_rule() {
+    use mesh_core::pki::{RootFiles, intermediate_subject};
+    let root_pem = fs::read_to_string(fixture("ec-root.pem")).unwrap();
+    let expected = intermediate_subject(&root_pem, "eu", &p256()).unwrap();
+    assert_eq!(expected, "O=Example Corp, CN=Intermediate CA, L=eu");
+
+    // Imported then issued (`meshboot ca import` + `ca intermediate`) ...
+    let (tmp, result) = import("ec-root.pem", "ec-root-key.pkcs8.pem");
+    result.unwrap();
+    let ca = CaDir::open(tmp.path().join("pki"));
+    ca.ensure_intermediates(&["eu"], &p256(), false).unwrap();
+    let issued = cert_info(&ca.bundle("eu").unwrap().ca_cert_pem).unwrap();
+    assert_eq!(issued.subject, expected);
+
+    // ... and prepared from a mesh file's `ca.root` (`render`, `apply`), dry or not.
+    for dry_run in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let brought = RootFiles {
+            cert: &fixture("ec-root.pem"),
+            key: &fixture("ec-root-key.pkcs8.pem"),
+        };
+        let prepared = CaDir::open(tmp.path().join("pki"))
+            .prepare(Some(brought), &p256(), &["eu"], dry_run)
+            .unwrap();
+        let subject = cert_info(&prepared.bundles[0].ca_cert_pem).unwrap().subject;
+        assert_eq!(subject, expected, "dry_run={dry_run}");
+    }
+
+    // An explicit organisation wins over the root's.
+    let named = CaOptions {
+        intermediate_org: Some("Mesh Team".into()),
+        ..p256()
+    };
+    assert_eq!(
+        intermediate_subject(&root_pem, "eu", &named).unwrap(),
+        "O=Mesh Team, CN=Intermediate CA, L=eu"
+    );
+}

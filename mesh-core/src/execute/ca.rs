@@ -1,13 +1,14 @@
-//! The local CA phase of apply: the root (created, imported or reused) and one intermediate
-//! per cluster, in the mesh file's `ca.dir`. A dry run never writes there: what is missing is
-//! made in a scratch directory that is deleted afterwards.
+//! The local CA phase of apply: [`CaDir::prepare`] on the mesh file's `ca` section, the same
+//! call `meshboot render` makes. A dry run plans the CA in memory and writes nothing, not even
+//! a temp file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use super::ExecuteError;
 use super::report::CaReport;
-use crate::pki::{self, CaDir, CaOptions, ClusterBundle};
+use crate::pki::{
+    self, CaDir, ClusterBundle, IntermediateAction, PreparedCa, RootAction, RootFiles,
+};
 use crate::spec::MeshSpec;
 
 /// The fingerprints of the root the mesh will use, when one exists already: the CA
@@ -29,98 +30,75 @@ pub(crate) fn local_root(spec: &MeshSpec) -> Result<Option<BTreeSet<String>>, Ex
     Ok(Some(fingerprints.into_iter().collect()))
 }
 
-/// Makes the root and intermediates in `ca.dir` (or, for a dry run, finds what exists and
-/// makes the rest in a scratch directory) and returns every cluster's bundle.
+/// Makes (or for a dry run, plans in memory) the root and intermediates of `ca.dir` and
+/// returns every cluster's bundle with the report of what was done.
 pub(crate) fn prepare(
     spec: &MeshSpec,
     dry_run: bool,
 ) -> Result<(BTreeMap<String, ClusterBundle>, CaReport), ExecuteError> {
-    let names = spec.cluster_names();
-    let opts = spec.ca_options();
-    let ca = CaDir::open(&spec.ca.dir);
-    if dry_run {
-        return prepare_dry(spec, &ca, &names, &opts);
-    }
-    let root = if let Some(byo) = &spec.ca.root {
-        // Importing the same root again is a no-op, and a different one is refused: either
-        // way the directory ends up with the root the mesh file names.
-        let had_root = ca.has_root();
-        ca.import(&byo.cert, &byo.key)?;
-        if had_root { "unchanged" } else { "imported" }
-    } else if ca.has_root() {
-        "unchanged"
-    } else {
-        ca.init(&opts, false)?;
-        "created"
-    };
-    let statuses = ca.ensure_intermediates(&names, &opts, false)?;
-    let mut bundles = BTreeMap::new();
-    for name in &names {
-        bundles.insert(name.to_string(), ca.bundle(name)?);
-    }
+    let prepared = prepare_mesh_ca(spec, dry_run)?;
     let report = CaReport {
-        dir: display(ca.path()),
-        root: root.to_string(),
-        intermediates: statuses
-            .into_iter()
-            .map(|s| (s.cluster, s.action.to_string()))
+        dir: spec.ca.dir.display().to_string(),
+        root: root_word(prepared.root, dry_run).to_string(),
+        intermediates: prepared
+            .intermediates
+            .iter()
+            .map(|s| {
+                (
+                    s.cluster.clone(),
+                    intermediate_word(s.action, dry_run).to_string(),
+                )
+            })
             .collect(),
     };
+    let bundles = prepared
+        .bundles
+        .into_iter()
+        .map(|b| (b.cluster.clone(), b))
+        .collect();
     Ok((bundles, report))
 }
 
-fn prepare_dry(
-    spec: &MeshSpec,
-    ca: &CaDir,
-    names: &[&str],
-    opts: &CaOptions,
-) -> Result<(BTreeMap<String, ClusterBundle>, CaReport), ExecuteError> {
-    let mut bundles = BTreeMap::new();
-    let mut intermediates = Vec::new();
-    let mut missing = Vec::new();
-    for name in names {
-        // An intermediate that reads back is reused as is; `ensure` would leave it unchanged
-        // too unless it is broken, which only a real run finds out (and reports).
-        match ca.has_root().then(|| ca.bundle(name)).and_then(Result::ok) {
-            Some(bundle) => {
-                bundles.insert(name.to_string(), bundle);
-                intermediates.push((name.to_string(), "unchanged".to_string()));
-            }
-            None => missing.push(*name),
-        }
-    }
-    let root = match (&spec.ca.root, ca.has_root()) {
-        (_, true) => "unchanged",
-        (Some(_), false) => "would import",
-        (None, false) => "would create",
-    };
-    if !missing.is_empty() {
-        let scratch = tempfile::tempdir().map_err(ExecuteError::Scratch)?;
-        let temp = CaDir::open(scratch.path());
-        if ca.has_root() {
-            temp.import(&ca.root_cert_path(), &ca.root_key_path())?;
-        } else if let Some(byo) = &spec.ca.root {
-            temp.import(&byo.cert, &byo.key)?;
-        } else {
-            temp.init(opts, false)?;
-        }
-        temp.ensure_intermediates(&missing, opts, false)?;
-        for name in &missing {
-            bundles.insert(name.to_string(), temp.bundle(name)?);
-            intermediates.push((name.to_string(), "would create".to_string()));
-        }
-    }
-    intermediates.sort_by_key(|(name, _)| names.iter().position(|n| n == name));
-    Ok((
-        bundles,
-        CaReport {
-            dir: display(ca.path()),
-            root: root.to_string(),
-            intermediates,
-        },
-    ))
+/// The mesh file's CA: `ca.root` brought in (if given), else the directory's root, else a new
+/// one; then one intermediate per cluster. The one function behind both `render` and `apply`.
+///
+/// ```
+/// use mesh_core::{execute::prepare_mesh_ca, pki::RootAction, spec::MeshSpec};
+/// let dir = tempfile::tempdir()?;
+/// let yaml = "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nca: {dir: ./pki, key: ecdsa-p256}\n\
+///             clusters:\n  - {name: eu, network: n1, context: eu, apiServer: \"https://203.0.113.1:6443\"}\n";
+/// let spec = MeshSpec::from_yaml(yaml, dir.path(), "mesh.yaml")?;
+/// let planned = prepare_mesh_ca(&spec, true)?;
+/// assert_eq!(planned.root, RootAction::Created);
+/// assert!(!dir.path().join("pki").exists()); // dry run: planned in memory
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn prepare_mesh_ca(spec: &MeshSpec, dry_run: bool) -> Result<PreparedCa, pki::PkiError> {
+    let brought = spec.ca.root.as_ref().map(|r| RootFiles {
+        cert: &r.cert,
+        key: &r.key,
+    });
+    CaDir::open(&spec.ca.dir).prepare(brought, &spec.ca_options(), &spec.cluster_names(), dry_run)
 }
 
-fn display(path: &Path) -> String {
-    path.display().to_string()
+fn root_word(action: RootAction, dry_run: bool) -> &'static str {
+    match (dry_run, action) {
+        (_, RootAction::Unchanged) => "unchanged",
+        (false, RootAction::Created) => "created",
+        (false, RootAction::Imported) => "imported",
+        (true, RootAction::Created) => "would create",
+        (true, RootAction::Imported) => "would import",
+    }
+}
+
+fn intermediate_word(action: IntermediateAction, dry_run: bool) -> &'static str {
+    match (dry_run, action) {
+        (_, IntermediateAction::Unchanged) => "unchanged",
+        (false, IntermediateAction::Created) => "created",
+        (false, IntermediateAction::Repaired) => "repaired",
+        (false, IntermediateAction::Replaced) => "replaced",
+        (true, IntermediateAction::Created) => "would create",
+        (true, IntermediateAction::Repaired) => "would repair",
+        (true, IntermediateAction::Replaced) => "would replace",
+    }
 }

@@ -48,6 +48,7 @@ use crate::remote_secret::{RemoteSecret, RemoteSecretError, SecretType, is_loopb
 use crate::render::RenderError;
 use crate::spec::MeshSpec;
 
+pub use ca::prepare_mesh_ca;
 pub use ops::ClusterOps;
 pub use report::{
     CaReport, ClusterReport, ClusterStatus, Event, Notice, Outcome, Problem, Report, StepReport,

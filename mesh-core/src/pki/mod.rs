@@ -2,7 +2,10 @@
 //! `tools/certs` profile (`reference/istio.md` §1).
 //!
 //! - [`CaDir`]: the Makefile-compatible directory (`root-cert.pem`, `root-key.pem`,
-//!   `<cluster>/{ca-cert,ca-key,cert-chain,root-cert}.pem`): create, import, ensure, inspect.
+//!   `<cluster>/{ca-cert,ca-key,cert-chain,root-cert}.pem`): create, import, ensure, inspect;
+//!   [`CaDir::prepare`] is the one way `render` and `apply` get a mesh's CA (dry run in memory).
+//! - [`intermediate_subject`]: the one rule for an intermediate's subject, whichever command
+//!   issues it.
 //! - [`cert_info`], [`root_fingerprints`]: read certificates.
 //! - [`verify_bundle`], [`verify_chain`]: chain verification with real signature checks.
 //! - [`validate_cluster_name`]: the DNS-1123 label rule for cluster names.
@@ -19,23 +22,26 @@
 
 mod der;
 mod error;
+mod import;
 mod inspect;
+mod issue;
 mod key;
+mod lock;
 mod names;
 mod par;
 mod profile;
+mod report;
 mod store;
 mod verify;
 
 pub use error::PkiError;
 pub use inspect::{CertInfo, cert_info, root_fingerprints};
+pub use issue::{IntermediateAction, IntermediateStatus, PreparedCa, RootAction, RootFiles};
 pub use key::KeyAlgorithm;
 pub use names::{MAX_CLUSTER_NAME_LEN, NameError, validate_cluster_name};
-pub use profile::{INTERMEDIATE_CN, ISTIOD_SAN, ROOT_CN};
-pub use store::{
-    CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, CaDir, CaReport, EXPIRY_WARNING_DAYS,
-    InspectedCert, IntermediateAction, IntermediateStatus, ROOT_CERT_FILE, ROOT_KEY_FILE,
-};
+pub use profile::{DEFAULT_ORG, INTERMEDIATE_CN, ISTIOD_SAN, ROOT_CN, intermediate_subject};
+pub use report::{CaReport, EXPIRY_WARNING_DAYS, InspectedCert};
+pub use store::{CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, CaDir, ROOT_CERT_FILE, ROOT_KEY_FILE};
 pub use verify::{ChainError, VerifiedChain, verify_bundle, verify_chain};
 
 /// How to create the CA. Defaults follow Istio's Makefile: RSA-4096, root 3650 days,
@@ -56,8 +62,12 @@ pub struct CaOptions {
     pub root_days: u32,
     /// Validity of a new intermediate, in days (capped at the root's expiry).
     pub intermediate_days: u32,
-    /// The `O=` of every certificate.
+    /// The `O=` of a new root.
     pub org: String,
+    /// The `O=` of new intermediates; `None` (the default) means the `O=` of the root that
+    /// signs them, whichever command issues them ([`intermediate_subject`]).
+    #[serde(default)]
+    pub intermediate_org: Option<String>,
     /// The mesh trust domain. Istio's plug-in CA profile does not put it into the CA
     /// certificates (workload SPIFFE IDs come from `meshConfig.trustDomain`); it travels with the
     /// options so callers that render mesh config use the same value.
@@ -70,7 +80,8 @@ impl Default for CaOptions {
             key: KeyAlgorithm::Rsa4096,
             root_days: 3650,
             intermediate_days: 730,
-            org: "Istio".into(),
+            org: DEFAULT_ORG.into(),
+            intermediate_org: None,
             trust_domain: "cluster.local".into(),
         }
     }
@@ -101,6 +112,13 @@ impl CaOptions {
         }
         if self.org.trim().is_empty() {
             return invalid("org", "must not be empty");
+        }
+        if self
+            .intermediate_org
+            .as_deref()
+            .is_some_and(|o| o.trim().is_empty())
+        {
+            return invalid("intermediate_org", "must not be empty when given");
         }
         if self.trust_domain.trim().is_empty() {
             return invalid("trust_domain", "must not be empty");

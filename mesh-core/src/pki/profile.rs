@@ -11,7 +11,12 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::PkiError;
+use super::inspect::{parse_der, pem_certs};
+use super::{CaOptions, PkiError};
+
+/// The organisation of a root (and so of its intermediates) when nobody names one: the
+/// Makefile's `ROOTCA_ORG` and `INTERMEDIATE_ORG` default.
+pub const DEFAULT_ORG: &str = "Istio";
 
 /// Root CA common name, as Istio's Makefile writes it.
 pub const ROOT_CN: &str = "Root CA";
@@ -78,6 +83,43 @@ pub(crate) fn self_sign_root(
         .self_signed(key)
         .map_err(|e| PkiError::crypto("signing the root certificate", e))?;
     Ok((cert, params))
+}
+
+/// The one rule for the `O=` of a new intermediate, whichever command issues it: the
+/// explicit `opts.intermediate_org`, else the signing root's `O=` (a brought `O=Acme` root
+/// gives `O=Acme` intermediates), else [`DEFAULT_ORG`].
+pub(crate) fn intermediate_org(root_org: Option<&str>, opts: &CaOptions) -> String {
+    opts.intermediate_org
+        .as_deref()
+        .or(root_org)
+        .unwrap_or(DEFAULT_ORG)
+        .to_string()
+}
+
+/// The subject a new intermediate for `cluster` gets under the root in `root_cert_pem`, as
+/// [`crate::pki::CertInfo::subject`] spells it: `O=<org>, CN=Intermediate CA, L=<cluster>`,
+/// the organisation chosen by one rule (`opts.intermediate_org`, else the root's `O=`, else
+/// `Istio`) for `meshboot ca intermediate`, `render` and `apply` alike.
+///
+/// ```
+/// use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm, intermediate_subject};
+/// let tmp = tempfile::tempdir().unwrap();
+/// let ca = CaDir::open(tmp.path());
+/// let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, org: "Acme".into(), ..CaOptions::default() };
+/// ca.init(&opts, false).unwrap();
+/// let root = std::fs::read_to_string(ca.root_cert_path()).unwrap();
+/// let defaults = CaOptions::default();
+/// assert_eq!(intermediate_subject(&root, "eu", &defaults).unwrap(), "O=Acme, CN=Intermediate CA, L=eu");
+/// ```
+pub fn intermediate_subject(
+    root_cert_pem: &str,
+    cluster: &str,
+    opts: &CaOptions,
+) -> Result<String, PkiError> {
+    let der = pem_certs(root_cert_pem, "root certificate")?.swap_remove(0);
+    let parsed = parse_der(&der, "root certificate")?;
+    let org = intermediate_org(super::store::organization(&parsed).as_deref(), opts);
+    Ok(format!("O={org}, CN={INTERMEDIATE_CN}, L={cluster}"))
 }
 
 /// Issues the intermediate for `cluster`, valid for `days` but never beyond `root_not_after`

@@ -12,8 +12,8 @@
 //! did not produce are never touched; files a previous render produced that the current one does
 //! not (a removed cluster, a gateway no longer needed) are reported as stale, not deleted.
 
+use crate::files::{Access, write_atomic};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use super::plan_doc::PlanContext;
@@ -148,7 +148,12 @@ pub fn write(out_dir: &Path, files: &[OutputFile]) -> Result<WriteReport, Render
             report.unchanged.push(path);
             continue;
         }
-        write_atomic(&path, f.contents.as_bytes(), f.sensitive)?;
+        let access = if f.sensitive {
+            Access::Private
+        } else {
+            Access::Shared
+        };
+        write_atomic(&path, f.contents.as_bytes(), access).map_err(io_err(&path))?;
         report.written.push(path);
     }
     report.stale = stale_files(out_dir, files)?;
@@ -184,38 +189,6 @@ fn mode_ok(path: &Path, sensitive: bool) -> bool {
 #[cfg(not(unix))]
 fn mode_ok(_path: &Path, _sensitive: bool) -> bool {
     true
-}
-
-fn write_atomic(path: &Path, bytes: &[u8], sensitive: bool) -> Result<(), RenderError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    // tempfile creates the file with mode 0600; it is widened only for non-secret files, so a
-    // key is never readable by others, not even for an instant.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".meshboot-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
-    // The rename alone keeps readers from ever seeing half a file. Flushing to disk as well costs
-    // about a millisecond per file, so only the key file, which cannot be re-rendered without
-    // the CA, pays for surviving a power cut; the rest is re-rendered from mesh.yaml.
-    if sensitive {
-        tmp.as_file().sync_all().map_err(io_err(path))?;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if sensitive { 0o600 } else { 0o644 };
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .map_err(io_err(path))?;
-    }
-    #[cfg(not(unix))]
-    let _ = sensitive;
-    tmp.persist(path).map_err(|e| RenderError::Write {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
 }
 
 /// True for names render produces inside a cluster folder.
