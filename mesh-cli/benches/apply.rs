@@ -212,7 +212,7 @@ fn baseline(n: usize, latency: Duration) -> Result<(Duration, String)> {
     let render = Command::new(MESHBOOT)
         .args(["render", "-f"])
         .arg(&bench.file)
-        .arg("-o")
+        .arg("--out-dir")
         .arg(&render_dir)
         .output()?;
     if !render.status.success() {

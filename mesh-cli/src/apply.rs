@@ -1,15 +1,16 @@
 //! `meshboot apply`: bring every cluster of the mesh file to a working multicluster
 //! configuration. Parsing and printing only; the work is `mesh_core::execute::apply_mesh`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mesh_core::execute::{self, ExecuteOptions};
 use mesh_core::spec::MeshSpec;
 
+use crate::args::{DryRunArg, OutputArg};
+use crate::exit::Exit;
 use crate::output::{self, Progress};
 
 #[derive(Debug, clap::Args)]
@@ -17,10 +18,8 @@ pub struct ApplyArgs {
     /// The mesh file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: PathBuf,
-    /// Print what would be created, updated or left unchanged, as far as reading the clusters
-    /// can tell; write nothing (not even the CA directory).
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunArg,
     /// Operations at once: clusters worked on in parallel, and remote secrets written in
     /// parallel.
     #[arg(long, value_name = "N", default_value_t = ExecuteOptions::default().concurrency,
@@ -38,15 +37,16 @@ pub struct ApplyArgs {
     /// on the conflict. Never replaces a cacerts of a different root.
     #[arg(long)]
     force: bool,
-    /// Output: progress and a summary (text), or one JSON report at the end (json).
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = output::Format::Text)]
-    output: output::Format,
+    /// -o text: progress, then a summary; json/yaml: one report at the end (progress bars on
+    /// stderr when it is a terminal).
+    #[command(flatten)]
+    output: OutputArg,
     /// How long to wait for a gateway's external address or a reader token, e.g. 90s, 2m.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     timeout: Duration,
 }
 
-pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     let spec = match MeshSpec::from_file(&args.file) {
         Ok(spec) => spec,
         Err(err) => {
@@ -54,11 +54,14 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             for line in err.lines() {
                 eprintln!("error: {line}");
             }
-            return Ok(ExitCode::FAILURE);
+            return Ok(Exit::Failed);
         }
     };
+    tracing::debug!(file = %args.file.display(), clusters = spec.clusters.len(), "mesh file loaded");
+    let dry_run = args.dry_run.dry_run;
+    let format = args.output.output;
     let options = ExecuteOptions {
-        dry_run: args.dry_run,
+        dry_run,
         concurrency: args.concurrency,
         skip_unreachable: args.skip_unreachable,
         allow_loopback: args.allow_loopback,
@@ -67,10 +70,10 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let progress = Progress::new(
-        args.output,
+        format,
         std::io::stdout().is_terminal(),
         std::io::stderr().is_terminal(),
-        args.dry_run,
+        dry_run,
     );
     let on_event = |event: &execute::Event<'_>| progress.event(event);
     let result = execute::apply_mesh(&spec, &options, &on_event).await;
@@ -78,23 +81,11 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let mut report = result.with_context(|| format!("apply -f {}", args.file.display()))?;
     report.hints = output::hints(&report, &spec, &args.file.display().to_string(), &options);
 
-    let mut out = std::io::stdout().lock();
-    match args.output {
-        output::Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).context("writing the JSON report")?;
-            writeln!(out)?;
-        }
-        output::Format::Text => {
-            output::summary(&mut out, &report, &spec, started.elapsed())
-                .context("writing the summary")?;
-        }
-    }
-    out.flush()?;
-    Ok(if report.succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let elapsed = started.elapsed();
+    crate::args::emit(format, &report, |report, out| {
+        output::summary(out, report, &spec, elapsed)
+    })?;
+    Ok(Exit::ok_if(report.succeeded))
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {

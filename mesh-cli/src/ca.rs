@@ -1,11 +1,17 @@
 //! `meshboot ca init|import|intermediate|inspect`: the mesh certificate authority on disk.
 //! Argument parsing and printing only; the work is in `mesh_core::pki`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
-use mesh_core::pki::{CaDir, CaOptions, CaReport, CertInfo, InspectedCert, KeyAlgorithm};
+use mesh_core::pki::{
+    CaDir, CaOptions, CaReport, CertInfo, InspectedCert, IntermediateStatus, KeyAlgorithm,
+};
+use serde::Serialize;
+
+use crate::args::OutputArg;
+use crate::exit::Exit;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
@@ -37,6 +43,8 @@ pub struct InitArgs {
     /// Replace an existing root (every intermediate it signed stops verifying).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +58,8 @@ pub struct ImportArgs {
     /// Root private key, PEM (PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,19 +75,15 @@ pub struct IntermediateArgs {
     /// Intermediate validity in days (capped at the root's expiry).
     #[arg(long, value_name = "N", default_value_t = 730)]
     days: u32,
-    /// Organisation (O=) of new intermediates [default: the root's O=].
+    /// Organisation (O=) of new intermediates [default: the root's O=, as render and apply
+    /// use].
     #[arg(long, value_name = "O")]
     org: Option<String>,
     /// Replace intermediates that are foreign, expired or broken instead of refusing.
     #[arg(long)]
     force: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Yaml,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,9 +91,25 @@ pub struct InspectArgs {
     /// CA directory.
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
-    output: OutputFormat,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+/// What `ca init` and `ca import` report.
+#[derive(Debug, Serialize)]
+struct RootResult {
+    /// `created`, `replaced`, `imported` or `unchanged` (the same root imported again).
+    action: &'static str,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    root: CertInfo,
+}
+
+/// What `ca intermediate` reports.
+#[derive(Debug, Serialize)]
+struct IntermediatesResult {
+    dir: PathBuf,
+    intermediates: Vec<IntermediateStatus>,
 }
 
 fn parse_key(s: &str) -> Result<KeyAlgorithm, String> {
@@ -95,14 +117,14 @@ fn parse_key(s: &str) -> Result<KeyAlgorithm, String> {
         .map_err(|e: mesh_core::pki::PkiError| e.to_string())
 }
 
-pub async fn run(cmd: CaCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: CaCommand) -> anyhow::Result<Exit> {
     // Key generation and file I/O are blocking; keep them off the async runtime's threads.
     tokio::task::spawn_blocking(move || run_blocking(cmd))
         .await
         .context("the CA task stopped unexpectedly")?
 }
 
-fn run_blocking(cmd: CaCommand) -> anyhow::Result<ExitCode> {
+fn run_blocking(cmd: CaCommand) -> anyhow::Result<Exit> {
     match cmd {
         CaCommand::Init(args) => init(args),
         CaCommand::Import(args) => import(args),
@@ -111,7 +133,7 @@ fn run_blocking(cmd: CaCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+fn init(args: InitArgs) -> anyhow::Result<Exit> {
     let opts = CaOptions {
         key: args.key,
         root_days: args.days,
@@ -121,80 +143,99 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let ca = CaDir::open(&args.dir);
     let replaced = args.force && ca.has_root();
     let root = ca.init(&opts, args.force)?;
-    let verb = if replaced { "replaced" } else { "created" };
-    println!("{verb} root CA {}", ca.root_cert_path().display());
-    print_cert_summary(&root);
+    let result = RootResult {
+        action: if replaced { "replaced" } else { "created" },
+        cert_file: ca.root_cert_path(),
+        key_file: ca.root_key_path(),
+        root,
+    };
+    crate::args::emit(args.output.output, &result, print_root)?;
     if replaced {
         eprintln!(
-            "warning: intermediates signed by the old root no longer verify; re-issue them with `meshboot ca intermediate --dir {} --cluster NAME --force`",
+            "warn: intermediates signed by the old root no longer verify; re-issue them with `meshboot ca intermediate --dir {} --cluster NAME --force`",
             args.dir.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done)
 }
 
-fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     let ca = CaDir::open(&args.dir);
+    // A second import of the same root is a no-op (a different one is refused below).
+    let had_root = ca.has_root();
     let root = ca.import(&args.cert, &args.key)?;
-    println!(
-        "imported root CA {} (key {}, mode 0600)",
-        ca.root_cert_path().display(),
-        ca.root_key_path().display()
-    );
-    print_cert_summary(&root);
-    Ok(ExitCode::SUCCESS)
+    let result = RootResult {
+        action: if had_root { "unchanged" } else { "imported" },
+        cert_file: ca.root_cert_path(),
+        key_file: ca.root_key_path(),
+        root,
+    };
+    crate::args::emit(args.output.output, &result, print_root)?;
+    Ok(Exit::Done)
 }
 
-fn intermediate(args: IntermediateArgs) -> anyhow::Result<ExitCode> {
+fn print_root(result: &RootResult, out: &mut dyn Write) -> std::io::Result<()> {
+    match result.action {
+        "imported" | "unchanged" => writeln!(
+            out,
+            "{} root CA {} (key {}, mode 0600)",
+            result.action,
+            result.cert_file.display(),
+            result.key_file.display()
+        )?,
+        action => writeln!(out, "{action} root CA {}", result.cert_file.display())?,
+    }
+    print_cert_summary(out, &result.root)
+}
+
+fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
     let ca = CaDir::open(&args.dir);
-    // Intermediates carry the root's organisation unless told otherwise, as the Makefile's
-    // ROOTCA_ORG and INTERMEDIATE_ORG default to the same value.
-    let org = match args.org {
-        Some(org) => org,
-        None if ca.has_root() => ca
-            .root_info()?
-            .organization
-            .unwrap_or_else(|| "Istio".into()),
-        None => "Istio".into(),
-    };
     let opts = CaOptions {
         key: args.key,
         intermediate_days: args.days,
-        org,
+        intermediate_org: args.org,
         ..CaOptions::default()
     };
     let clusters: Vec<&str> = args.clusters.iter().map(String::as_str).collect();
-    let statuses = ca.ensure_intermediates(&clusters, &opts, args.force)?;
-    let width = statuses.iter().map(|s| s.cluster.len()).max().unwrap_or(0);
-    for s in &statuses {
-        println!(
-            "{:<width$}  {:<9}  {}",
-            s.cluster,
-            s.action.to_string(),
-            s.dir.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let result = IntermediatesResult {
+        intermediates: ca.ensure_intermediates(&clusters, &opts, args.force)?,
+        dir: args.dir,
+    };
+    crate::args::emit(args.output.output, &result, |result, out| {
+        let width = result
+            .intermediates
+            .iter()
+            .map(|s| s.cluster.len())
+            .max()
+            .unwrap_or(0);
+        for s in &result.intermediates {
+            writeln!(
+                out,
+                "{:<width$}  {:<9}  {}",
+                s.cluster,
+                s.action.to_string(),
+                s.dir.display()
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(Exit::Done)
 }
 
-fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
     let ca = CaDir::open(&args.dir);
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a directory", args.dir.display());
     }
     let report = ca.inspect()?;
-    match args.output {
-        OutputFormat::Table => print_table(&report),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&report)?),
-    }
+    crate::args::emit(args.output.output, &report, print_table)?;
     if report.root.is_none() && report.intermediates.is_empty() {
         eprintln!(
             "error: {} holds no CA files; create them with `meshboot ca init --dir {}`",
             args.dir.display(),
             args.dir.display()
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(Exit::Failed);
     }
     let failed = report
         .root
@@ -204,26 +245,28 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         .count();
     if failed > 0 {
         eprintln!("error: {failed} certificate(s) failed verification");
-        return Ok(ExitCode::FAILURE);
+        return Ok(Exit::Failed);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done)
 }
 
-fn print_cert_summary(info: &CertInfo) {
-    println!("  subject      {}", info.subject);
-    println!(
+fn print_cert_summary(out: &mut dyn Write, info: &CertInfo) -> std::io::Result<()> {
+    writeln!(out, "  subject      {}", info.subject)?;
+    writeln!(
+        out,
         "  algorithm    {} ({})",
         info.algorithm, info.signature_algorithm
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  valid until  {} ({} days)",
         date(info.not_after),
         info.days_left
-    );
-    println!("  sha256       {}", info.fingerprint_sha256);
+    )?;
+    writeln!(out, "  sha256       {}", info.fingerprint_sha256)
 }
 
-fn print_table(report: &CaReport) {
+fn print_table(report: &CaReport, out: &mut dyn Write) -> std::io::Result<()> {
     let rows: Vec<&InspectedCert> = report.root.iter().chain(&report.intermediates).collect();
     let header = [
         "FILE",
@@ -285,20 +328,21 @@ fn print_table(report: &CaReport) {
         }
         out
     };
-    println!("CA directory {}", report.dir.display());
-    println!("{}", line(header));
+    writeln!(out, "CA directory {}", report.dir.display())?;
+    writeln!(out, "{}", line(header))?;
     for row in &cells {
-        println!("{}", line(row.each_ref().map(String::as_str)));
+        writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
     }
     for c in &rows {
         let file = relative(&c.file, &report.dir);
         if !c.chain_ok {
-            println!("{file}: chain FAILED: {}", c.chain);
+            writeln!(out, "{file}: chain FAILED: {}", c.chain)?;
         }
         for w in &c.warnings {
-            println!("{file}: warning: {w}");
+            writeln!(out, "{file}: warning: {w}")?;
         }
     }
+    Ok(())
 }
 
 fn relative(file: &Path, dir: &Path) -> String {

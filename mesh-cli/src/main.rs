@@ -1,12 +1,17 @@
 //! `meshboot`: the command line over mesh-core. Parsing and printing only; the work is in
-//! mesh-core.
+//! mesh-core. Results go to stdout (the text for a person, or one JSON/YAML document with
+//! `-o`), progress, warnings, logs and errors to stderr, so artifacts compose with pipes.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod apply;
+mod args;
 mod ca;
+mod docs;
+mod exit;
+mod logging;
 mod output;
 mod remote_secret;
 mod render;
@@ -14,8 +19,12 @@ mod verify;
 
 /// Bootstrap an Istio multicluster mesh: CA, manifests, remote secrets, verification.
 #[derive(Debug, Parser)]
-#[command(name = "meshboot", version, about, long_about = None)]
-struct Cli {
+#[command(name = "meshboot", version)]
+pub struct Cli {
+    /// More detail on stderr: -v decisions, -vv every request and retry, -vvv everything.
+    /// RUST_LOG, when set, replaces this (tracing env-filter syntax).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,13 +44,34 @@ enum Command {
     RemoteSecret(remote_secret::RemoteSecretArgs),
     /// Check every cluster of the mesh against the mesh file.
     Verify(verify::VerifyArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    Completion(docs::CompletionArgs),
+    /// Print the man page, or write one page per command into a folder.
+    Man(docs::ManArgs),
+}
+
+/// The clap definition the parser, completions and man pages all use: every command's
+/// `--help` ends with the exit codes.
+pub fn command() -> clap::Command {
+    fn with_exit_codes(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd.mut_subcommands(with_exit_codes);
+        match cmd.get_after_help() {
+            Some(own) => {
+                let text = format!("{own}\n\n{}", exit::EXIT_CODES);
+                cmd.after_help(text)
+            }
+            None => cmd.after_help(exit::EXIT_CODES),
+        }
+    }
+    with_exit_codes(Cli::command())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // One crypto provider for rustls (kube-rs builds its TLS config with the process default).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    logging::init(cli.verbose);
     let result = match cli.command {
         Command::Ca(cmd) => ca::run(cmd).await,
         Command::Render(args) => render::run_render(args).await,
@@ -49,13 +79,15 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args).await,
         Command::RemoteSecret(args) => remote_secret::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Completion(args) => docs::completion(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(err) => {
             // One line a person can act on; the chain of causes follows on the same line.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            exit::of_error(&err).into()
         }
     }
 }

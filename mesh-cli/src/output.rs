@@ -13,14 +13,7 @@ use mesh_core::execute::{
 use mesh_core::plan::{Phase, Step};
 use mesh_core::spec::MeshSpec;
 
-/// `-o text|json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Progress while it runs, then a summary.
-    Text,
-    /// One JSON report at the end (progress bars on stderr when it is a terminal).
-    Json,
-}
+use crate::args::OutputFormat;
 
 /// More clusters than this get one overall bar instead of one bar each.
 const MAX_CLUSTER_BARS: usize = 12;
@@ -45,20 +38,25 @@ enum Mode {
 }
 
 impl Progress {
-    pub fn new(format: Format, stdout_tty: bool, stderr_tty: bool, dry_run: bool) -> Progress {
+    pub fn new(
+        format: OutputFormat,
+        stdout_tty: bool,
+        stderr_tty: bool,
+        dry_run: bool,
+    ) -> Progress {
         let mode = match format {
-            Format::Text if dry_run || !stdout_tty => Mode::Lines,
-            Format::Text => Mode::Bars {
+            OutputFormat::Text if dry_run || !stdout_tty => Mode::Lines,
+            OutputFormat::Text => Mode::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
                 overall: None,
                 clusters: BTreeMap::new(),
             },
-            Format::Json if stderr_tty => Mode::Bars {
+            OutputFormat::Json | OutputFormat::Yaml if stderr_tty => Mode::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 overall: None,
                 clusters: BTreeMap::new(),
             },
-            Format::Json => Mode::Quiet,
+            OutputFormat::Json | OutputFormat::Yaml => Mode::Quiet,
         };
         Progress {
             dry_run,
@@ -333,7 +331,7 @@ pub fn hints(
 
 /// The human summary printed after a run.
 pub fn summary(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     report: &Report,
     spec: &MeshSpec,
     elapsed: Duration,

@@ -4,13 +4,23 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::ArgAction;
 use mesh_core::cluster::ClusterClient;
 use mesh_core::remote_secret::{RemoteSecretOptions, SecretType, create_remote_secret};
+
+use crate::exit::{Exit, Usage};
+
+/// `-o`: the Secret as YAML (istioctl's output) or JSON; both apply with `kubectl apply -f -`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ManifestFormat {
+    /// A YAML document, byte-compatible with `istioctl create-remote-secret`.
+    Yaml,
+    /// The same Secret as one JSON object.
+    Json,
+}
 
 /// Flags of `istioctl create-remote-secret`, with its defaults and its `--flag=false` syntax.
 #[derive(Debug, clap::Args)]
@@ -52,10 +62,23 @@ pub struct RemoteSecretArgs {
     /// How long to wait for the token controller to fill the token Secret, in seconds.
     #[arg(long, default_value_t = 10)]
     token_timeout: u64,
+    /// Output format of the Secret.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "yaml"
+    )]
+    output: ManifestFormat,
 }
 
-pub async fn run(args: RemoteSecretArgs) -> anyhow::Result<ExitCode> {
-    let secret_type: SecretType = args.secret_type.parse()?;
+pub async fn run(args: RemoteSecretArgs) -> anyhow::Result<Exit> {
+    // Checked here rather than by clap so the messages stay istioctl's, word for word.
+    let secret_type: SecretType = args
+        .secret_type
+        .parse()
+        .map_err(|e: mesh_core::remote_secret::RemoteSecretError| Usage(e.to_string()))?;
     let options = RemoteSecretOptions {
         name: args.name.filter(|n| !n.is_empty()),
         namespace: args.namespace,
@@ -68,7 +91,9 @@ pub async fn run(args: RemoteSecretArgs) -> anyhow::Result<ExitCode> {
         token_timeout: Duration::from_secs(args.token_timeout),
     };
     // Bad flags fail before any connection is made.
-    options.validate()?;
+    options
+        .validate()
+        .map_err(|e| anyhow::Error::new(Usage(e.to_string())))?;
     let context = args.context.unwrap_or_default();
     // Errors name the cluster: by --name, else by the context it was reached through.
     let label = options
@@ -83,11 +108,18 @@ pub async fn run(args: RemoteSecretArgs) -> anyhow::Result<ExitCode> {
     for warning in &made.warnings {
         eprintln!("warn: {warning}");
     }
-    let yaml = made.secret.to_istioctl_yaml()?;
+    let text = match args.output {
+        ManifestFormat::Yaml => made.secret.to_istioctl_yaml()?,
+        ManifestFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&made.secret.to_object()?)?;
+            json.push('\n');
+            json
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(yaml.as_bytes())
+        .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .context("writing the remote secret to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done)
 }

@@ -1,14 +1,17 @@
 //! `meshboot render` and `meshboot validate`: argument parsing and printing only; the work is in
-//! `mesh_core::spec`, `mesh_core::pki` and `mesh_core::render`.
+//! `mesh_core::spec`, `mesh_core::execute::prepare_mesh_ca` (the CA, as apply makes it) and
+//! `mesh_core::render`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
-use mesh_core::pki::CaDir;
+use mesh_core::pki::{IntermediateStatus, PreparedCa, RootAction};
 use mesh_core::render::{self, output};
 use mesh_core::spec::{MeshSpec, SpecError};
+use serde::Serialize;
+
+use crate::args::{FolderOutputArg, OutDirArg, OutputArg, OutputFormat};
+use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -23,12 +26,13 @@ pub struct RenderArgs {
     /// The mesh file.
     #[arg(short = 'f', long = "file", value_name = "MESH_YAML")]
     file: PathBuf,
-    /// Output folder (created if missing; only files render owns are written).
-    #[arg(short = 'o', long = "out", value_name = "DIR")]
-    out: PathBuf,
-    /// Output layout.
+    #[command(flatten)]
+    out_dir: OutDirArg,
+    /// Layout of the files in --out-dir.
     #[arg(long, value_enum, default_value = "files")]
     format: Format,
+    #[command(flatten)]
+    output: FolderOutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,101 +40,174 @@ pub struct ValidateArgs {
     /// The mesh file.
     #[arg(short = 'f', long = "file", value_name = "MESH_YAML")]
     file: PathBuf,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+/// What `render` reports.
+#[derive(Debug, Serialize)]
+struct RenderResult {
+    mesh_id: String,
+    clusters: Vec<String>,
+    out_dir: PathBuf,
+    /// PLAN.md: what to run, in which order.
+    plan: PathBuf,
+    /// The CA directory's root: `created`, `imported` or `unchanged`.
+    ca_root: RootAction,
+    intermediates: Vec<IntermediateStatus>,
+    /// Files created or changed.
+    written: Vec<PathBuf>,
+    /// Files that already had these contents.
+    unchanged: Vec<PathBuf>,
+    /// Files of an earlier render that this mesh no longer has (left in place).
+    stale: Vec<PathBuf>,
+}
+
+/// What `validate` reports.
+#[derive(Debug, Serialize)]
+struct ValidateResult {
+    file: PathBuf,
+    valid: bool,
+    /// Every problem, one per entry, naming the field; empty when valid.
+    errors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mesh: Option<MeshSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct MeshSummary {
+    mesh_id: String,
+    model: String,
+    dataplane: String,
+    clusters: Vec<String>,
+    networks: usize,
 }
 
 /// Loads the mesh file, printing every problem on its own stderr line.
-fn load(file: &Path) -> Result<MeshSpec, ExitCode> {
+fn load(file: &Path) -> Result<MeshSpec, Exit> {
     MeshSpec::from_file(file).map_err(|err: SpecError| {
         for line in err.lines() {
             eprintln!("error: {line}");
         }
-        ExitCode::FAILURE
+        Exit::Failed
     })
 }
 
-pub async fn run_render(args: RenderArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     let spec = match load(&args.file) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let out_dir = args.out_dir.out_dir;
     // Generating RSA keys takes seconds; keep it off the async runtime's worker.
-    let bundles = tokio::task::spawn_blocking({
+    let prepared = tokio::task::spawn_blocking({
         let spec = spec.clone();
-        move || ensure_ca(&spec)
+        move || mesh_core::execute::prepare_mesh_ca(&spec, false)
     })
     .await
-    .context("the CA task stopped")??;
+    .context("the CA task stopped")?
+    .with_context(|| format!("preparing the CA in {}", spec.ca.dir.display()))?;
+    let PreparedCa {
+        root,
+        intermediates,
+        bundles,
+        ..
+    } = prepared;
+    let bundles = bundles
+        .into_iter()
+        .map(|b| (b.cluster.clone(), b))
+        .collect();
 
     let renders = render::render_mesh(&spec, &bundles)?;
+    drop(bundles);
     let format = match args.format {
         Format::Files => output::Format::Files,
         Format::Kustomize => output::Format::Kustomize,
     };
     let ctx = output::PlanContext {
         mesh_file: args.file.display().to_string(),
-        out_dir: args.out.display().to_string(),
+        out_dir: out_dir.display().to_string(),
     };
     let files = output::files(&spec, &renders, format, &ctx)?;
-    let report = output::write(&args.out, &files)?;
+    let written = output::write(&out_dir, &files)?;
 
-    println!(
-        "rendered {} cluster(s) of mesh {} into {}: {} file(s) written, {} unchanged",
-        renders.len(),
-        spec.mesh_id,
-        args.out.display(),
-        report.written.len(),
-        report.unchanged.len()
-    );
-    for path in &report.stale {
+    let result = RenderResult {
+        mesh_id: spec.mesh_id.clone(),
+        clusters: renders.iter().map(|r| r.cluster.clone()).collect(),
+        plan: out_dir.join("PLAN.md"),
+        out_dir,
+        ca_root: root,
+        intermediates,
+        written: written.written,
+        unchanged: written.unchanged,
+        stale: written.stale,
+    };
+    let file = args.file.display().to_string();
+    crate::args::emit(args.output.output, &result, |r, out| {
+        writeln!(
+            out,
+            "rendered {} cluster(s) of mesh {} into {}: {} file(s) written, {} unchanged",
+            r.clusters.len(),
+            r.mesh_id,
+            r.out_dir.display(),
+            r.written.len(),
+            r.unchanged.len()
+        )?;
+        writeln!(
+            out,
+            "next: follow {} (or run `meshboot apply -f {file}`)",
+            r.plan.display()
+        )
+    })?;
+    for path in &result.stale {
         eprintln!(
             "warn: {} is from an earlier render and no longer part of this mesh; left in place, delete it if it is not needed",
             path.display()
         );
     }
-    println!(
-        "next: follow {} (or run `meshboot apply -f {}`)",
-        args.out.join("PLAN.md").display(),
-        args.file.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done)
 }
 
-/// The CA at `ca.dir`: a brought root imported first (a no-op when already there), then the root
-/// (if still missing) and every cluster's intermediate created idempotently.
-fn ensure_ca(spec: &MeshSpec) -> anyhow::Result<BTreeMap<String, mesh_core::pki::ClusterBundle>> {
-    let ca = CaDir::open(&spec.ca.dir);
-    if let Some(root) = &spec.ca.root {
-        ca.import(&root.cert, &root.key).with_context(|| {
-            format!(
-                "importing the root from ca.root ({}, {}) into {}",
-                root.cert.display(),
-                root.key.display(),
-                spec.ca.dir.display()
-            )
-        })?;
-    }
-    let bundles = ca
-        .ensure(&spec.ca_options(), &spec.cluster_names())
-        .with_context(|| format!("preparing the CA in {}", spec.ca.dir.display()))?;
-    Ok(bundles
-        .into_iter()
-        .map(|b| (b.cluster.clone(), b))
-        .collect())
-}
-
-pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let spec = match load(&args.file) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
+pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
+    let format = args.output.output;
+    let result = match MeshSpec::from_file(&args.file) {
+        Ok(spec) => ValidateResult {
+            file: args.file.clone(),
+            valid: true,
+            errors: Vec::new(),
+            mesh: Some(MeshSummary {
+                mesh_id: spec.mesh_id.clone(),
+                model: spec.model.to_string(),
+                dataplane: spec.dataplane.to_string(),
+                clusters: spec.cluster_names().iter().map(|c| c.to_string()).collect(),
+                networks: spec.networks().len(),
+            }),
+        },
+        Err(err) => ValidateResult {
+            file: args.file.clone(),
+            valid: false,
+            errors: err.lines(),
+            mesh: None,
+        },
     };
-    println!(
-        "ok: {}: mesh {}, {} cluster(s), {}, {}, {} network(s)",
-        args.file.display(),
-        spec.mesh_id,
-        spec.clusters.len(),
-        spec.model,
-        spec.dataplane,
-        spec.networks().len()
-    );
-    Ok(ExitCode::SUCCESS)
+    if format == OutputFormat::Text {
+        // Problems are errors, so they go to stderr; the "ok" line is the result.
+        for line in &result.errors {
+            eprintln!("error: {line}");
+        }
+    }
+    crate::args::emit(format, &result, |r, out| match &r.mesh {
+        Some(m) => writeln!(
+            out,
+            "ok: {}: mesh {}, {} cluster(s), {}, {}, {} network(s)",
+            r.file.display(),
+            m.mesh_id,
+            m.clusters.len(),
+            m.model,
+            m.dataplane,
+            m.networks
+        ),
+        None => Ok(()),
+    })?;
+    Ok(Exit::ok_if(result.valid))
 }

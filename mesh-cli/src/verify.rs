@@ -2,29 +2,23 @@
 //! report), exit 1 on any error.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use mesh_core::spec::MeshSpec;
 use mesh_core::verify::{Severity, VerifyOptions, verify_mesh};
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// One line per finding, then a summary.
-    Text,
-    /// One JSON object: every finding and the totals.
-    Json,
-}
+use crate::args::OutputArg;
+use crate::exit::Exit;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The mesh file.
     #[arg(short = 'f', long = "file", default_value = "mesh.yaml")]
     file: PathBuf,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
-    output: Output,
+    /// -o text: one line per finding, then a summary; json/yaml: every finding and the
+    /// totals.
+    #[command(flatten)]
+    output: OutputArg,
     /// Accept remote secrets that point at a loopback API server (kind, the emulator).
     #[arg(long)]
     allow_loopback: bool,
@@ -36,7 +30,7 @@ pub struct VerifyArgs {
     quiet: bool,
 }
 
-pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let spec = MeshSpec::from_file(&args.file)
         .with_context(|| format!("reading mesh file {}", args.file.display()))?;
     let options = VerifyOptions {
@@ -45,32 +39,28 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ..VerifyOptions::default()
     };
     let report = verify_mesh(&spec, &options).await;
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Text => {
-            for finding in &report.findings {
-                if args.quiet && finding.severity == Severity::Ok {
-                    continue;
-                }
-                println!("{finding}");
+    let quiet = args.quiet;
+    crate::args::emit(args.output.output, &report, |report, out| {
+        for finding in &report.findings {
+            if quiet && finding.severity == Severity::Ok {
+                continue;
             }
-            let checks = report.findings.len();
-            if report.is_ok() {
-                println!(
-                    "verify: {checks} checks, {} warning(s), no errors",
-                    report.warnings
-                );
-            } else {
-                println!(
-                    "verify: {checks} checks, {} error(s), {} warning(s)",
-                    report.errors, report.warnings
-                );
-            }
+            writeln!(out, "{finding}")?;
         }
-    }
-    Ok(if report.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+        let checks = report.findings.len();
+        if report.is_ok() {
+            writeln!(
+                out,
+                "verify: {checks} checks, {} warning(s), no errors",
+                report.warnings
+            )
+        } else {
+            writeln!(
+                out,
+                "verify: {checks} checks, {} error(s), {} warning(s)",
+                report.errors, report.warnings
+            )
+        }
+    })?;
+    Ok(Exit::ok_if(report.is_ok()))
 }

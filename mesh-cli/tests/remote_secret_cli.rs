@@ -142,7 +142,8 @@ fn bad_flags_fail_before_touching_the_cluster() {
         let mut args = vec!["--context", "eu"];
         args.extend(flags);
         let out = remote_secret(&clusters, &args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        // istioctl's words, and meshboot's exit code for a usage error.
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(text(&out.stderr), message);
         assert_eq!(text(&out.stdout), "");
     }

@@ -64,7 +64,10 @@ fn render_writes_every_cluster_and_a_rerun_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mesh.yaml"), MESH).unwrap();
 
-    let first = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+    let first = meshboot(
+        tmp.path(),
+        &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+    );
     assert!(first.status.success(), "stderr: {}", text(&first.stderr));
     let stdout = text(&first.stdout);
     assert!(
@@ -109,7 +112,10 @@ fn render_writes_every_cluster_and_a_rerun_changes_nothing() {
     }
 
     let before = tree(&out);
-    let second = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+    let second = meshboot(
+        tmp.path(),
+        &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+    );
     assert!(second.status.success(), "stderr: {}", text(&second.stderr));
     assert!(
         text(&second.stdout).contains(": 0 file(s) written"),
@@ -127,7 +133,10 @@ fn render_writes_every_cluster_and_a_rerun_changes_nothing() {
 fn cacerts_carries_the_ca_files_from_ca_dir() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mesh.yaml"), MESH).unwrap();
-    let run = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+    let run = meshboot(
+        tmp.path(),
+        &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+    );
     assert!(run.status.success(), "stderr: {}", text(&run.stderr));
 
     let manifest = std::fs::read_to_string(tmp.path().join("out/ap/02-cacerts.yaml")).unwrap();
@@ -165,7 +174,7 @@ fn the_three_region_example_matches_its_golden_files() {
             "render",
             "-f",
             "fixtures/three-region/mesh.yaml",
-            "-o",
+            "--out-dir",
             "out/three-region",
             "--format",
             "kustomize",
@@ -201,7 +210,7 @@ fn kustomize_format_lists_the_files_in_apply_order() {
             "render",
             "-f",
             "mesh.yaml",
-            "-o",
+            "--out-dir",
             "out",
             "--format",
             "kustomize",
@@ -236,7 +245,10 @@ fn every_bad_input_fails_before_anything_is_written() {
         }
         let tmp = tempfile::tempdir().unwrap();
         std::fs::copy(&path, tmp.path().join("mesh.yaml")).unwrap();
-        let run = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+        let run = meshboot(
+            tmp.path(),
+            &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+        );
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{}: {stderr}", path.display());
         let expected = std::fs::read_to_string(path.with_extension("err")).unwrap();
@@ -337,7 +349,10 @@ fn a_brought_root_signs_the_intermediates() {
     std::fs::write(tmp.path().join("mesh.yaml"), mesh).unwrap();
     for _ in 0..2 {
         // Twice: importing the same root again is a no-op.
-        let run = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+        let run = meshboot(
+            tmp.path(),
+            &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+        );
         assert!(run.status.success(), "stderr: {}", text(&run.stderr));
     }
     let theirs = mesh_core::pki::root_fingerprints(
@@ -360,13 +375,19 @@ fn a_removed_cluster_is_reported_not_deleted() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mesh.yaml"), MESH).unwrap();
     assert!(
-        meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"])
-            .status
-            .success()
+        meshboot(
+            tmp.path(),
+            &["render", "-f", "mesh.yaml", "--out-dir", "out"]
+        )
+        .status
+        .success()
     );
     let two = MESH.replace("  - {name: us, network: network2, context: us}\n", "");
     std::fs::write(tmp.path().join("mesh.yaml"), two).unwrap();
-    let run = meshboot(tmp.path(), &["render", "-f", "mesh.yaml", "-o", "out"]);
+    let run = meshboot(
+        tmp.path(),
+        &["render", "-f", "mesh.yaml", "--out-dir", "out"],
+    );
     assert!(run.status.success(), "stderr: {}", text(&run.stderr));
     let stderr = text(&run.stderr);
     assert!(

@@ -48,7 +48,7 @@ fn render(example: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let tmp = p256_copy(example);
     let run = meshboot_cmd()
         .current_dir(tmp.path())
-        .args(["render", "-f", "mesh.yaml", "-o", "out"])
+        .args(["render", "-f", "mesh.yaml", "--out-dir", "out"])
         .output()
         .expect("meshboot runs");
     assert!(
@@ -208,7 +208,7 @@ fn kustomize_output_applies_with_kubectl_k() {
             "render",
             "-f",
             "mesh.yaml",
-            "-o",
+            "--out-dir",
             "out",
             "--format",
             "kustomize",

@@ -315,7 +315,9 @@ fn a_dry_run_with_a_brought_root_plans_in_memory_and_writes_nothing() {
         cert: &fixture("ec-root.pem"),
         key: &fixture("ec-root-key.pkcs8.pem"),
     };
-    let planned = ca.prepare(Some(brought), &p256(), &["eu", "us"], true).unwrap();
+    let planned = ca
+        .prepare(Some(brought), &p256(), &["eu", "us"], true)
+        .unwrap();
     assert!(planned.dry_run);
     assert_eq!(planned.root, RootAction::Imported);
     assert!(
@@ -333,13 +335,21 @@ fn a_dry_run_with_a_brought_root_plans_in_memory_and_writes_nothing() {
                 .fingerprint_sha256
         );
     }
-    assert_eq!(tree(tmp.path()), Vec::<PathBuf>::new(), "a dry run wrote files");
+    assert_eq!(
+        tree(tmp.path()),
+        Vec::<PathBuf>::new(),
+        "a dry run wrote files"
+    );
 
     // A real run afterwards imports; a dry run then finds everything in place.
-    let done = ca.prepare(Some(brought), &p256(), &["eu", "us"], false).unwrap();
+    let done = ca
+        .prepare(Some(brought), &p256(), &["eu", "us"], false)
+        .unwrap();
     assert_eq!(done.root, RootAction::Imported);
     let before = tree(tmp.path());
-    let again = ca.prepare(Some(brought), &p256(), &["eu", "us"], true).unwrap();
+    let again = ca
+        .prepare(Some(brought), &p256(), &["eu", "us"], true)
+        .unwrap();
     assert_eq!(again.root, RootAction::Unchanged);
     assert!(
         again
@@ -361,7 +371,9 @@ fn a_dry_run_reports_the_refusal_a_real_run_would_meet() {
         cert: &fixture("ec-root.pem"),
         key: &fixture("ec-root-key.pkcs8.pem"),
     };
-    let err = ca.prepare(Some(brought), &p256(), &["eu"], true).unwrap_err();
+    let err = ca
+        .prepare(Some(brought), &p256(), &["eu"], true)
+        .unwrap_err();
     assert!(matches!(err, PkiError::DifferentRootExists { .. }), "{err}");
 }
 
