@@ -42,3 +42,36 @@ pub fn fixtures() -> PathBuf {
 pub fn which_kubectl() -> Option<PathBuf> {
     mesh_tests::tools::kubectl()
 }
+
+/// Writes `dir/mesh.yaml` for emulated clusters `(name, network)` (context = name, an
+/// ECDSA P-256 CA in `dir/pki`, `extra_ca` appended inside the `ca:` mapping, e.g.
+/// `, root: {cert: ..., key: ...}`) and returns its path.
+pub fn write_mesh(
+    dir: &Path,
+    kubeconfig: &Path,
+    clusters: &[(&str, &str)],
+    model: &str,
+    extra_ca: &str,
+) -> PathBuf {
+    let mut yaml = format!(
+        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\n\
+         ca: {{dir: ./pki, key: ecdsa-p256{extra_ca}}}\nclusters:\n"
+    );
+    for (name, network) in clusters {
+        yaml.push_str(&format!(
+            "  - {{name: {name}, network: {network}, context: {name}, kubeconfig: {}}}\n",
+            kubeconfig.display()
+        ));
+    }
+    let file = dir.join("mesh.yaml");
+    std::fs::write(&file, yaml).expect("write mesh.yaml");
+    file
+}
+
+/// Emulated clusters with Istio's CRDs installed, as a cluster is once Istio's base chart
+/// ran (what `apply` of a sidecar mesh needs for its exposure Gateway).
+pub fn start_with_istio(names: &[&str]) -> mesh_tests::TestClusters {
+    let clusters = mesh_tests::TestClusters::start(names).expect("emulator");
+    clusters.install_istio_crds().expect("Istio CRDs");
+    clusters
+}
