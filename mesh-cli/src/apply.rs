@@ -2,22 +2,19 @@
 //! configuration. Parsing and printing only; the work is `mesh_core::execute::apply_mesh`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mesh_core::execute::{self, ExecuteOptions};
-use mesh_core::spec::MeshSpec;
 
-use crate::args::{DryRunArg, OutputArg};
+use crate::args::{DryRunArg, MeshFileArg, OutputArg};
 use crate::exit::Exit;
 use crate::output::{self, Progress};
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The mesh file.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: MeshFileArg,
     #[command(flatten)]
     dry_run: DryRunArg,
     /// Operations at once: clusters worked on in parallel, and remote secrets written in
@@ -47,17 +44,10 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
-    let spec = match MeshSpec::from_file(&args.file) {
+    let spec = match args.file.load() {
         Ok(spec) => spec,
-        Err(err) => {
-            // Every problem of the file, one line each, before anything is touched.
-            for line in err.lines() {
-                eprintln!("error: {line}");
-            }
-            return Ok(Exit::Failed);
-        }
+        Err(exit) => return Ok(exit),
     };
-    tracing::debug!(file = %args.file.display(), clusters = spec.clusters.len(), "mesh file loaded");
     let dry_run = args.dry_run.dry_run;
     let format = args.output.output;
     let options = ExecuteOptions {
@@ -78,8 +68,9 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     let on_event = |event: &execute::Event<'_>| progress.event(event);
     let result = execute::apply_mesh(&spec, &options, &on_event).await;
     progress.finish();
-    let mut report = result.with_context(|| format!("apply -f {}", args.file.display()))?;
-    report.hints = output::hints(&report, &spec, &args.file.display().to_string(), &options);
+    let file = args.file.display();
+    let mut report = result.with_context(|| format!("apply -f {file}"))?;
+    report.hints = output::hints(&report, &spec, &file, &options);
 
     let elapsed = started.elapsed();
     crate::args::emit(format, &report, |report, out| {

@@ -7,7 +7,43 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use mesh_core::spec::MeshSpec;
 use serde::Serialize;
+
+use crate::exit::Exit;
+
+/// `-f, --file FILE`: the mesh file every mesh-wide command reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MeshFileArg {
+    /// The mesh file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "MESH_YAML",
+        default_value = "mesh.yaml"
+    )]
+    pub file: PathBuf,
+}
+
+impl MeshFileArg {
+    /// Reads and validates the mesh file, before anything is touched. Every problem is printed
+    /// on its own `error:` line on stderr (the `Err` is the exit to return).
+    pub fn load(&self) -> Result<MeshSpec, Exit> {
+        let spec = MeshSpec::from_file(&self.file).map_err(|err| {
+            for line in err.lines() {
+                eprintln!("error: {line}");
+            }
+            Exit::Failed
+        })?;
+        tracing::debug!(file = %self.file.display(), clusters = spec.clusters.len(), "mesh file loaded");
+        Ok(spec)
+    }
+
+    /// The file as the user spelled it, for hints (`meshboot apply -f FILE`).
+    pub fn display(&self) -> String {
+        self.file.display().to_string()
+    }
+}
 
 /// What `-o` chooses: the report for a person, or the same report for a program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

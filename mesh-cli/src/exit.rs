@@ -10,7 +10,9 @@ Exit codes:
   1  failed: a file, a cluster or a check failed; the message says which and what to do
   2  usage: unknown command or flag, or a flag value that cannot be used";
 
-/// How a command ended.
+/// How a command ended. Monitoring commands (`check-expiry`) will add their own variants
+/// (0 ok, 1 warning, 2 critical, 3 unknown, usage errors included in 3) here, next to these,
+/// so every exit still goes through one mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0.

@@ -2,15 +2,15 @@
 //! `mesh_core::spec`, `mesh_core::execute::prepare_mesh_ca` (the CA, as apply makes it) and
 //! `mesh_core::render`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use mesh_core::pki::{IntermediateStatus, PreparedCa, RootAction};
 use mesh_core::render::{self, output};
-use mesh_core::spec::{MeshSpec, SpecError};
+use mesh_core::spec::MeshSpec;
 use serde::Serialize;
 
-use crate::args::{FolderOutputArg, OutDirArg, OutputArg, OutputFormat};
+use crate::args::{FolderOutputArg, MeshFileArg, OutDirArg, OutputArg, OutputFormat};
 use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,9 +23,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
-    /// The mesh file.
-    #[arg(short = 'f', long = "file", value_name = "MESH_YAML")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: MeshFileArg,
     #[command(flatten)]
     out_dir: OutDirArg,
     /// Layout of the files in --out-dir.
@@ -37,9 +36,8 @@ pub struct RenderArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// The mesh file.
-    #[arg(short = 'f', long = "file", value_name = "MESH_YAML")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: MeshFileArg,
     #[command(flatten)]
     output: OutputArg,
 }
@@ -83,18 +81,8 @@ struct MeshSummary {
     networks: usize,
 }
 
-/// Loads the mesh file, printing every problem on its own stderr line.
-fn load(file: &Path) -> Result<MeshSpec, Exit> {
-    MeshSpec::from_file(file).map_err(|err: SpecError| {
-        for line in err.lines() {
-            eprintln!("error: {line}");
-        }
-        Exit::Failed
-    })
-}
-
 pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
-    let spec = match load(&args.file) {
+    let spec = match args.file.load() {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -125,7 +113,7 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         Format::Kustomize => output::Format::Kustomize,
     };
     let ctx = output::PlanContext {
-        mesh_file: args.file.display().to_string(),
+        mesh_file: args.file.display(),
         out_dir: out_dir.display().to_string(),
     };
     let files = output::files(&spec, &renders, format, &ctx)?;
@@ -142,7 +130,7 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         unchanged: written.unchanged,
         stale: written.stale,
     };
-    let file = args.file.display().to_string();
+    let file = args.file.display();
     crate::args::emit(args.output.output, &result, |r, out| {
         writeln!(
             out,
@@ -170,9 +158,10 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
 
 pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     let format = args.output.output;
-    let result = match MeshSpec::from_file(&args.file) {
+    let file = &args.file.file;
+    let result = match MeshSpec::from_file(file) {
         Ok(spec) => ValidateResult {
-            file: args.file.clone(),
+            file: file.clone(),
             valid: true,
             errors: Vec::new(),
             mesh: Some(MeshSummary {
@@ -184,7 +173,7 @@ pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
             }),
         },
         Err(err) => ValidateResult {
-            file: args.file.clone(),
+            file: file.clone(),
             valid: false,
             errors: err.lines(),
             mesh: None,

@@ -1,20 +1,15 @@
 //! `meshboot verify`: check every cluster of the mesh file, one finding per line (or one JSON
 //! report), exit 1 on any error.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use mesh_core::spec::MeshSpec;
 use mesh_core::verify::{Severity, VerifyOptions, verify_mesh};
 
-use crate::args::OutputArg;
+use crate::args::{MeshFileArg, OutputArg};
 use crate::exit::Exit;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The mesh file.
-    #[arg(short = 'f', long = "file", default_value = "mesh.yaml")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: MeshFileArg,
     /// -o text: one line per finding, then a summary; json/yaml: every finding and the
     /// totals.
     #[command(flatten)]
@@ -31,8 +26,10 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let spec = MeshSpec::from_file(&args.file)
-        .with_context(|| format!("reading mesh file {}", args.file.display()))?;
+    let spec = match args.file.load() {
+        Ok(spec) => spec,
+        Err(exit) => return Ok(exit),
+    };
     let options = VerifyOptions {
         allow_loopback: args.allow_loopback,
         check_tokens: !args.skip_token_check,

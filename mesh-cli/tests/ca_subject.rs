@@ -8,7 +8,7 @@ use base64::Engine as _;
 use mesh_core::pki::{CaOptions, cert_info, intermediate_subject};
 
 mod common;
-use common::{meshboot_cmd, start_with_istio, stderr, write_mesh};
+use common::{ISSUE_EU, meshboot_cmd, start_with_istio, stderr, write_mesh};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,19 +52,7 @@ fn every_command_gives_a_brought_root_the_same_intermediate_subject() {
         ca.path(),
         &["ca", "import", "--dir", "pki", "--cert", c, "--key", k],
     );
-    meshboot(
-        ca.path(),
-        &[
-            "ca",
-            "intermediate",
-            "--dir",
-            "pki",
-            "--cluster",
-            "eu",
-            "--key",
-            "ecdsa-p256",
-        ],
-    );
+    meshboot(ca.path(), &ISSUE_EU);
     subjects.push((
         "ca intermediate",
         subject_of(&ca.path().join("pki/eu/ca-cert.pem")),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 mod common;
-use common::{fixtures, meshboot_cmd, start_with_istio, stderr, stdout, write_mesh};
+use common::{ISSUE_EU, fixtures, meshboot_cmd, start_with_istio, stderr, stdout, write_mesh};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     meshboot_cmd()
@@ -151,47 +151,24 @@ fn offline_commands_report_the_same_result_in_json_and_yaml() {
         "{bad}"
     );
 
-    let init = json(&run(
-        dir,
-        &[
-            "ca",
-            "init",
-            "--dir",
-            "pki",
-            "--key",
-            "ecdsa-p256",
-            "-o",
-            "json",
-        ],
-    ));
+    let init_args = [
+        "ca",
+        "init",
+        "--dir",
+        "pki",
+        "--key",
+        "ecdsa-p256",
+        "-o",
+        "json",
+    ];
+    let init = json(&run(dir, &init_args));
     assert_eq!(init["action"], "created");
     assert_eq!(init["root"]["subject"], "O=Istio, CN=Root CA");
-    let again = run(
-        dir,
-        &[
-            "ca",
-            "init",
-            "--dir",
-            "pki",
-            "--key",
-            "ecdsa-p256",
-            "-o",
-            "json",
-        ],
-    );
+    let again = run(dir, &init_args);
     assert_eq!(again.status.code(), Some(1), "an existing root is refused");
     assert_eq!(stdout(&again), "", "no half report on failure");
 
-    let args = [
-        "ca",
-        "intermediate",
-        "--dir",
-        "pki",
-        "--cluster",
-        "eu",
-        "--key",
-        "ecdsa-p256",
-    ];
+    let args = ISSUE_EU;
     let issued = json(&run(dir, &[&args[..], &["-o", "json"]].concat()));
     assert_eq!(issued["intermediates"][0]["cluster"], "eu");
     assert_eq!(issued["intermediates"][0]["action"], "created");

@@ -103,40 +103,49 @@ fn is_rename(c: &Call) -> bool {
     c.name.starts_with("rename") && c.ret == "0"
 }
 
-/// Checks every rename of the run: a file created for it was fsynced before it, and the
-/// target's folder fsynced after it. Returns the renamed targets with the creation mode of
-/// their source.
+/// Checks every rename of the run: each file created for it (the renamed file itself, or the
+/// files inside a renamed staging folder) was fsynced before it, a renamed folder was fsynced
+/// before it, and the target's folder was fsynced after it. Returns every file that landed
+/// this way, by its final path, with the mode it was created with.
 fn check_renames(threads: &[Vec<Call>]) -> BTreeMap<String, String> {
-    let mut renamed = BTreeMap::new();
+    let mut landed = BTreeMap::new();
     for calls in threads {
-        // fd -> (path, creation mode when O_CREAT), as of each point in the thread.
-        let mut fds: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+        let mut fds: BTreeMap<String, String> = BTreeMap::new();
+        // Created path -> creation mode.
+        let mut created: BTreeMap<String, String> = BTreeMap::new();
         let mut synced: Vec<String> = Vec::new();
         for (i, call) in calls.iter().enumerate() {
             if is_open(call) {
                 let path = call.paths().pop().unwrap_or_default();
-                let mode = call.args.contains("O_CREAT").then(|| {
-                    call.args
-                        .rsplit(", ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string()
-                });
-                fds.insert(call.ret.clone(), (path, mode));
+                if call.args.contains("O_CREAT") {
+                    let mode = call.args.rsplit(", ").next().unwrap_or_default();
+                    created.insert(path.clone(), mode.to_string());
+                }
+                fds.insert(call.ret.clone(), path);
             } else if call.name == "fsync" || call.name == "fdatasync" {
-                if let Some((path, _)) = fds.get(call.args.trim()) {
+                if let Some(path) = fds.get(call.args.trim()) {
                     synced.push(path.clone());
                 }
             } else if is_rename(call) {
                 let paths = call.paths();
                 let (from, to) = (&paths[0], &paths[1]);
-                let created = fds.values().find(|(p, m)| p == from && m.is_some());
-                if let Some((_, mode)) = created {
+                let inside = format!("{from}/");
+                let moved: Vec<(&String, &String)> = created
+                    .iter()
+                    .filter(|(p, _)| *p == from || p.starts_with(&inside))
+                    .collect();
+                for (path, mode) in &moved {
+                    assert!(
+                        synced.contains(path),
+                        "{path}: renamed into place without an fsync of its contents"
+                    );
+                    landed.insert(format!("{to}{}", &path[from.len()..]), mode.to_string());
+                }
+                if !created.contains_key(from) && !moved.is_empty() {
                     assert!(
                         synced.contains(from),
-                        "{to}: renamed into place without an fsync of its contents"
+                        "{from}: folder renamed before its fsync"
                     );
-                    renamed.insert(to.clone(), mode.clone().unwrap_or_default());
                 }
                 let parent = Path::new(to).parent().unwrap().display().to_string();
                 let later = &calls[i + 1..];
@@ -154,7 +163,7 @@ fn check_renames(threads: &[Vec<Call>]) -> BTreeMap<String, String> {
             }
         }
     }
-    renamed
+    landed
 }
 
 #[test]

@@ -89,6 +89,37 @@ pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> std::io::Re
     sync_dir(dir)
 }
 
+/// Creates `path`, which must not exist yet, with its final mode, writes and fsyncs it, with no
+/// rename: for the files of a fresh private staging folder that is itself fsynced and renamed
+/// into place afterwards, so many files appear at once for the price of one rename.
+///
+/// ```
+/// use mesh_core::files::{Access, sync_dir, write_new};
+/// let tmp = tempfile::tempdir().unwrap();
+/// let staging = tmp.path().join(".meshboot-staging");
+/// std::fs::create_dir(&staging).unwrap();
+/// write_new(&staging.join("ca-key.pem"), b"key", Access::Private).unwrap();
+/// assert!(write_new(&staging.join("ca-key.pem"), b"again", Access::Private).is_err());
+/// sync_dir(&staging).unwrap();
+/// std::fs::rename(&staging, tmp.path().join("eu")).unwrap();
+/// sync_dir(tmp.path()).unwrap();
+/// assert_eq!(std::fs::read(tmp.path().join("eu/ca-key.pem")).unwrap(), b"key");
+/// ```
+pub fn write_new(path: &Path, contents: &[u8], access: Access) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(access.mode());
+    }
+    #[cfg(not(unix))]
+    let _ = access;
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 /// Flushes a directory's entries (new names, renames) to disk. A no-op where directories
 /// cannot be opened as files (Windows).
 ///

@@ -75,3 +75,16 @@ pub fn start_with_istio(names: &[&str]) -> mesh_tests::TestClusters {
     clusters.install_istio_crds().expect("Istio CRDs");
     clusters
 }
+
+/// `meshboot ca intermediate` for cluster `eu` in `./pki` with a P-256 key (the CA the mesh
+/// files of [`write_mesh`] use).
+pub const ISSUE_EU: [&str; 8] = [
+    "ca",
+    "intermediate",
+    "--dir",
+    "pki",
+    "--cluster",
+    "eu",
+    "--key",
+    "ecdsa-p256",
+];

@@ -487,16 +487,17 @@ impl CaDir {
     fn write_bundle_dir(
         &self,
         dir: &Path,
-        files: &[(&str, &String, Access); 4],
+        bundle_files: &[(&str, &String, Access); 4],
     ) -> Result<(), PkiError> {
         let staging = tempfile::Builder::new()
             .prefix(files::TEMP_PREFIX)
             .tempdir_in(&self.dir)
             .map_err(|e| PkiError::io(&self.dir, e))?;
-        for (name, contents, access) in files {
-            files::write_atomic(&staging.path().join(name), contents.as_bytes(), *access)
+        for (name, contents, access) in bundle_files {
+            files::write_new(&staging.path().join(name), contents.as_bytes(), *access)
                 .map_err(|e| PkiError::io(dir.join(name), e))?;
         }
+        files::sync_dir(staging.path()).map_err(|e| PkiError::io(staging.path(), e))?;
         #[cfg(unix)]
         {
             // The staging folder is created 0700; a cluster folder is as readable as one made
