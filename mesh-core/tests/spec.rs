@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use mesh_core::pki::KeyAlgorithm;
-use mesh_core::spec::{Dataplane, MeshSpec, Model, Role};
+use mesh_core::spec::{ChartSource, Dataplane, Install, MeshSpec, Model, Role};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,6 +220,71 @@ fn the_error_of_a_missing_file_names_it() {
     assert!(
         err.to_string()
             .starts_with("cannot read mesh file /nonexistent/mesh.yaml:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_plane_defaults_to_installed_by_the_user_from_istios_repository() {
+    let spec = parse("clusters: [{name: a, network: n, context: a}]\n").unwrap();
+    assert_eq!(spec.control_plane.install, Install::None);
+    assert_eq!(spec.control_plane.version, None);
+    assert_eq!(
+        spec.control_plane.source,
+        ChartSource::Repo("https://istio-release.storage.googleapis.com/charts".into())
+    );
+    assert!(spec.control_plane.values.is_empty());
+    assert!(spec.clusters[0].control_plane_values.is_empty());
+}
+
+#[test]
+fn control_plane_with_a_chart_dir_and_values() {
+    let spec = parse(
+        "controlPlane:\n  install: helm\n  version: 1.28.2\n  chartDir: ./charts\n  values:\n    istiod: {pilot: {resources: {requests: {cpu: 200m}}}, global: {proxy: {logLevel: debug}}}\nclusters:\n  - name: a\n    network: n1\n    context: a\n    controlPlane:\n      values:\n        gateway: {service: {type: NodePort}}\n  - {name: b, network: n2, context: b}\n",
+    )
+    .unwrap();
+    let cp = &spec.control_plane;
+    assert_eq!((cp.install, cp.version.as_deref()), (Install::Helm, Some("1.28.2")));
+    assert_eq!(cp.source, ChartSource::Dir(PathBuf::from("/srv/mesh/charts")));
+    assert_eq!(
+        cp.values["istiod"],
+        serde_json::json!({"pilot": {"resources": {"requests": {"cpu": "200m"}}}, "global": {"proxy": {"logLevel": "debug"}}})
+    );
+    assert_eq!(
+        spec.clusters[0].control_plane_values["gateway"],
+        serde_json::json!({"service": {"type": "NodePort"}})
+    );
+    assert!(spec.clusters[1].control_plane_values.is_empty());
+}
+
+#[test]
+fn a_version_is_optional_without_helm_and_pins_the_commands() {
+    let spec = parse(
+        "controlPlane: {version: 1.28.2, repo: \"oci://registry.example.com/istio/\"}\nclusters: [{name: a, network: n, context: a}]\n",
+    )
+    .unwrap();
+    assert_eq!(spec.control_plane.install, Install::None);
+    assert_eq!(spec.control_plane.version.as_deref(), Some("1.28.2"));
+    assert_eq!(
+        spec.control_plane.source,
+        ChartSource::Repo("oci://registry.example.com/istio".into())
+    );
+}
+
+#[test]
+fn every_override_of_an_owned_key_is_reported_with_its_place() {
+    let err = parse(
+        "model: primary-remote\ncontrolPlane:\n  values:\n    istiod:\n      global: {meshID: x, remotePilotAddress: 10.0.0.1, proxy: {a: 1}}\n      pilot: {enabled: true}\nclusters:\n  - {name: p, network: n, context: p, role: primary}\n  - {name: r, network: n, context: r, role: remote}\n",
+    )
+    .unwrap_err();
+    let lines = err.lines();
+    assert_eq!(
+        lines,
+        [
+            "mesh.yaml:8:16: controlPlane.values.istiod.global.meshID: meshboot sets this value (from meshID); leave it out",
+            "mesh.yaml:8:27: controlPlane.values.istiod.global.remotePilotAddress: meshboot sets this value (from the primary's east-west gateway address); leave it out",
+            "mesh.yaml:9:15: controlPlane.values.istiod.pilot.enabled: meshboot sets this value (from role: remote); leave it out",
+        ],
         "{err}"
     );
 }

@@ -1,13 +1,150 @@
 //! Helm values for the Istio charts (`reference/istio.md` §6), one values file per chart and no
 //! `--set` needed: the same identity values everywhere (meshID, clusterName, network), plus what
-//! the model and data plane add. The east-west gateway is configured only through
-//! `name` + `networkGateway`, which avoids every common hand-written mistake of §5.5 (wrong
-//! selector, unescaped or duplicated network label, duplicated env, ignored ports).
+//! the model and data plane add, with the user's `controlPlane.values` merged over them. The
+//! east-west gateway is configured only through `name` + `networkGateway`, which avoids every
+//! common hand-written mistake of §5.5 (wrong selector, unescaped or duplicated network label,
+//! duplicated env, ignored ports).
+//!
+//! Every key meshboot sets is listed in [`OWNED_VALUES`]; the mesh file may not override them
+//! (validation names the key), and a test checks that nothing rendered is missing from it.
 
 use serde_json::{Map, Value, json};
 
 use super::{HelmValues, Needs, RenderError, eastwest};
 use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model, Role};
+
+/// A Helm value meshboot sets (or that a value meshboot sets already decides), so a user
+/// override would silently disagree with the rest of the mesh.
+///
+/// ```
+/// use mesh_core::render::helm::OWNED_VALUES;
+/// assert!(OWNED_VALUES.iter().any(|o| o.chart == "istiod" && o.path == ["global", "meshID"]));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedValue {
+    /// The chart: `base`, `istiod`, `gateway`, `cni` or `ztunnel`.
+    pub chart: &'static str,
+    /// The key, one segment per mapping level (`["global", "meshID"]`).
+    pub path: &'static [&'static str],
+    /// Where meshboot takes the value from, for the validation message.
+    pub why: &'static str,
+}
+
+const fn owned(chart: &'static str, path: &'static [&'static str], why: &'static str) -> OwnedValue {
+    OwnedValue { chart, path, why }
+}
+
+const FROM_MODEL: &str = "from model and role";
+const FROM_PR: &str = "from model: primary-remote";
+const FROM_REMOTE: &str = "from role: remote";
+const NO_REVISIONS: &str =
+    "meshboot installs the default revision: the reader, the remote secrets and the exposure assume it";
+
+/// Every value meshboot renders into a chart's values, or that `networkGateway` already sets.
+pub const OWNED_VALUES: &[OwnedValue] = &[
+    owned("base", &["profile"], FROM_MODEL),
+    owned("base", &["global", "externalIstiod"], FROM_PR),
+    owned("base", &["revision"], NO_REVISIONS),
+    owned("istiod", &["profile"], "from model, role and dataplane"),
+    owned("istiod", &["revision"], NO_REVISIONS),
+    owned("istiod", &["global", "meshID"], "from meshID"),
+    owned(
+        "istiod",
+        &["global", "multiCluster", "clusterName"],
+        "from clusters[].name, which must equal the cluster's remote-secret key",
+    ),
+    owned("istiod", &["global", "network"], "from clusters[].network"),
+    owned(
+        "istiod",
+        &["meshConfig", "trustDomain"],
+        "from trustDomain, which the mesh CA's identities use",
+    ),
+    owned(
+        "istiod",
+        &["env", "AMBIENT_ENABLE_MULTI_NETWORK"],
+        "from dataplane: ambient",
+    ),
+    owned("istiod", &["global", "externalIstiod"], FROM_PR),
+    owned("istiod", &["pilot", "env", "EXTERNAL_ISTIOD"], FROM_PR),
+    owned("istiod", &["global", "configCluster"], FROM_REMOTE),
+    owned(
+        "istiod",
+        &["global", "remotePilotAddress"],
+        "from the primary's east-west gateway address",
+    ),
+    owned(
+        "istiod",
+        &["istiodRemote", "injectionPath"],
+        "from the remote's name and network",
+    ),
+    owned("istiod", &["pilot", "enabled"], FROM_REMOTE),
+    owned(
+        "gateway",
+        &["name"],
+        "the east-west gateway is istio-eastwestgateway, the name PLAN.md, verify and the exposure use",
+    ),
+    owned("gateway", &["revision"], NO_REVISIONS),
+    owned("gateway", &["networkGateway"], "from clusters[].network"),
+    owned(
+        "gateway",
+        &["labels", "app"],
+        "the gateway's selector, derived from its name",
+    ),
+    owned(
+        "gateway",
+        &["labels", "istio"],
+        "the selector the exposure Gateways use (istio: eastwestgateway)",
+    ),
+    owned(
+        "gateway",
+        &["labels", "topology.istio.io/network"],
+        "networkGateway sets it; a second copy is a duplicate key",
+    ),
+    owned(
+        "gateway",
+        &["env", "ISTIO_META_REQUESTED_NETWORK_VIEW"],
+        "networkGateway sets it",
+    ),
+    owned(
+        "gateway",
+        &["service", "ports"],
+        "networkGateway replaces them with the east-west ports; change networkGatewayPorts instead",
+    ),
+    owned("cni", &["profile"], "from dataplane: ambient"),
+    owned("cni", &["revision"], NO_REVISIONS),
+    owned(
+        "ztunnel",
+        &["multiCluster", "clusterName"],
+        "from clusters[].name, which must equal istiod's clusterName",
+    ),
+    owned("ztunnel", &["global", "network"], "from clusters[].network"),
+    owned("ztunnel", &["revision"], NO_REVISIONS),
+];
+
+/// Merge `over` into `base` the way Helm merges values files: mappings merge key by key,
+/// anything else (scalar, list, null) replaces.
+///
+/// ```
+/// use serde_json::json;
+/// let mut v = json!({"global": {"meshID": "m", "proxy": {"cpu": "1"}}, "list": [1, 2]});
+/// mesh_core::render::helm::merge(&mut v, &json!({"global": {"proxy": {"cpu": "2"}}, "list": [3]}));
+/// assert_eq!(v, json!({"global": {"meshID": "m", "proxy": {"cpu": "2"}}, "list": [3]}));
+/// ```
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
 
 /// The `helm install` release name for each chart, as the Istio docs name them.
 ///
@@ -114,6 +251,13 @@ pub fn values(
             values: json!({ "name": eastwest::NAME, "networkGateway": cluster.network }),
         }),
         Dataplane::Sidecar => {}
+    }
+    for h in &mut out {
+        for layer in [&spec.control_plane.values, &cluster.control_plane_values] {
+            if let Some(user) = layer.get(&h.chart) {
+                merge(&mut h.values, user);
+            }
+        }
     }
     Ok(out)
 }

@@ -32,12 +32,15 @@
 //! # Ok::<(), mesh_core::spec::SpecError>(())
 //! ```
 
+mod control_plane;
 mod file;
 mod load;
 mod path;
 mod validate;
 
-use std::collections::BTreeSet;
+pub use control_plane::{ChartSource, ControlPlaneSpec, DEFAULT_CHART_REPO};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -74,6 +77,9 @@ pub struct MeshSpec {
     pub dataplane: Dataplane,
     /// `ca`: where the mesh CA lives and how it is made.
     pub ca: CaSpec,
+    /// `controlPlane`: whether meshboot installs Istio's charts, which version, from where, and
+    /// the values added to what meshboot renders.
+    pub control_plane: ControlPlaneSpec,
     /// `clusters`, in file order (which is also the order output is produced in).
     pub clusters: Vec<ClusterSpec>,
 }
@@ -123,6 +129,24 @@ pub enum Role {
     Primary,
     /// Runs no istiod; served by a primary.
     Remote,
+}
+
+/// `controlPlane.install`: who installs Istio's charts.
+///
+/// ```
+/// use mesh_core::spec::Install;
+/// assert_eq!("helm".parse::<Install>(), Ok(Install::Helm));
+/// assert_eq!(Install::default(), Install::None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Install {
+    /// meshboot installs nothing: Istio is installed by the user (PLAN.md and the hints give
+    /// the exact Helm commands); meshboot composes with what it finds.
+    #[default]
+    None,
+    /// meshboot installs `istio/base`, `istio/istiod` and the east-west gateway (or, ambient,
+    /// `istio/cni` and `istio/ztunnel`) with the real `helm` binary, in the cross-cluster order.
+    Helm,
 }
 
 /// The `ca` section, with paths resolved relative to the mesh file.
@@ -180,6 +204,9 @@ pub struct ClusterSpec {
     /// For a remote: the primary whose istiod serves it (explicit `primary:` or inferred; see
     /// [`MeshSpec::control_plane_of`]). `None` for primaries.
     pub primary: Option<String>,
+    /// `clusters[].controlPlane.values`: per-chart Helm values for this cluster only, merged
+    /// over the mesh-wide `controlPlane.values` (keyed by chart name: `base`, `istiod`, ...).
+    pub control_plane_values: BTreeMap<String, serde_json::Value>,
 }
 
 impl ClusterSpec {
@@ -324,6 +351,7 @@ pub struct UnknownKeyword {
 keyword_enum!(Model, "model", { MultiPrimary => "multi-primary", PrimaryRemote => "primary-remote" });
 keyword_enum!(Dataplane, "dataplane", { Sidecar => "sidecar", Ambient => "ambient" });
 keyword_enum!(Role, "role", { Primary => "primary", Remote => "remote" });
+keyword_enum!(Install, "install", { None => "none", Helm => "helm" });
 
 /// One problem found in a mesh file: the field path (e.g. `clusters[2].name`), where it is and
 /// what is wrong.

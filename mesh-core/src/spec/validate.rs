@@ -24,10 +24,10 @@ const DEFAULT_INTERMEDIATE_DAYS: u32 = 730;
 /// A hundred years: anything longer is a typo, and `time` arithmetic stays far from overflow.
 const MAX_DAYS: i64 = 36_500;
 
-struct Issues(Vec<Issue>);
+pub(super) struct Issues(pub(super) Vec<Issue>);
 
 impl Issues {
-    fn at(&mut self, path: impl Into<String>, pos: impl Into<Pos>, message: impl Into<String>) {
+    pub(super) fn at(&mut self, path: impl Into<String>, pos: impl Into<Pos>, message: impl Into<String>) {
         let Pos(line, column) = pos.into();
         self.0.push(Issue {
             path: path.into(),
@@ -40,7 +40,7 @@ impl Issues {
 
 /// A 1-based line and column.
 #[derive(Clone, Copy)]
-struct Pos(u64, u64);
+pub(super) struct Pos(pub(super) u64, pub(super) u64);
 
 impl From<Location> for Pos {
     fn from(l: Location) -> Pos {
@@ -49,7 +49,7 @@ impl From<Location> for Pos {
 }
 
 /// Where a missing top-level field is reported: the start of the file.
-const TOP: Pos = Pos(1, 1);
+pub(super) const TOP: Pos = Pos(1, 1);
 
 /// Where a missing field would have gone: its parent's location, or the top of the file.
 fn parent_loc<T>(parent: Option<&S<T>>) -> Pos {
@@ -129,6 +129,12 @@ pub(crate) fn validate(
     let model = keyword::<Model>(&file.model, "model", &mut issues);
     let dataplane = keyword::<Dataplane>(&file.dataplane, "dataplane", &mut issues);
     let ca = validate_ca(file.ca.as_ref(), base_dir, &mut issues);
+    let control_plane = super::control_plane::validate_control_plane(
+        file.control_plane.as_ref(),
+        dataplane,
+        base_dir,
+        &mut issues,
+    );
 
     let mut clusters = Vec::new();
     match &file.clusters {
@@ -146,7 +152,7 @@ pub(crate) fn validate(
             for (i, c) in list.value.iter().enumerate() {
                 clusters.push((
                     c.referenced,
-                    validate_cluster(i, c, model, base_dir, &mut issues),
+                    validate_cluster(i, c, model, dataplane, base_dir, &mut issues),
                 ));
             }
             cross_cluster_rules(&file, &mut clusters, model, dataplane, &mut issues);
@@ -162,15 +168,50 @@ pub(crate) fn validate(
         });
     }
 
-    Ok(MeshSpec {
+    let spec = MeshSpec {
         mesh_id,
         trust_domain,
         istio_namespace,
         model,
         dataplane,
         ca,
+        control_plane,
         clusters: clusters.into_iter().map(|(_, c)| c).collect(),
-    })
+    };
+    unused_gateway_values(&file, &spec, &mut issues);
+    if !issues.0.is_empty() {
+        return Err(SpecError::Invalid {
+            file: file_label.to_string(),
+            issues: issues.0,
+        });
+    }
+    Ok(spec)
+}
+
+/// `clusters[i].controlPlane.values.gateway` on a cluster that gets no east-west gateway would
+/// be silently ignored: say so instead. Needs the whole spec (networks, roles), so it runs last.
+fn unused_gateway_values(file: &MeshFile, spec: &MeshSpec, issues: &mut Issues) {
+    let Some(list) = &file.clusters else { return };
+    for (i, (entry, cluster)) in list.value.iter().zip(&spec.clusters).enumerate() {
+        let gateway = entry
+            .value
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.value.values.as_ref())
+            .and_then(|v| v.value.gateway.as_ref());
+        if let Some(g) = gateway
+            && !crate::render::Needs::of(spec, cluster).eastwest_gateway
+        {
+            issues.at(
+                format!("clusters[{i}].controlPlane.values.gateway"),
+                g.referenced,
+                format!(
+                    "cluster {:?} gets no east-west gateway (it is needed only to cross networks, or on a primary-remote primary), so these values would be ignored",
+                    cluster.name
+                ),
+            );
+        }
+    }
 }
 
 fn keyword<T>(field: &Option<S<String>>, path: &str, issues: &mut Issues) -> T
@@ -303,6 +344,7 @@ fn validate_cluster(
     i: usize,
     c: &S<ClusterFile>,
     model: Model,
+    dataplane: Dataplane,
     base_dir: &Path,
     issues: &mut Issues,
 ) -> ClusterSpec {
@@ -410,6 +452,12 @@ fn validate_cluster(
             "only a cluster with role: remote has a primary",
         );
     }
+    let control_plane_values = super::control_plane::cluster_values(
+        &p("controlPlane.values"),
+        f.control_plane.as_ref().and_then(|c| c.value.values.as_ref()),
+        dataplane,
+        issues,
+    );
     ClusterSpec {
         name,
         network,
@@ -418,6 +466,7 @@ fn validate_cluster(
         api_server,
         role,
         primary: None,
+        control_plane_values,
     }
 }
 
