@@ -16,6 +16,9 @@ pub enum Error {
     /// Talking to a cluster.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// Finding or running `helm`.
+    #[error(transparent)]
+    Helm(#[from] crate::helm::HelmError),
     /// Building a remote secret.
     #[error(transparent)]
     RemoteSecret(#[from] crate::remote_secret::RemoteSecretError),

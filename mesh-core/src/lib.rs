@@ -44,6 +44,7 @@ pub mod cluster;
 pub mod error;
 pub mod execute;
 pub mod files;
+pub mod helm;
 pub mod pki;
 pub mod plan;
 pub mod remote_secret;

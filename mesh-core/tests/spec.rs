@@ -244,8 +244,14 @@ fn control_plane_with_a_chart_dir_and_values() {
     )
     .unwrap();
     let cp = &spec.control_plane;
-    assert_eq!((cp.install, cp.version.as_deref()), (Install::Helm, Some("1.28.2")));
-    assert_eq!(cp.source, ChartSource::Dir(PathBuf::from("/srv/mesh/charts")));
+    assert_eq!(
+        (cp.install, cp.version.as_deref()),
+        (Install::Helm, Some("1.28.2"))
+    );
+    assert_eq!(
+        cp.source,
+        ChartSource::Dir(PathBuf::from("/srv/mesh/charts"))
+    );
     assert_eq!(
         cp.values["istiod"],
         serde_json::json!({"pilot": {"resources": {"requests": {"cpu": "200m"}}}, "global": {"proxy": {"logLevel": "debug"}}})

@@ -236,40 +236,13 @@ async fn ensure_service_account(
     }
     // Like istioctl: only the reader account and its RBAC are created, whatever
     // --service-account says; a missing custom account is still an error below.
-    for object in reader_objects(namespace) {
+    for object in reader::istioctl_objects(namespace) {
         client.apply(&object, &ApplyOptions::default()).await?;
     }
     match client.get(&oref).await? {
         Some(_) => Ok(()),
         None => Err(missing(client)),
     }
-}
-
-/// The namespace, reader ServiceAccount, ClusterRole and ClusterRoleBinding istioctl renders
-/// from the base and istiod charts (`reference/istio.md` §3.4), with the rules of
-/// [`reader::rules`].
-fn reader_objects(namespace: &str) -> Vec<Value> {
-    let role = reader::cluster_role_name(namespace);
-    let labels = |release: &str| json!({"app": "istio-reader", "app.kubernetes.io/name": "istio-reader", "release": release});
-    vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": reader::SERVICE_ACCOUNT, "namespace": namespace,
-                         "labels": labels("istio-base")},
-        }),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": role, "labels": labels("istiod")},
-            "rules": reader::rules(false),
-        }),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": role, "labels": labels("istiod")},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": reader::SERVICE_ACCOUNT, "namespace": namespace}],
-        }),
-    ]
 }
 
 /// Step 4 of istioctl's algorithm (Kubernetes ≥ 1.24): the token Secret's name.

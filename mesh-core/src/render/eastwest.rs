@@ -1,13 +1,16 @@
-//! The east-west gateway, for users who apply manifests instead of installing the
-//! `istio/gateway` chart.
+//! The east-west gateway objects meshboot renders.
 //!
-//! Sidecar: the objects the chart renders with `name=istio-eastwestgateway` and
-//! `networkGateway=<network>` (`reference/istio.md` §5.3), in Helm's install order
-//! (ServiceAccount, Role, RoleBinding, Service, Deployment). Helm's own bookkeeping labels
-//! (`helm.sh/chart`, `app.kubernetes.io/managed-by: Helm`) are left out because Helm does not
-//! manage these objects; the autoscaler is left out so the Deployment's one replica stands.
+//! Ambient: the Gateway API `Gateway` of class `istio-east-west` (§5.4), which no chart makes:
+//! istiod (with `AMBIENT_ENABLE_MULTI_NETWORK`) turns it into the gateway Deployment and
+//! Service.
 //!
-//! Ambient: the Gateway API `Gateway` of class `istio-east-west` (§5.4).
+//! Sidecar: the gateway is the `istio/gateway` chart's, installed with the values of
+//! [`super::helm`] (`name=istio-eastwestgateway`, `networkGateway=<network>`). The plain
+//! manifests below are what the chart renders with those values (`reference/istio.md` §5.3:
+//! ServiceAccount, Role, RoleBinding, Service, Deployment, without Helm's bookkeeping labels and
+//! the autoscaler). They exist only for `meshboot apply`, which writes them until it installs
+//! the chart ([`super::RenderOptions::eastwest_manifests`]); they are the chart's objects, so
+//! nothing new should apply them.
 
 use std::collections::BTreeMap;
 

@@ -30,15 +30,18 @@ pub struct OwnedValue {
     pub why: &'static str,
 }
 
-const fn owned(chart: &'static str, path: &'static [&'static str], why: &'static str) -> OwnedValue {
+const fn owned(
+    chart: &'static str,
+    path: &'static [&'static str],
+    why: &'static str,
+) -> OwnedValue {
     OwnedValue { chart, path, why }
 }
 
 const FROM_MODEL: &str = "from model and role";
 const FROM_PR: &str = "from model: primary-remote";
 const FROM_REMOTE: &str = "from role: remote";
-const NO_REVISIONS: &str =
-    "meshboot installs the default revision: the reader, the remote secrets and the exposure assume it";
+const NO_REVISIONS: &str = "meshboot installs the default revision: the reader, the remote secrets and the exposure assume it";
 
 /// Every value meshboot renders into a chart's values, or that `networkGateway` already sets.
 pub const OWNED_VALUES: &[OwnedValue] = &[
@@ -199,10 +202,11 @@ fn build(pairs: Vec<(&str, Value)>) -> Value {
     Value::Object(m)
 }
 
-/// Every chart's values for `cluster`, in install order. `remote_pilot_address` is the primary's
-/// east-west gateway address for a remote's `global.remotePilotAddress`; it is only known once
-/// that gateway has an external address, so offline rendering passes `None` and PLAN.md shows
-/// how to supply it.
+/// Every chart's values for `cluster`, in install order, with `controlPlane.values` and then
+/// `clusters[].controlPlane.values` merged over them ([`merge`]). `remote_pilot_address` is the
+/// primary's east-west gateway address for a remote's `global.remotePilotAddress`; it is only
+/// known once that gateway has an external address, so offline rendering passes `None` and
+/// PLAN.md shows how to supply it.
 ///
 /// ```
 /// use mesh_core::{render::{Needs, helm::values}, spec::MeshSpec};

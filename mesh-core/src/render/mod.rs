@@ -1,6 +1,6 @@
 //! Everything each cluster needs, as complete Kubernetes objects in apply order: pure functions
-//! of the [`MeshSpec`] and the cluster's CA [`ClusterBundle`]; the same input gives the same
-//! output, byte for byte once written by [`output`].
+//! of the [`MeshSpec`], the cluster's CA [`ClusterBundle`] and the [`RenderOptions`]; the same
+//! input gives the same output, byte for byte once written by [`output`].
 //!
 //! Per cluster, in order (file stems are fixed per concept so the same concept has the same file
 //! name in every cluster and across runs):
@@ -9,11 +9,16 @@
 //! |---|---|---|
 //! | `01-namespace` | namespace | the Istio namespace with `topology.istio.io/network` ([`namespace`]) |
 //! | `02-cacerts` | cacerts | Secret `cacerts` ([`cacerts`]) |
-//! | (Helm values) | control-plane | `base`, `istiod`, `gateway`, `cni`, `ztunnel` values ([`helm`]) |
-//! | `03-eastwest-gateway` | gateways | the east-west gateway ([`eastwest`]) |
+//! | (Helm values) | control-plane | `base`, `istiod`, `gateway` or `cni`/`ztunnel` values ([`helm`]) |
+//! | `03-eastwest-gateway` | gateways | ambient only: the Gateway API east-west `Gateway` ([`eastwest`]) |
 //! | `04-expose-services` | gateways | `cross-network-gateway` ([`expose`]) |
 //! | `05-expose-istiod` | gateways | `istiod-gateway` + `istiod-vs` ([`expose`]) |
-//! | `06-reader` | readers | reader ServiceAccount, RBAC and token Secret ([`reader`]) |
+//! | `06-reader` | readers | the reader's token Secret, and its own identity if it has to ([`reader`]) |
+//!
+//! Objects Istio's charts own are never rendered ([`render_mesh_with`]): the sidecar east-west
+//! gateway comes from the `istio/gateway` chart (its values are rendered), the reader account
+//! and RBAC from `istio/base` and `istio/istiod`. [`render_mesh`] is the older shape `meshboot
+//! apply` still uses (it writes both itself) until apply installs the charts.
 //!
 //! Remote secrets are not rendered: they carry live tokens, so `meshboot apply` (or
 //! `meshboot remote-secret`) creates them.
@@ -34,11 +39,14 @@
 //!     cert_chain_pem: "chain".into(),
 //! };
 //! let bundles: BTreeMap<_, _> = ["eu", "us"].map(|c| (c.to_string(), bundle(c))).into();
-//! let renders = render::render_mesh(&spec, &bundles)?;
+//! let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
 //! let eu = &renders[0];
 //! assert_eq!(eu.objects[0].object["kind"], "Namespace");
 //! assert_eq!(eu.objects[0].object["metadata"]["labels"]["topology.istio.io/network"], "net1");
 //! assert!(eu.objects.iter().any(|o| o.object["metadata"]["name"] == "cross-network-gateway"));
+//! // The gateway itself is the istio/gateway chart's, installed with these values:
+//! assert!(eu.helm_values.iter().any(|h| h.chart == "gateway"));
+//! assert!(!eu.objects.iter().any(|o| o.object["kind"] == "Deployment"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -61,6 +69,7 @@ use serde_json::Value;
 use crate::pki::ClusterBundle;
 use crate::plan::Phase;
 use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model};
+pub use reader::ReaderIdentity;
 
 /// Everything rendered for one cluster.
 #[derive(Clone, PartialEq)]
@@ -217,14 +226,15 @@ pub enum RenderError {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
-    /// An east-west gateway (sidecar: `istio/gateway` objects; ambient: Gateway API).
+    /// An east-west gateway (sidecar: the `istio/gateway` chart; ambient: a Gateway API
+    /// `Gateway`).
     pub eastwest_gateway: bool,
     /// `cross-network-gateway` (sidecar, multi-network, on clusters running istiod).
     pub expose_services: bool,
     /// `istiod-gateway` + `istiod-vs` (primary-remote primaries).
     pub expose_istiod: bool,
-    /// The reader ServiceAccount, RBAC and token: only clusters some other cluster's istiod
-    /// reads, i.e. the source of at least one remote secret.
+    /// A reader token (and identity, [`ReaderIdentity`]): only clusters some other cluster's
+    /// istiod reads, i.e. the source of at least one remote secret.
     pub reader: bool,
 }
 
@@ -249,6 +259,55 @@ impl Needs {
     }
 }
 
+/// What rendering needs beyond the mesh file: facts only the clusters know, found in preflight
+/// or while applying. The default is what `meshboot render` writes for the GitOps path, where
+/// the charts are installed first (PLAN.md's order): the charts' reader, no address yet.
+///
+/// ```
+/// use mesh_core::render::{ReaderIdentity, RenderOptions};
+/// let mut opts = RenderOptions::default();
+/// opts.readers.insert("eu".into(), ReaderIdentity::Meshboot);
+/// opts.eastwest_addresses.insert("primary1".into(), "203.0.113.7".into());
+/// assert_eq!(opts.reader("eu"), ReaderIdentity::Meshboot);
+/// assert_eq!(opts.reader("us"), ReaderIdentity::Chart);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RenderOptions {
+    /// The reader identity per cluster (chosen in preflight: `reference/istio.md` §9 and
+    /// decision 1); a cluster not listed gets [`ReaderIdentity::Chart`].
+    pub readers: BTreeMap<String, ReaderIdentity>,
+    /// The external address of each primary's east-west gateway, keyed by the primary's name:
+    /// its remotes get it as `global.remotePilotAddress`. Empty offline (PLAN.md reads it from
+    /// the cluster instead).
+    pub eastwest_addresses: BTreeMap<String, String>,
+    /// Also render the sidecar east-west gateway (ServiceAccount, Role, RoleBinding, Service,
+    /// Deployment) as plain manifests, as [`render_mesh`] does for `meshboot apply` until apply
+    /// installs the `istio/gateway` chart. Those are the chart's objects: a later `helm install`
+    /// of the chart refuses them.
+    pub eastwest_manifests: bool,
+}
+
+impl RenderOptions {
+    /// The shape [`render_mesh`] renders for `meshboot apply` today: the charts' reader
+    /// objects and the east-west gateway written by meshboot.
+    pub fn apply_legacy(spec: &MeshSpec) -> RenderOptions {
+        RenderOptions {
+            readers: spec
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), ReaderIdentity::ChartObjects))
+                .collect(),
+            eastwest_addresses: BTreeMap::new(),
+            eastwest_manifests: true,
+        }
+    }
+
+    /// The reader identity of `cluster`.
+    pub fn reader(&self, cluster: &str) -> ReaderIdentity {
+        self.readers.get(cluster).copied().unwrap_or_default()
+    }
+}
+
 /// Render every object and Helm values file one cluster needs.
 ///
 /// ```
@@ -257,16 +316,17 @@ impl Needs {
 ///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
 ///     std::path::Path::new("."), "m.yaml")?;
 /// let bundle = ClusterBundle { cluster: "a".into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
-/// let r = render::render_cluster(&spec, &spec.clusters[0], &bundle)?;
+/// let r = render::render_cluster_with(&spec, &spec.clusters[0], &bundle, &render::RenderOptions::default())?;
 /// let stems: Vec<_> = r.objects.iter().map(|o| o.file_stem.as_str()).collect();
 /// // One cluster: nothing crosses a network and no other istiod reads it.
 /// assert_eq!(stems, ["01-namespace", "02-cacerts"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn render_cluster(
+pub fn render_cluster_with(
     spec: &MeshSpec,
     cluster: &ClusterSpec,
     bundle: &ClusterBundle,
+    options: &RenderOptions,
 ) -> Result<ClusterRender, RenderError> {
     if spec.cluster(&cluster.name).is_none() {
         return Err(RenderError::UnknownCluster {
@@ -300,7 +360,10 @@ pub fn render_cluster(
         "02-cacerts",
         vec![cacerts::cacerts(spec, cluster, bundle)?],
     );
-    if needs.eastwest_gateway {
+    // Sidecar: the istio/gateway chart's objects, so rendered only in the legacy shape.
+    if needs.eastwest_gateway
+        && (spec.dataplane == Dataplane::Ambient || options.eastwest_manifests)
+    {
         push(
             Phase::Gateways,
             "03-eastwest-gateway",
@@ -318,17 +381,49 @@ pub fn render_cluster(
         push(Phase::Gateways, "05-expose-istiod", expose::istiod(spec));
     }
     if needs.reader {
-        push(Phase::Readers, "06-reader", reader::reader(spec, cluster)?);
+        push(
+            Phase::Readers,
+            "06-reader",
+            reader::reader_objects(spec, cluster, options.reader(&cluster.name))?,
+        );
     }
+    let address = spec
+        .control_plane_of(cluster)
+        .filter(|p| p.name != cluster.name)
+        .and_then(|p| options.eastwest_addresses.get(&p.name))
+        .map(String::as_str);
 
     Ok(ClusterRender {
         cluster: cluster.name.clone(),
         objects,
-        helm_values: helm::values(spec, cluster, needs, None)?,
+        helm_values: helm::values(spec, cluster, needs, address)?,
     })
 }
 
-/// Render every cluster of the mesh, in file order. `bundles` is keyed by cluster name.
+/// [`render_cluster_with`] in the shape `meshboot apply` still applies
+/// ([`RenderOptions::apply_legacy`]): the chart-owned reader objects and east-west gateway
+/// included.
+///
+/// ```
+/// use mesh_core::{pki::ClusterBundle, render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n1, context: a}, {name: b, network: n2, context: b}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let bundle = ClusterBundle { cluster: "a".into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
+/// let r = render::render_cluster(&spec, &spec.clusters[0], &bundle)?;
+/// assert!(r.objects.iter().any(|o| o.object["kind"] == "Deployment"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render_cluster(
+    spec: &MeshSpec,
+    cluster: &ClusterSpec,
+    bundle: &ClusterBundle,
+) -> Result<ClusterRender, RenderError> {
+    render_cluster_with(spec, cluster, bundle, &RenderOptions::apply_legacy(spec))
+}
+
+/// Render every cluster of the mesh, in file order, in the shape `meshboot apply` still applies
+/// ([`RenderOptions::apply_legacy`]). `bundles` is keyed by cluster name.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -344,6 +439,33 @@ pub fn render_mesh(
     spec: &MeshSpec,
     bundles: &BTreeMap<String, ClusterBundle>,
 ) -> Result<Vec<ClusterRender>, RenderError> {
+    render_mesh_with(spec, bundles, &RenderOptions::apply_legacy(spec))
+}
+
+/// Render every cluster of the mesh, in file order, without any object Istio's charts own:
+/// what `meshboot render` writes (with [`RenderOptions::default`]) and what `meshboot apply`
+/// renders once preflight has chosen each cluster's reader. `bundles` is keyed by cluster name.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use mesh_core::{pki::ClusterBundle, render::{self, RenderOptions}, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nmodel: primary-remote\nclusters:\n  - {name: p, network: n1, context: p, role: primary}\n  - {name: r, network: n2, context: r, role: remote}\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let bundles: BTreeMap<_, _> = ["p", "r"].map(|c| (c.to_string(), ClusterBundle {
+///     cluster: c.into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
+/// let mut opts = RenderOptions::default();
+/// opts.eastwest_addresses.insert("p".into(), "203.0.113.7".into());
+/// let renders = render::render_mesh_with(&spec, &bundles, &opts)?;
+/// let istiod = renders[1].helm_values.iter().find(|h| h.chart == "istiod").unwrap();
+/// assert_eq!(istiod.values["global"]["remotePilotAddress"], "203.0.113.7");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render_mesh_with(
+    spec: &MeshSpec,
+    bundles: &BTreeMap<String, ClusterBundle>,
+    options: &RenderOptions,
+) -> Result<Vec<ClusterRender>, RenderError> {
     spec.clusters
         .iter()
         .map(|c| {
@@ -352,7 +474,7 @@ pub fn render_mesh(
                 .ok_or_else(|| RenderError::MissingBundle {
                     cluster: c.name.clone(),
                 })?;
-            render_cluster(spec, c, bundle)
+            render_cluster_with(spec, c, bundle, options)
         })
         .collect()
 }

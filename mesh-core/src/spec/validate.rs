@@ -27,7 +27,12 @@ const MAX_DAYS: i64 = 36_500;
 pub(super) struct Issues(pub(super) Vec<Issue>);
 
 impl Issues {
-    pub(super) fn at(&mut self, path: impl Into<String>, pos: impl Into<Pos>, message: impl Into<String>) {
+    pub(super) fn at(
+        &mut self,
+        path: impl Into<String>,
+        pos: impl Into<Pos>,
+        message: impl Into<String>,
+    ) {
         let Pos(line, column) = pos.into();
         self.0.push(Issue {
             path: path.into(),
@@ -454,7 +459,9 @@ fn validate_cluster(
     }
     let control_plane_values = super::control_plane::cluster_values(
         &p("controlPlane.values"),
-        f.control_plane.as_ref().and_then(|c| c.value.values.as_ref()),
+        f.control_plane
+            .as_ref()
+            .and_then(|c| c.value.values.as_ref()),
         dataplane,
         issues,
     );
