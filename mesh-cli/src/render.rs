@@ -106,7 +106,7 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         .map(|b| (b.cluster.clone(), b))
         .collect();
 
-    let renders = render::render_mesh(&spec, &bundles)?;
+    let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
     drop(bundles);
     let format = match args.format {
         Format::Files => output::Format::Files,

@@ -82,7 +82,6 @@ fn render_writes_every_cluster_and_a_rerun_changes_nothing() {
         for f in [
             "01-namespace.yaml",
             "02-cacerts.yaml",
-            "03-eastwest-gateway.yaml",
             "04-expose-services.yaml",
             "06-reader.yaml",
             "helm/base-values.yaml",
@@ -94,6 +93,10 @@ fn render_writes_every_cluster_and_a_rerun_changes_nothing() {
         assert!(
             !out.join(c).join("kustomization.yaml").exists(),
             "files format has no kustomization"
+        );
+        assert!(
+            !out.join(c).join("03-eastwest-gateway.yaml").exists(),
+            "the sidecar east-west gateway is the istio/gateway chart's, installed from its values"
         );
     }
     assert!(out.join("PLAN.md").is_file());
@@ -227,7 +230,6 @@ fn kustomize_format_lists_the_files_in_apply_order() {
         serde_json::json!([
             "01-namespace.yaml",
             "02-cacerts.yaml",
-            "03-eastwest-gateway.yaml",
             "04-expose-services.yaml",
             "06-reader.yaml"
         ])

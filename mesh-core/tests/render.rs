@@ -562,3 +562,252 @@ fn writing_the_tree_is_safe_to_repeat() {
         "mine"
     );
 }
+
+// --- What `meshboot render` writes (render_mesh_with): no object a chart owns. ---
+
+fn render_new(spec: &MeshSpec, opts: &render::RenderOptions) -> Vec<ClusterRender> {
+    let bundles: BTreeMap<_, _> = spec
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), bundle(&c.name)))
+        .collect();
+    render::render_mesh_with(spec, &bundles, opts).expect("renders")
+}
+
+/// `reference/istio.md` §9: what istio/base, istio/istiod and istio/gateway (with
+/// name=istio-eastwestgateway) install, by kind and name.
+fn chart_owned(kind: &str, name: &str) -> bool {
+    match kind {
+        "ServiceAccount" => [
+            "istio-reader-service-account",
+            "istiod",
+            "istio-eastwestgateway",
+        ]
+        .contains(&name),
+        "ClusterRole" | "ClusterRoleBinding" => {
+            name.starts_with("istio-reader-clusterrole-")
+                || name.starts_with("istiod-clusterrole-")
+                || name.starts_with("istiod-gateway-controller-")
+        }
+        "Deployment" | "Service" | "Role" | "RoleBinding" | "HorizontalPodAutoscaler" => {
+            ["istiod", "istio-eastwestgateway"].contains(&name)
+        }
+        "ConfigMap" => ["istio", "istio-sidecar-injector", "values"].contains(&name),
+        "CustomResourceDefinition"
+        | "MutatingWebhookConfiguration"
+        | "ValidatingWebhookConfiguration" => true,
+        _ => false,
+    }
+}
+
+#[test]
+fn render_never_writes_an_object_a_chart_owns() {
+    for spec in all_examples() {
+        for r in render_new(&spec, &render::RenderOptions::default()) {
+            for o in &r.objects {
+                let (kind, name) = (
+                    o.object["kind"].as_str().unwrap_or_default(),
+                    o.object["metadata"]["name"].as_str().unwrap_or_default(),
+                );
+                assert!(
+                    !chart_owned(kind, name),
+                    "{}: {kind}/{name} belongs to one of Istio's charts",
+                    r.cluster
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sidecar_gateway_is_the_charts_and_the_reader_only_a_token() {
+    let spec = spec(THREE);
+    for r in render_new(&spec, &render::RenderOptions::default()) {
+        assert_eq!(
+            values(&r, "gateway").expect("gateway chart values"),
+            &serde_json::json!({"name": "istio-eastwestgateway", "networkGateway": spec.cluster(&r.cluster).unwrap().network})
+        );
+        assert!(
+            !r.objects
+                .iter()
+                .any(|o| o.file_stem == "03-eastwest-gateway")
+        );
+        let reader: Vec<_> = r
+            .objects
+            .iter()
+            .filter(|o| o.file_stem == "06-reader")
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            reader,
+            ["Secret/istio-system/istio-reader-service-account-istio-remote-secret-token"]
+        );
+        // Still everything else meshboot owns, in order.
+        let stems: Vec<_> = r.objects.iter().map(|o| o.file_stem.as_str()).collect();
+        assert_eq!(
+            stems,
+            [
+                "01-namespace",
+                "02-cacerts",
+                "04-expose-services",
+                "06-reader"
+            ]
+        );
+    }
+}
+
+#[test]
+fn meshboots_own_reader_uses_names_no_chart_uses() {
+    let spec = spec(PR_TWO_NETS);
+    let mut opts = render::RenderOptions::default();
+    opts.readers
+        .insert("c2".into(), render::ReaderIdentity::Meshboot);
+    let r = render_new(&spec, &opts);
+    let remote = &r[1];
+    let names: Vec<_> = remote
+        .objects
+        .iter()
+        .filter(|o| o.file_stem == "06-reader")
+        .map(|o| o.describe())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ServiceAccount/istio-system/meshboot-reader",
+            "ClusterRole/meshboot-reader-istio-system",
+            "ClusterRoleBinding/meshboot-reader-istio-system",
+            "Secret/istio-system/meshboot-reader-token",
+        ]
+    );
+    let binding = find(remote, "ClusterRoleBinding", "meshboot-reader-istio-system").unwrap();
+    assert_eq!(binding["subjects"][0]["name"], "meshboot-reader");
+    let token = find(remote, "Secret", "meshboot-reader-token").unwrap();
+    assert_eq!(
+        token["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+        "meshboot-reader"
+    );
+    // A primary-remote remote lets its primary's istiod manage its webhooks (§3.4 extras).
+    let role = find(remote, "ClusterRole", "meshboot-reader-istio-system").unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["resources"][0] == "mutatingwebhookconfigurations")
+    );
+    for o in &remote.objects {
+        assert!(!chart_owned(
+            o.object["kind"].as_str().unwrap(),
+            o.object["metadata"]["name"].as_str().unwrap()
+        ));
+    }
+}
+
+#[test]
+fn remote_secret_creates_exactly_istioctls_reader_set() {
+    // The objects `meshboot remote-secret --create-service-account` creates are the charts'
+    // reader account and RBAC with the charts' default rules: the same objects the older apply
+    // shape writes for a multi-primary cluster, built once in reader.rs.
+    let spec = spec(THREE);
+    let legacy = mesh_core::render::reader::reader(&spec, &spec.clusters[0]).unwrap();
+    let istioctl = mesh_core::render::reader::istioctl_objects("istio-system");
+    assert_eq!(istioctl[0]["kind"], "Namespace");
+    assert_eq!(&istioctl[1..], &legacy[..3]);
+}
+
+#[test]
+fn user_values_merge_mesh_wide_then_per_cluster() {
+    let spec = spec(
+        "controlPlane:\n  values:\n    istiod:\n      pilot: {resources: {requests: {cpu: 200m, memory: 1Gi}}, tolerations: [{key: a}]}\n      global: {proxy: {resources: {requests: {cpu: 50m}}}}\nclusters:\n  - name: eu\n    network: n1\n    context: eu\n    controlPlane:\n      values:\n        istiod: {pilot: {resources: {requests: {cpu: 1}}, tolerations: [{key: b}]}}\n        gateway: {service: {type: NodePort}}\n  - {name: us, network: n2, context: us}\n",
+    );
+    let r = render_new(&spec, &render::RenderOptions::default());
+    let eu = values(&r[0], "istiod").unwrap();
+    assert_eq!(
+        eu["pilot"],
+        serde_json::json!({"resources": {"requests": {"cpu": 1, "memory": "1Gi"}}, "tolerations": [{"key": "b"}]}),
+        "maps merge key by key; a list is replaced"
+    );
+    // meshboot's keys and the user's sit side by side under `global`.
+    assert_eq!(eu["global"]["meshID"], "mesh1");
+    assert_eq!(eu["global"]["proxy"]["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(
+        values(&r[0], "gateway").unwrap(),
+        &serde_json::json!({"name": "istio-eastwestgateway", "networkGateway": "n1", "service": {"type": "NodePort"}})
+    );
+    let us = values(&r[1], "istiod").unwrap();
+    assert_eq!(us["pilot"]["resources"]["requests"]["cpu"], "200m");
+    assert_eq!(
+        values(&r[1], "gateway").unwrap(),
+        &serde_json::json!({"name": "istio-eastwestgateway", "networkGateway": "n2"})
+    );
+}
+
+/// Every leaf path of a values tree.
+fn leaves(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                at.push(k.clone());
+                leaves(child, at, out);
+                at.pop();
+            }
+        }
+        _ => out.push(at.clone()),
+    }
+}
+
+#[test]
+fn every_value_meshboot_renders_is_one_the_mesh_file_may_not_override() {
+    let mut specs = all_examples();
+    specs.push(spec(
+        "trustDomain: corp.example\nmodel: primary-remote\nclusters:\n  - {name: c1, network: n1, context: c1, role: primary}\n  - {name: c2, network: n2, context: c2, role: remote}\n",
+    ));
+    let mut opts = render::RenderOptions::default();
+    opts.eastwest_addresses
+        .insert("c1".into(), "203.0.113.5".into());
+    for spec in &specs {
+        for r in render_new(spec, &opts) {
+            for h in &r.helm_values {
+                let mut paths = Vec::new();
+                leaves(&h.values, &mut Vec::new(), &mut paths);
+                for p in paths.iter().filter(|p| !p.is_empty()) {
+                    assert!(
+                        helm::OWNED_VALUES
+                            .iter()
+                            .any(|o| o.chart == h.chart && o.path == p.as_slice()),
+                        "{}: {} value {} is rendered but not in OWNED_VALUES",
+                        r.cluster,
+                        h.chart,
+                        p.join(".")
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_primarys_gateway_address_reaches_only_its_remotes() {
+    let spec = spec(
+        "model: primary-remote\nclusters:\n  - {name: p1, network: n1, context: p1, role: primary}\n  - {name: p2, network: n2, context: p2, role: primary}\n  - {name: r1, network: n1, context: r1, role: remote}\n  - {name: r2, network: n3, context: r2, role: remote, primary: p2}\n",
+    );
+    let mut opts = render::RenderOptions::default();
+    opts.eastwest_addresses
+        .insert("p1".into(), "203.0.113.1".into());
+    let r = render_new(&spec, &opts);
+    let addr = |i: usize| values(&r[i], "istiod").unwrap()["global"]["remotePilotAddress"].clone();
+    assert_eq!(addr(2), "203.0.113.1");
+    assert_eq!(addr(0), Value::Null, "a primary runs its own istiod");
+    assert_eq!(addr(3), Value::Null, "p2's address is not known yet");
+}
+
+#[test]
+fn render_mesh_keeps_the_shape_apply_still_applies() {
+    // Until apply installs the charts, it applies the reader objects and the sidecar gateway
+    // itself; render_mesh must keep giving it those.
+    let spec = spec(THREE);
+    for r in render_all(&spec) {
+        assert!(find(&r, "Deployment", "istio-eastwestgateway").is_some());
+        assert!(find(&r, "ServiceAccount", "istio-reader-service-account").is_some());
+        assert!(find(&r, "ClusterRole", "istio-reader-clusterrole-istio-system").is_some());
+    }
+}

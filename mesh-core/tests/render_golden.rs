@@ -125,7 +125,9 @@ fn rendered_output_matches_the_golden_files() {
             MeshSpec::from_file(fixtures().join(example).join("mesh.yaml")).expect("valid fixture");
         let tmp = tempfile::tempdir().expect("temp dir");
         let bundles = bundles(&spec, tmp.path());
-        let mut renders = render::render_mesh(&spec, &bundles).expect("renders");
+        let mut renders =
+            render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())
+                .expect("renders");
         check_and_mask_cacerts(&mut renders, &bundles);
         let ctx = output::PlanContext {
             mesh_file: format!("fixtures/{example}/mesh.yaml"),

@@ -1,9 +1,13 @@
-//! `PLAN.md`: the order across clusters, the exact `kubectl`/`helm` commands with the right
-//! flags per cluster, and what is left to `meshboot apply` (the remote secrets, which carry live
-//! tokens and are never rendered).
+//! `PLAN.md`: the GitOps path. The order across clusters and, per cluster, the exact `kubectl`
+//! and `helm` commands with the right flags, in the order that works on a fresh cluster with
+//! Istio's real charts: namespace + network label → `cacerts` → `istio/base` → `istio/istiod`
+//! (wait) → east-west gateway (wait for its address) → exposure → reader token → remote
+//! secrets. Nothing in it writes an object a chart owns, so the charts can be upgraded later
+//! without a conflict.
 
 use super::{ClusterRender, helm};
-use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model, Role};
+use crate::helm::ChartRef;
+use crate::spec::{ClusterSpec, Dataplane, Install, MeshSpec, Model, Role};
 
 /// How PLAN.md refers to things outside the output tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +18,10 @@ pub struct PlanContext {
     pub out_dir: String,
 }
 
-fn ctx_flags(c: &ClusterSpec, kubectl: bool) -> String {
+/// The shell variable PLAN.md uses when the mesh file pins no chart version.
+const VERSION_VAR: &str = "ISTIO_VERSION";
+
+fn kubectl_flags(c: &ClusterSpec) -> String {
     let mut s = String::new();
     if let Some(k) = &c.kubeconfig {
         s.push_str(&format!(
@@ -22,11 +29,7 @@ fn ctx_flags(c: &ClusterSpec, kubectl: bool) -> String {
             shell_word(&k.display().to_string())
         ));
     }
-    if kubectl {
-        s.push_str(&format!(" --context {}", shell_word(&c.context)));
-    } else {
-        s.push_str(&format!(" --kube-context {}", shell_word(&c.context)));
-    }
+    s.push_str(&format!(" --context {}", shell_word(&c.context)));
     s
 }
 
@@ -50,26 +53,75 @@ fn chart(r: &ClusterRender, chart: &str) -> bool {
     r.helm_values.iter().any(|h| h.chart == chart)
 }
 
+/// `helm upgrade --install RELEASE CHART -n NS --kube-context C [--kubeconfig K] --version V
+/// -f VALUES`, the invocation the helm runner makes ([`crate::helm::upgrade_args`]).
+fn helm_upgrade(
+    spec: &MeshSpec,
+    c: &ClusterSpec,
+    chart: &str,
+    values: &str,
+    extra: &str,
+) -> String {
+    let (version, version_word) = match &spec.control_plane.version {
+        Some(v) => (v.clone(), shell_word(v)),
+        None => (String::new(), format!("\"${{{VERSION_VAR}}}\"")),
+    };
+    let chart_ref = ChartRef::resolve(&spec.control_plane.source, chart, &version)
+        .args()
+        .iter()
+        .map(|a| shell_word(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut s = format!(
+        "helm upgrade --install {} {chart_ref} -n {} --kube-context {}",
+        helm::release_name(chart),
+        shell_word(&spec.istio_namespace),
+        shell_word(&c.context)
+    );
+    if let Some(k) = &c.kubeconfig {
+        s.push_str(&format!(
+            " --kubeconfig {}",
+            shell_word(&k.display().to_string())
+        ));
+    }
+    s.push_str(&format!(" --version {version_word} -f {values}{extra}"));
+    s
+}
+
+/// Where the charts come from, in words.
+fn chart_source(spec: &MeshSpec) -> String {
+    let version = match &spec.control_plane.version {
+        Some(v) => format!("version `{v}`"),
+        None => format!("the version in `${VERSION_VAR}`"),
+    };
+    match &spec.control_plane.source {
+        crate::spec::ChartSource::Repo(url) => format!("{version} from {url}"),
+        crate::spec::ChartSource::Dir(d) => format!("{version} from `{}`", d.display()),
+    }
+}
+
 /// PLAN.md: the order across clusters, the exact commands, and what is left to `meshboot apply`.
 ///
 /// ```
 /// use std::collections::BTreeMap;
 /// use mesh_core::{pki::ClusterBundle, render::{self, plan_doc}, spec::MeshSpec};
 /// let spec = MeshSpec::from_yaml(
-///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n1, context: ctx-a}, {name: b, network: n2, context: ctx-b}]\n",
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\ncontrolPlane: {version: 1.28.2}\nclusters: [{name: a, network: n1, context: ctx-a}, {name: b, network: n2, context: ctx-b}]\n",
 ///     std::path::Path::new("."), "m.yaml")?;
 /// let bundles: BTreeMap<_, _> = ["a", "b"].map(|c| (c.to_string(), ClusterBundle {
 ///     cluster: c.into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
-/// let renders = render::render_mesh(&spec, &bundles)?;
+/// let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
 /// let ctx = plan_doc::PlanContext { mesh_file: "m.yaml".into(), out_dir: "out".into() };
 /// let md = plan_doc::plan_markdown(&spec, &renders, &ctx);
-/// assert!(md.contains("helm install istiod istio/istiod -n istio-system --kube-context ctx-a -f out/a/helm/istiod-values.yaml --wait"));
+/// assert!(md.contains("helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n istio-system --kube-context ctx-a --version 1.28.2 -f out/a/helm/istiod-values.yaml --wait"));
 /// assert!(md.contains("meshboot remote-secret --context ctx-b --name b | kubectl apply --context ctx-a -f -"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanContext) -> String {
     let out = ctx.out_dir.trim_end_matches('/');
     let ns = &spec.istio_namespace;
+    let ns_word = shell_word(ns);
+    let mesh_file = shell_word(&ctx.mesh_file);
     let mut md = String::new();
     let mut line = |s: &str| {
         md.push_str(s);
@@ -82,11 +134,34 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         ctx.mesh_file, spec.model, spec.dataplane, spec.trust_domain
     ));
     line(&format!(
-        "`meshboot apply -f {}` applies every object below and creates the remote secrets; it",
-        shell_word(&ctx.mesh_file)
+        "Istio's Helm charts: {} (`controlPlane.install: {}`).",
+        chart_source(spec),
+        spec.control_plane.install
     ));
-    line("does not run Helm. This plan is for GitOps or by hand. Primaries come first: a remote's");
-    line("istiod needs its primary's east-west gateway address.");
+    line("");
+    line(
+        "This is the GitOps path: follow it by hand or from a pipeline, in this order. Every step",
+    );
+    line("can be repeated, and nothing here writes an object Istio's charts own (the east-west");
+    line(
+        "gateway is the `istio/gateway` chart's; the reader account and its RBAC are `istio/base`'s",
+    );
+    line("and `istio/istiod`'s), so the charts upgrade later without a conflict.");
+    match spec.control_plane.install {
+        Install::Helm => line(&format!(
+            "`meshboot apply -f {mesh_file}` does all of it itself, the Helm steps included."
+        )),
+        Install::None => {
+            line(&format!(
+                "`meshboot apply -f {mesh_file}` expects Istio installed as below (`install: none`)"
+            ));
+            line(
+                "and adds only what no chart makes: the namespace label, `cacerts`, the exposure, the",
+            );
+            line("reader token and the remote secrets.");
+        }
+    }
+    line("Primaries come first: a remote's istiod needs its primary's east-west gateway address.");
     line("");
     line("| cluster | role | network | context | files |");
     line("|---|---|---|---|---|");
@@ -115,23 +190,46 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
 
     line("## Prerequisites");
     line("");
-    line("```sh");
-    line("helm repo add istio https://istio-release.storage.googleapis.com/charts");
-    line("helm repo update");
-    line("```");
+    line(
+        "`helm` v3.14+ or v4 and `kubectl`, with a kubeconfig context per cluster. The charts are",
+    );
+    line("named with `--repo` (or a chart folder), so no `helm repo add` is needed.");
+    if spec.control_plane.version.is_none() {
+        line("");
+        line(&format!(
+            "The mesh file pins no chart version (`controlPlane.version`); the commands use `${VERSION_VAR}`:"
+        ));
+        line("");
+        line("```sh");
+        line(&format!(
+            ": \"${{{VERSION_VAR}:?set {VERSION_VAR} to the Istio chart version to install, e.g. 1.28.2}}\""
+        ));
+        line("```");
+    }
     if spec.dataplane == Dataplane::Ambient {
         line("");
-        line("Ambient: the Gateway API CRDs must be installed in every cluster");
-        line("(`kubectl get crd gateways.gateway.networking.k8s.io`).");
+        line(
+            "Ambient: the Gateway API CRDs (the version your Istio supports) must be installed in every",
+        );
+        line("cluster before its east-west gateway; this must succeed:");
+        line("");
+        line("```sh");
+        for c in &order {
+            line(&format!(
+                "kubectl{} get crd gateways.gateway.networking.k8s.io",
+                kubectl_flags(c)
+            ));
+        }
+        line("```");
     }
     line("");
 
     let mut step = 0;
     for c in order {
         let Some(r) = by_name(&c.name) else { continue };
-        let k = ctx_flags(c, true);
-        let h = ctx_flags(c, false);
+        let k = kubectl_flags(c);
         let dir = format!("{out}/{}", c.name);
+        let values = |chart: &str| format!("{dir}/helm/{chart}-values.yaml");
         step += 1;
         let what = match (c.role, spec.control_plane_of(c)) {
             (Role::Remote, Some(p)) => format!("remote, served by `{}`", p.name),
@@ -139,7 +237,14 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         };
         line(&format!("## {step}. Cluster `{}` ({what})", c.name));
         line("");
-        line("Namespace with its network label, then the CA, both before istiod starts:");
+        if c.role == Role::Remote {
+            line("Namespace with its network label and the primary that manages it");
+            line(
+                "(`topology.istio.io/controlPlaneClusters`), then the CA, both before Istio's charts:",
+            );
+        } else {
+            line("Namespace with its network label, then the CA, both before istiod starts:");
+        }
         line("");
         line("```sh");
         line(&format!(
@@ -147,54 +252,82 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         ));
         line("```");
         line("");
-        line("Control plane:");
+        if c.role == Role::Remote {
+            line(
+                "Istio's charts with the remote profile; istiod runs in the primary, reached at its",
+            );
+            line("east-west gateway's address:");
+        } else if spec.dataplane == Dataplane::Ambient {
+            line(
+                "Istio's charts: base, istiod (`--wait`: until it is available), then the CNI node agent",
+            );
+            line("and ztunnel:");
+        } else {
+            line("Istio's charts: base, then istiod (`--wait`: until it is available):");
+        }
         line("");
         line("```sh");
-        let helm_install = |chart: &str, extra: &str| {
-            format!(
-                "helm install {} istio/{chart} -n {ns}{h} -f {dir}/helm/{chart}-values.yaml{extra}",
-                helm::release_name(chart)
-            )
-        };
-        line(&helm_install("base", ""));
+        line(&helm_upgrade(spec, c, "base", &values("base"), ""));
         if c.role == Role::Remote {
             if let Some(p) = spec.control_plane_of(c) {
                 line(&format!(
-                    "DISCOVERY_ADDRESS=$(kubectl{} -n {ns} get svc istio-eastwestgateway -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}')",
-                    ctx_flags(p, true)
+                    "DISCOVERY_ADDRESS=$(kubectl{} -n {ns_word} get svc istio-eastwestgateway -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}')",
+                    kubectl_flags(p)
                 ));
             }
-            line(&helm_install(
+            line(&helm_upgrade(
+                spec,
+                c,
                 "istiod",
+                &values("istiod"),
                 " --set global.remotePilotAddress=\"${DISCOVERY_ADDRESS}\"",
             ));
         } else {
-            line(&helm_install("istiod", " --wait"));
+            line(&helm_upgrade(
+                spec,
+                c,
+                "istiod",
+                &values("istiod"),
+                " --wait",
+            ));
         }
-        if chart(r, "cni") {
-            line(&helm_install("cni", " --wait"));
-        }
-        if chart(r, "ztunnel") {
-            line(&helm_install("ztunnel", " --wait"));
+        for ambient_chart in ["cni", "ztunnel"] {
+            if chart(r, ambient_chart) {
+                line(&helm_upgrade(
+                    spec,
+                    c,
+                    ambient_chart,
+                    &values(ambient_chart),
+                    " --wait",
+                ));
+            }
         }
         line("```");
         line("");
-        if has(r, "03-eastwest-gateway") {
-            line("East-west gateway, then wait for its external address:");
+        if chart(r, "gateway") {
+            line(
+                "East-west gateway (the `istio/gateway` chart), then wait for its external address:",
+            );
             line("");
             line("```sh");
-            if chart(r, "gateway") {
-                line(&helm_install("gateway", ""));
-                line(&format!(
-                    "# or, without Helm: kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
-                ));
-            } else {
-                line(&format!(
-                    "kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
-                ));
-            }
+            line(&helm_upgrade(spec, c, "gateway", &values("gateway"), ""));
             line(&format!(
-                "kubectl{k} -n {ns} get svc istio-eastwestgateway -w   # until EXTERNAL-IP is set"
+                "kubectl{k} -n {ns_word} wait --for=jsonpath='{{.status.loadBalancer.ingress}}' service/istio-eastwestgateway --timeout=5m"
+            ));
+            line("```");
+            line("");
+        } else if has(r, "03-eastwest-gateway") {
+            line(
+                "East-west gateway (a Gateway API `Gateway`: istiod creates its Deployment and Service),",
+            );
+            line("then wait until it has an address:");
+            line("");
+            line("```sh");
+            line(&format!(
+                "kubectl{k} apply -f {dir}/03-eastwest-gateway.yaml"
+            ));
+            line(&format!(
+                "kubectl{k} -n {ns_word} wait --for=condition=Programmed gateways.gateway.networking.k8s.io/istio-eastwestgateway --timeout=5m"
             ));
             line("```");
             line("");
@@ -213,10 +346,21 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
             line("");
         }
         if has(r, "06-reader") {
-            line(
-                "Reader identity the other clusters' istiod will use (after Helm, which creates the",
-            );
-            line("same ServiceAccount and ClusterRole):");
+            let own_identity = r
+                .objects
+                .iter()
+                .any(|o| o.file_stem == "06-reader" && o.object["kind"] == "ServiceAccount");
+            if own_identity {
+                line(
+                    "The reader identity the other clusters' istiod will use (its ServiceAccount, RBAC and",
+                );
+                line("token Secret):");
+            } else {
+                line("The token of the reader account the other clusters' istiod will use");
+                line(
+                    "(`istio-reader-service-account`, created by `istio/base` above; no chart makes its token):",
+                );
+            }
             line("");
             line("```sh");
             line(&format!("kubectl{k} apply -f {dir}/06-reader.yaml"));
@@ -233,22 +377,13 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         line("None: no cluster reads another one.");
     } else {
         line(
-            "They carry live ServiceAccount tokens, so they are never written to disk. Either let",
+            "They carry live ServiceAccount tokens, so they are never written to disk. One per ordered",
         );
-        line(
-            "meshboot create all of them (it applies the objects above too, leaving alone what is",
-        );
-        line("already in place):");
-        line("");
-        line("```sh");
-        line(&format!("meshboot apply -f {}", shell_word(&ctx.mesh_file)));
-        line("```");
-        line("");
-        line("or one per ordered pair (source → destination):");
+        line("pair (source → destination):");
         let ns_flag = if ns == "istio-system" {
             String::new()
         } else {
-            format!(" -n {ns}")
+            format!(" -n {ns_word}")
         };
         line("");
         line("```sh");
@@ -263,11 +398,17 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
                 .unwrap_or_default();
             line(&format!(
                 "meshboot remote-secret{} --name {}{server}{ns_flag} | kubectl apply{} -f -",
-                ctx_flags(s, true),
+                kubectl_flags(s),
                 s.name,
-                ctx_flags(d, true)
+                kubectl_flags(d)
             ));
         }
+        line("```");
+        line("");
+        line("or all of them at once (the steps above are then left as they are):");
+        line("");
+        line("```sh");
+        line(&format!("meshboot apply -f {mesh_file}"));
         line("```");
     }
     line("");
@@ -275,10 +416,7 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
     line(&format!("## {step}. Verify"));
     line("");
     line("```sh");
-    line(&format!(
-        "meshboot verify -f {}",
-        shell_word(&ctx.mesh_file)
-    ));
+    line(&format!("meshboot verify -f {mesh_file}"));
     line("```");
     md
 }
@@ -305,7 +443,12 @@ mod tests {
                 (c.name.clone(), b)
             })
             .collect();
-        let renders = crate::render::render_mesh(&spec, &bundles).unwrap();
+        let renders = crate::render::render_mesh_with(
+            &spec,
+            &bundles,
+            &crate::render::RenderOptions::default(),
+        )
+        .unwrap();
         let ctx = PlanContext {
             mesh_file: "conf/m.yaml".into(),
             out_dir: "out/".into(),
@@ -322,7 +465,7 @@ mod tests {
             "kubectl --kubeconfig conf/a.kubeconfig --context 'my ctx' apply -f out/a/01-namespace.yaml"
         ), "{md}");
         assert!(md.contains(
-            "helm install istiod istio/istiod -n mesh-system --kubeconfig conf/a.kubeconfig --kube-context 'my ctx' -f out/a/helm/istiod-values.yaml --wait"
+            "helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n mesh-system --kube-context 'my ctx' --kubeconfig conf/a.kubeconfig --version \"${ISTIO_VERSION}\" -f out/a/helm/istiod-values.yaml --wait"
         ), "{md}");
         assert!(md.contains(
             "meshboot remote-secret --kubeconfig conf/a.kubeconfig --context 'my ctx' --name a -n mesh-system | kubectl apply --context b -f -"

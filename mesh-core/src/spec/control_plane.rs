@@ -339,10 +339,9 @@ fn chart_version(v: &Scalar) -> Result<String, String> {
             "{s:?} is not an exact chart version: expected MAJOR.MINOR.PATCH, e.g. 1.28.2 or 1.24.0-alpha.0"
         ));
     }
-    if s.starts_with('v') {
+    if let Some(bare) = s.strip_prefix('v') {
         return Err(format!(
-            "{s:?}: Istio's chart versions have no leading v; write {}",
-            &s[1..]
+            "{s:?}: Istio's chart versions have no leading v; write {bare}"
         ));
     }
     Ok(s.to_string())

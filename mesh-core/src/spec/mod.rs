@@ -14,10 +14,17 @@
 //!   ambient multicluster topology Istio supports);
 //! - `model: multi-primary`: every cluster is a primary, so `role: remote` is an error;
 //! - `model: primary-remote`: every cluster states its `role`; there is at least one primary and
-//!   one remote; each remote is served by exactly one primary (see [`MeshSpec::control_plane_of`]).
+//!   one remote; each remote is served by exactly one primary (see [`MeshSpec::control_plane_of`]);
+//! - `controlPlane` (optional, [`ControlPlaneSpec`]): `install: helm|none` (default `none`),
+//!   `version` (an exact chart version, required with `install: helm`), `repo` (default
+//!   [`DEFAULT_CHART_REPO`]) or `chartDir` (never both), and `values` per chart (`base`,
+//!   `istiod`, `gateway` for sidecar; `cni`, `ztunnel` for ambient) merged over what meshboot
+//!   renders; `clusters[].controlPlane.values` adds per-cluster values over those. A key
+//!   meshboot sets itself ([`crate::render::helm::OWNED_VALUES`]: the mesh identity, the
+//!   multicluster and east-west gateway keys) is an error naming the key.
 //!
-//! Paths in the file (`ca.dir`, `ca.root.*`, `clusters[].kubeconfig`) are relative to the file;
-//! a leading `~/` is the home folder.
+//! Paths in the file (`ca.dir`, `ca.root.*`, `clusters[].kubeconfig`, `controlPlane.chartDir`)
+//! are relative to the file; a leading `~/` is the home folder.
 //!
 //! ```
 //! use mesh_core::spec::{MeshSpec, Model};
