@@ -3,32 +3,16 @@
 //! upgrades for changed values and chart versions, a dry run that changes nothing, Helm's error
 //! in one line, and a missing or too old helm as clear errors.
 //!
-//! Needs `helm` (v3.14+ or v4): `MESHBOOT_HELM`, else `helm` on PATH. CI installs it
-//! (`.ci/run`); without it the tests that run it print why they skip.
+//! Needs `helm` (v3.14+ or v4): `MESHBOOT_HELM`, else `helm` on PATH (`mesh_tests::tools`). CI
+//! installs it (`.ci/run`); without it the tests that run it print why they skip.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mesh_core::helm::{Decision, EnsureOptions, Helm, HelmError, Release};
 use mesh_core::render::HelmValues;
 use mesh_core::spec::MeshSpec;
 use mesh_tests::TestClusters;
 use serde_json::json;
-
-/// The helm to use, or `None` after printing why the test skips.
-fn helm_binary(test: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MESHBOOT_HELM").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    match mesh_core::helm::find_binary(None, std::env::var_os("PATH").as_deref()) {
-        Ok(p) => Some(p),
-        Err(_) => {
-            eprintln!(
-                "skipping {test}: helm not found (set MESHBOOT_HELM or put helm on PATH; CI installs it)"
-            );
-            None
-        }
-    }
-}
 
 fn chart(dir: &Path, name: &str, version: &str, template: &str) {
     let c = dir.join(name);
@@ -81,9 +65,7 @@ fn probe(clusters: &TestClusters) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_then_converged_then_upgrades() {
-    let Some(bin) = helm_binary("install_then_converged_then_upgrades") else {
-        return;
-    };
+    let bin = mesh_tests::require_helm!();
     let helm = Helm::locate(Some(&bin)).await.expect("a supported helm");
     let clusters = start();
     let charts = tempfile::tempdir().expect("temp dir");
@@ -179,9 +161,7 @@ async fn install_then_converged_then_upgrades() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_chart_reports_helms_message_on_one_line() {
-    let Some(bin) = helm_binary("a_failing_chart_reports_helms_message_on_one_line") else {
-        return;
-    };
+    let bin = mesh_tests::require_helm!();
     let helm = Helm::locate(Some(&bin)).await.expect("a supported helm");
     let clusters = start();
     let charts = tempfile::tempdir().expect("temp dir");
