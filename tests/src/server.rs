@@ -637,10 +637,14 @@ fn watch_response(
         let (group, plural) = (group.clone(), plural.clone());
         move |ev: &watchhub::Event| ev.group == group && ev.plural == plural
     };
+    // `sendInitialEvents=true` (the WatchList client, on by default since client-go 1.35) asks
+    // for the current objects, then a bookmark annotated `k8s.io/initial-events-end`.
+    let send_initial = query.flag("sendInitialEvents");
     let from = query
         .get("resourceVersion")
-        .filter(|rv| !rv.is_empty() && *rv != "0");
-    let (rx, initial, last): (_, VecDeque<Value>, u64) = match from {
+        .filter(|rv| !rv.is_empty() && *rv != "0" && !send_initial);
+    let bookmark_kind = (def.api_version(), def.kind.clone());
+    let (rx, mut initial, last): (_, VecDeque<Value>, u64) = match from {
         Some(rv) => {
             let since: u64 = rv.parse().map_err(|_| {
                 ApiError::bad_request(format!("invalid resourceVersion {rv:?} for watch"))
@@ -669,6 +673,13 @@ fn watch_response(
             (rx, initial, inner.store.last_rv())
         }
     };
+    if send_initial {
+        initial.push_back(json!({"type": "BOOKMARK", "object": {
+            "apiVersion": bookmark_kind.0, "kind": bookmark_kind.1,
+            "metadata": {"resourceVersion": last.to_string(), "creationTimestamp": null,
+                "annotations": {"k8s.io/initial-events-end": "true"}},
+        }}));
+    }
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
