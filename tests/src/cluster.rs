@@ -35,6 +35,7 @@ pub(crate) struct ClusterState {
     pub(crate) counters: CounterSet,
     pub(crate) lb_delay_us: AtomicU64,
     pub(crate) min_token_ttl: Duration,
+    pub(crate) max_token_ttl: Option<Duration>,
     pub(crate) controller_tx: mpsc::UnboundedSender<Key>,
     pub(crate) watch: Hub,
     /// Position of this cluster among its siblings (picks its load-balancer addresses).
@@ -250,6 +251,12 @@ impl EmulatedCluster {
     pub fn install_crds_yaml(&self, yaml: &str) -> anyhow::Result<usize> {
         let crds = crate::crds::parse(yaml)?;
         crate::crds::apply_all(&self.state, &crds)
+    }
+
+    /// Moves this cluster's token clock forward: tokens expire (and TokenRequests are issued) as
+    /// if `by` had passed, without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.lock().tokens.advance(by);
     }
 
     /// The `kube-system` namespace UID (istioctl's default cluster name).

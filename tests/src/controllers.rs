@@ -120,17 +120,9 @@ fn fill_token_secret(st: &ClusterState, key: &Key) {
     let token = match current.filter(|_| valid) {
         Some(t) => t,
         None => {
-            inner
+inner
                 .tokens
-                .issue(
-                    &key.namespace,
-                    &sa_name,
-                    &sa_uid,
-                    None,
-                    Some(&key.name),
-                    &[],
-                )
-                .0
+                .issue_legacy(&key.namespace, &sa_name, &sa_uid, &key.name)
         }
     };
     let mut new = secret.clone();

@@ -81,6 +81,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod tools;
+pub mod tokens;
 pub mod validate;
 pub mod watch;
 
@@ -114,6 +115,12 @@ pub struct EmulatorOptions {
     /// Shortest `expirationSeconds` a TokenRequest may ask for (600 on a real server; tests of
     /// expiry lower it).
     pub min_token_ttl: Duration,
+    /// The server's `--service-account-max-token-expiration`: longer TokenRequests are granted
+    /// this lifetime instead (None = no cap, the real default).
+    pub max_token_ttl: Option<Duration>,
+    /// How long a successful token authentication is cached (a real server: about 10 s, so a
+    /// revoked token keeps working that long). Zero = no cache.
+    pub token_cache_ttl: Duration,
     /// Runtime worker threads serving all clusters.
     pub worker_threads: usize,
     /// Where to write the kubeconfig; a temporary directory (removed on drop) when None.
@@ -127,6 +134,8 @@ impl Default for EmulatorOptions {
             error_rate: 0.0,
             lb_delay: Duration::from_millis(100),
             min_token_ttl: Duration::from_secs(600),
+            max_token_ttl: None,
+            token_cache_ttl: Duration::ZERO,
             worker_threads: 2,
             kubeconfig: None,
         }
@@ -317,7 +326,8 @@ async fn start_all(
         let port = listener.local_addr()?.port();
         let serving = tls::generate(name)
             .with_context(|| format!("cluster {name}: generating its serving CA"))?;
-        let tokens = Tokens::new(name);
+        let mut tokens = Tokens::new(name);
+        tokens.set_cache_ttl(opts.token_cache_ttl);
         let (controller_tx, controller_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ClusterState {
             name: name.clone(),
@@ -335,6 +345,7 @@ async fn start_all(
                 u64::try_from(opts.lb_delay.as_micros()).unwrap_or(u64::MAX),
             ),
             min_token_ttl: opts.min_token_ttl,
+            max_token_ttl: opts.max_token_ttl,
             controller_tx,
             watch: watch::Hub::default(),
             index,

@@ -138,16 +138,22 @@ impl ApiError {
         e
     }
 
-    /// 422 with field causes: `Secret "x" is invalid: type: Invalid value: ...`.
+    /// 422 with field causes: `Secret "x" is invalid: type: Invalid value: ...`; the kind is
+    /// qualified by its group as `GroupKind.String()` prints it (`Deployment.apps "x" ...`).
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<FieldCause>) -> Self {
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let summary: Vec<String> = causes
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
         let message = if summary.len() == 1 {
-            format!("{kind} \"{name}\" is invalid: {}", summary[0])
+            format!("{qualified} \"{name}\" is invalid: {}", summary[0])
         } else {
-            format!("{kind} \"{name}\" is invalid: [{}]", summary.join(", "))
+            format!("{qualified} \"{name}\" is invalid: [{}]", summary.join(", "))
         };
         let mut e = Self::new(422, "Invalid", message);
         let mut details = json!({
