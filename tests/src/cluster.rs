@@ -42,6 +42,8 @@ pub(crate) struct ClusterState {
     pub(crate) index: usize,
     pub(crate) cluster_count: usize,
     pub(crate) lb_allocated: AtomicUsize,
+    /// The istiod stand-in (off unless enabled).
+    pub(crate) istiod: crate::istiod::Slot,
 }
 
 impl std::fmt::Debug for ClusterState {
@@ -257,6 +259,47 @@ impl EmulatedCluster {
     /// if `by` had passed, without waiting.
     pub fn advance_clock(&self, by: Duration) {
         self.state.lock().tokens.advance(by);
+    }
+
+    /// Turns on the istiod stand-in for this cluster ([`crate::istiod`]); it acts once an istiod
+    /// Deployment exists in `istio-system` (see [`EmulatedCluster::install_istiod`]).
+    pub fn enable_istiod(&self, options: crate::istiod::IstiodOptions) {
+        self.state.istiod.enable(options);
+        // Wakes the stand-in through the controller queue, which runs on the emulator's runtime.
+        let _ = self.state.controller_tx.send(Key::new(
+            "",
+            "secrets",
+            Some(crate::istiod::ISTIO_NAMESPACE),
+            "cacerts",
+        ));
+    }
+
+    /// Creates `istio-system` (if missing) and an istiod Deployment of `version`
+    /// (`docker.io/istio/pilot:<version>`) with `env` on its `discovery` container, as the
+    /// `istio/istiod` chart would; replaces an existing one (a rollout).
+    pub fn install_istiod(&self, version: &str, env: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let ns = crate::istiod::ISTIO_NAMESPACE;
+        if self.object("v1", "Namespace", None, ns).is_none() {
+            self.insert_object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?;
+        }
+        let mut d = crate::istiod::deployment(version, env);
+        // A replaced pod template is a new generation, as the API server counts it.
+        if let Some(old) = self.object("apps/v1", "Deployment", Some(ns), "istiod") {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            let changed = old["spec"] != d["spec"];
+            d["metadata"]["generation"] = serde_json::json!(if changed { g + 1 } else { g });
+        }
+        self.insert_object(d)
+    }
+
+    /// istiod's log lines (`level<TAB>message`), where refusals of a new root show.
+    pub fn istiod_log(&self) -> Vec<String> {
+        self.state.istiod.log()
+    }
+
+    /// The root bundle the istiod stand-in has loaded (what it publishes), if running.
+    pub fn istiod_root(&self) -> Option<String> {
+        self.state.istiod.root()
     }
 
     /// The `kube-system` namespace UID (istioctl's default cluster name).

@@ -37,6 +37,7 @@ fn controller_opts(manager: &str) -> WriteOpts {
 pub(crate) async fn run(st: Arc<ClusterState>, mut rx: mpsc::UnboundedReceiver<Key>) {
     let pending_lb: Arc<Mutex<HashSet<Key>>> = Arc::default();
     while let Some(key) = rx.recv().await {
+        crate::istiod::on_change(&st, &key);
         if key.group == "apps" && key.plural == "deployments" {
             let st = st.clone();
             tokio::spawn(async move {

@@ -30,11 +30,16 @@
 //! - kube-rs retries 429/503/504 by itself unless `Config::default_retry` is turned off; tests
 //!   that want to see injected errors turn it off.
 //! - The service-account token controller fills token Secrets about 20 ms after they (or their
-//!   ServiceAccount) appear; deleting the Secret or the ServiceAccount revokes the token.
-//!   TokenRequest tokens expire after `expirationSeconds`; the shortest allowed lifetime is
-//!   [`EmulatorOptions::min_token_ttl`] (600 s as on a real server).
-//! - `kubectl` sends protobuf for `create token`, `auth can-i` and `create <kind>` of core/RBAC
-//!   kinds; those are decoded. Other protobuf bodies get 415.
+//!   ServiceAccount) appear, with legacy never-expiring JWTs; deleting the Secret or the
+//!   ServiceAccount revokes the token. TokenRequest tokens are bound tokens as a real server
+//!   issues them ([`tokens`]): `expirationSeconds` (at least [`EmulatorOptions::min_token_ttl`],
+//!   600 s on a real server), `audiences`, `boundObjectRef`; expiry is testable without waiting
+//!   through [`EmulatedCluster::advance_clock`].
+//! - Protobuf bodies (kubectl ≥ 1.32 sends them for typed creates) are decoded for every
+//!   built-in kind ([`proto`]); custom resources get 415 as from a real server.
+//! - Watches with `sendInitialEvents=true` (client-go ≥ 1.35's WatchList) end their initial
+//!   events with the `k8s.io/initial-events-end` bookmark.
+//! - Optional stand-ins: istiod's handling of `cacerts` ([`istiod`], off by default).
 //! - `kubectl get` receives Tables with kubectl's columns for Secrets, ConfigMaps, Namespaces,
 //!   Services and Deployments (Name and Age for other kinds). Deployments are reported rolled out
 //!   (status follows the generation) although no Pods exist.
@@ -66,6 +71,7 @@ pub mod counters;
 pub mod crds;
 pub mod faults;
 pub mod fields;
+pub mod istiod;
 pub mod kubeconfig;
 pub mod openapi;
 mod ops;
@@ -121,6 +127,8 @@ pub struct EmulatorOptions {
     /// How long a successful token authentication is cached (a real server: about 10 s, so a
     /// revoked token keeps working that long). Zero = no cache.
     pub token_cache_ttl: Duration,
+    /// The istiod stand-in on every cluster ([`istiod`]); None = off (the default).
+    pub istiod: Option<istiod::IstiodOptions>,
     /// Runtime worker threads serving all clusters.
     pub worker_threads: usize,
     /// Where to write the kubeconfig; a temporary directory (removed on drop) when None.
@@ -136,6 +144,7 @@ impl Default for EmulatorOptions {
             min_token_ttl: Duration::from_secs(600),
             max_token_ttl: None,
             token_cache_ttl: Duration::ZERO,
+            istiod: None,
             worker_threads: 2,
             kubeconfig: None,
         }
@@ -351,7 +360,11 @@ async fn start_all(
             index,
             cluster_count: names.len(),
             lb_allocated: AtomicUsize::new(0),
+            istiod: istiod::Slot::default(),
         });
+        if let Some(o) = &opts.istiod {
+            state.istiod.enable(o.clone());
+        }
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             ops::insert_direct(
                 &state,

@@ -38,6 +38,19 @@ struct Args {
     /// Install every CRD of this YAML file at start (e.g. Istio's real crd-all.gen.yaml).
     #[arg(long, value_name = "FILE")]
     crds: Vec<PathBuf>,
+    /// Run the istiod stand-in on every cluster: once an istiod Deployment exists in
+    /// istio-system it publishes `istio-ca-root-cert` from `cacerts` and refuses root changes
+    /// as istiod does.
+    #[arg(long)]
+    istiod: bool,
+    /// Delay before the istiod stand-in acts on a change, in milliseconds (a real kubelet
+    /// syncs Secret volumes in about a minute).
+    #[arg(long, default_value_t = 100)]
+    istiod_delay_ms: u64,
+    /// How long a successful token authentication is cached, in milliseconds (a real API
+    /// server: about 10000).
+    #[arg(long, default_value_t = 0)]
+    token_cache_ms: u64,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -57,6 +70,11 @@ fn main() -> anyhow::Result<()> {
         error_rate: args.error_rate,
         lb_delay: Duration::from_millis(args.lb_delay_ms),
         kubeconfig: Some(args.kubeconfig.clone()),
+        istiod: args.istiod.then(|| mesh_tests::istiod::IstiodOptions {
+            delay: Duration::from_millis(args.istiod_delay_ms),
+            compare: None,
+        }),
+        token_cache_ttl: Duration::from_millis(args.token_cache_ms),
         ..EmulatorOptions::default()
     };
     // Signal handlers go in before anything is printed, so a supervisor that reacts to the

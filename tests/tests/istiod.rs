@@ -1,0 +1,246 @@
+//! The istiod stand-in publishes and guards the root bundle as `reference/istio.md` §1.2
+//! describes istiod doing (pilot/pkg/bootstrap/istio_ca.go `handleEvent`, the namespace
+//! controller's `istio-ca-root-cert`).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mesh_tests::istiod::{IstiodOptions, RootCompare};
+use mesh_tests::{EmulatedCluster, EmulatorOptions, TestClusters};
+use serde_json::{Value, json};
+
+fn self_signed(cn: &str) -> anyhow::Result<String> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    Ok(p.self_signed(&key)?.pem())
+}
+
+fn cacerts(root_bundle: &str, intermediate: &str) -> Value {
+    let e = |s: &str| STANDARD.encode(s);
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "cacerts", "namespace": "istio-system"},
+        "data": {
+            "ca-cert.pem": e(intermediate),
+            "ca-key.pem": e("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"),
+            "cert-chain.pem": e(&format!("{intermediate}{root_bundle}")),
+            "root-cert.pem": e(root_bundle),
+        }})
+}
+
+fn start(delay_ms: u64) -> anyhow::Result<TestClusters> {
+    TestClusters::start_with(
+        &["eu"],
+        EmulatorOptions {
+            istiod: Some(IstiodOptions {
+                delay: Duration::from_millis(delay_ms),
+                compare: None,
+            }),
+            ..EmulatorOptions::default()
+        },
+    )
+}
+
+fn published(eu: &EmulatedCluster, ns: &str) -> Option<String> {
+    eu.object("v1", "ConfigMap", Some(ns), "istio-ca-root-cert")
+        .and_then(|c| c["data"]["root-cert.pem"].as_str().map(str::to_string))
+}
+
+/// Waits (at most 5 s) until `f` holds.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Writes `cacerts`, then waits until istiod handled it (a log line or a publish).
+fn push(eu: &EmulatedCluster, secret: Value) -> anyhow::Result<()> {
+    let before = eu.istiod_log().len();
+    eu.insert_object(secret)?;
+    anyhow::ensure!(
+        eventually(|| eu.istiod_log().len() > before),
+        "istiod did not react to the new cacerts"
+    );
+    Ok(())
+}
+
+#[test]
+fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyhow::Result<()> {
+    let clusters = start(300)?;
+    let eu = clusters.cluster("eu");
+    let a = self_signed("Root A")?;
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.install_istiod("1.28.2", &[])?;
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(published(eu, "istio-system"), None, "not before the delay");
+    assert!(eventually(|| published(eu, "istio-system").as_deref() == Some(a.as_str())));
+    for ns in ["default", "kube-system"] {
+        assert_eq!(published(eu, ns).as_deref(), Some(a.as_str()), "{ns}");
+    }
+    for ns in ["kube-public", "kube-node-lease"] {
+        assert_eq!(published(eu, ns), None, "istiod skips {ns}");
+    }
+    let cm = eu
+        .object("v1", "ConfigMap", Some("default"), "istio-ca-root-cert")
+        .unwrap_or_default();
+    assert_eq!(cm["metadata"]["labels"]["istio.io/config"], "true");
+    // A namespace created later gets it too, and an edited copy is put back.
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}))?;
+    assert!(eventually(|| published(eu, "apps").is_some()));
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio-ca-root-cert", "namespace": "apps"},
+        "data": {"root-cert.pem": "edited"}}))?;
+    assert!(eventually(|| published(eu, "apps").as_deref() == Some(a.as_str())));
+    Ok(())
+}
+
+#[test]
+fn without_an_istiod_deployment_nothing_is_published() -> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(cacerts(&self_signed("Root A")?, &self_signed("I")?))?;
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(published(eu, "istio-system"), None);
+    Ok(())
+}
+
+#[test]
+fn a_new_root_is_refused_while_multi_root_is_off_and_the_bundle_stays() -> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.install_istiod("1.28.2", &[])?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
+    push(eu, cacerts(&format!("{a}{b}"), &self_signed("Intermediate A")?))?;
+    assert!(
+        eu.istiod_log()
+            .iter()
+            .any(|l| l == "warn\tMulti root is disabled, updating new ROOT-CA not supported"),
+        "{:?}",
+        eu.istiod_log()
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(published(eu, "default").as_deref(), Some(a.as_str()));
+    Ok(())
+}
+
+#[test]
+fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refused()
+-> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    let (a, b, c) = (
+        self_signed("Root A")?,
+        self_signed("Root B")?,
+        self_signed("Root C")?,
+    );
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.install_istiod("1.31.0", &[("ISTIO_MULTIROOT_MESH", "true")])?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
+
+    // Phase 1: A+B (superset).
+    let ab = format!("{a}{b}");
+    push(eu, cacerts(&ab, &self_signed("Intermediate A")?))?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(ab.as_str())));
+    // 1.31+ compares DER sets: B+A (reordered) is accepted.
+    let ba = format!("{b}{a}");
+    push(eu, cacerts(&ba, &self_signed("Intermediate B")?))?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(ba.as_str())));
+    // Phase 3: B only (subset).
+    push(eu, cacerts(&b, &self_signed("Intermediate B")?))?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(b.as_str())));
+    // Neither subset nor superset: refused, bundle unchanged.
+    push(eu, cacerts(&c, &self_signed("Intermediate C")?))?;
+    assert_eq!(
+        eu.istiod_log().last().map(String::as_str),
+        Some("warn\tUpdating new ROOT-CA not supported")
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(published(eu, "default").as_deref(), Some(b.as_str()));
+    Ok(())
+}
+
+#[test]
+fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(cacerts(&format!("{a}{b}"), &self_signed("I")?))?;
+    eu.install_istiod("1.30.3", &[("ISTIO_MULTIROOT_MESH", "true")])?;
+    assert!(eventually(|| published(eu, "default").is_some()));
+    push(eu, cacerts(&format!("{b}{a}"), &self_signed("I")?))?;
+    assert_eq!(
+        eu.istiod_log().last().map(String::as_str),
+        Some("warn\tUpdating new ROOT-CA not supported")
+    );
+    // The comparison can also be forced, independent of the image.
+    eu.enable_istiod(IstiodOptions {
+        delay: Duration::from_millis(10),
+        compare: Some(RootCompare::DerSet),
+    });
+    push(eu, cacerts(&format!("{b}{a}{a}"), &self_signed("I")?))?;
+    assert!(eventually(|| published(eu, "default")
+        .is_some_and(|p| p.starts_with(&b))));
+    Ok(())
+}
+
+#[test]
+fn a_rollout_reloads_any_root_and_without_cacerts_istiod_self_signs() -> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    eu.install_istiod("1.28.2", &[])?;
+    assert!(eventually(|| published(eu, "default").is_some()));
+    let self_root = published(eu, "default").unwrap_or_default();
+    let ca_secret = eu
+        .object("v1", "Secret", Some("istio-system"), "istio-ca-secret")
+        .unwrap_or_default();
+    assert_eq!(ca_secret["type"], "istio.io/ca-root");
+    // cacerts added later is a root change to a running istiod: refused (the known pitfall).
+    let a = self_signed("Root A")?;
+    push(eu, cacerts(&a, &self_signed("I")?))?;
+    assert_eq!(published(eu, "default").as_deref(), Some(self_root.as_str()));
+    // A rollout (new pod template) starts fresh and loads cacerts.
+    eu.install_istiod("1.28.2", &[("PILOT_ENABLE_X", "true")])?;
+    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
+    Ok(())
+}
+
+#[test]
+fn an_incomplete_cacerts_keeps_istiod_from_starting() -> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cacerts", "namespace": "istio-system"},
+        "data": {"root-cert.pem": STANDARD.encode(self_signed("Root A")?)}}))?;
+    eu.install_istiod("1.28.2", &[])?;
+    assert!(eventually(|| eu.istiod_log().iter().any(|l| l
+        == "error\tfailed to create an istiod CA: incomplete signing CA bundle detected")));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(published(eu, "default"), None);
+    Ok(())
+}
+
+#[test]
+fn istiod_is_off_by_default() -> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    eu.install_istiod("1.28.2", &[])?;
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(published(eu, "default"), None);
+    assert!(eu.istiod_log().is_empty());
+    Ok(())
+}
