@@ -120,11 +120,9 @@ fn fill_token_secret(st: &ClusterState, key: &Key) {
     }
     let token = match current.filter(|_| valid) {
         Some(t) => t,
-        None => {
-inner
-                .tokens
-                .issue_legacy(&key.namespace, &sa_name, &sa_uid, &key.name)
-        }
+        None => inner
+            .tokens
+            .issue_legacy(&key.namespace, &sa_name, &sa_uid, &key.name),
     };
     let mut new = secret.clone();
     new["data"]["token"] = json!(STANDARD.encode(&token));

@@ -173,9 +173,7 @@ fn find_deployment(st: &ClusterState) -> Option<Value> {
     inner
         .store
         .list("apps", "deployments", Some(ISTIO_NAMESPACE))
-        .find(|d| {
-            d["metadata"]["name"] == "istiod" || d["metadata"]["labels"]["app"] == "istiod"
-        })
+        .find(|d| d["metadata"]["name"] == "istiod" || d["metadata"]["labels"]["app"] == "istiod")
         .cloned()
 }
 
@@ -280,7 +278,12 @@ fn bundle_root(secret: &Value) -> Result<String, &'static str> {
         (vec!["tls.crt", "tls.key", "ca.crt"], "ca.crt")
     } else {
         (
-            vec!["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"],
+            vec![
+                "ca-cert.pem",
+                "ca-key.pem",
+                "root-cert.pem",
+                "cert-chain.pem",
+            ],
             "root-cert.pem",
         )
     };
@@ -294,7 +297,10 @@ fn start(st: &ClusterState, generation: i64, cacerts: Option<&Value>, fingerprin
     let root = match cacerts {
         Some(c) => match bundle_root(c) {
             Ok(root) => {
-                st.istiod.log_line("info", "Use plugged-in cert at etc/cacerts/ca-key.pem".into());
+                st.istiod.log_line(
+                    "info",
+                    "Use plugged-in cert at etc/cacerts/ca-key.pem".into(),
+                );
                 Some(root)
             }
             Err(e) => {
@@ -327,8 +333,10 @@ fn self_signed_root(st: &ClusterState) -> Option<String> {
     let (cert, key_pem) = match generate_self_signed() {
         Ok(v) => v,
         Err(e) => {
-            st.istiod
-                .log_line("error", format!("failed to create a self-signed istiod CA: {e}"));
+            st.istiod.log_line(
+                "error",
+                format!("failed to create a self-signed istiod CA: {e}"),
+            );
             return None;
         }
     };
@@ -373,8 +381,10 @@ fn reload(st: &ClusterState, cacerts: &Value, compare: RootCompare, multiroot: b
     let new_root = match bundle_root(cacerts) {
         Ok(r) => r,
         Err(e) => {
-            st.istiod
-                .log_line("error", format!("unable to determine signing file format {e}"));
+            st.istiod.log_line(
+                "error",
+                format!("unable to determine signing file format {e}"),
+            );
             return;
         }
     };

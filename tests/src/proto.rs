@@ -182,10 +182,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
 #[derive(Debug)]
 enum DecodeError {
     Malformed,
-    Unknown {
-        message: &'static str,
-        field: u64,
-    },
+    Unknown { message: &'static str, field: u64 },
 }
 
 fn text(b: &[u8]) -> String {
@@ -295,7 +292,8 @@ fn time(b: &[u8]) -> Result<Option<String>, DecodeError> {
     if seconds == 0 && nanos == 0 {
         return Ok(None);
     }
-    let t = time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| DecodeError::Malformed)?;
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| DecodeError::Malformed)?;
     t.format(&time::format_description::well_known::Rfc3339)
         .map(Some)
         .map_err(|_| DecodeError::Malformed)
@@ -426,8 +424,12 @@ mod tests {
             bytes_field(2, &spec),
         ]
         .concat();
-        let v = decode(&envelope_of("authentication.k8s.io/v1", "TokenRequest", &raw))
-            .unwrap_or_default();
+        let v = decode(&envelope_of(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            &raw,
+        ))
+        .unwrap_or_default();
         assert_eq!(v["kind"], "TokenRequest");
         assert_eq!(v["spec"]["expirationSeconds"], 3600);
         assert_eq!(v["spec"]["audiences"], json!(["api"]));
@@ -476,7 +478,11 @@ mod tests {
             varint_field(20, 0),
         ]
         .concat();
-        let raw = [bytes_field(1, &bytes_field(1, b"lb")), bytes_field(2, &spec)].concat();
+        let raw = [
+            bytes_field(1, &bytes_field(1, b"lb")),
+            bytes_field(2, &spec),
+        ]
+        .concat();
         let v = decode(&envelope_of("v1", "Service", &raw)).unwrap_or_default();
         assert_eq!(
             v["spec"]["ports"],
@@ -489,11 +495,7 @@ mod tests {
     #[test]
     fn inlined_structs_merge_into_their_parent_and_empty_messages_stay() {
         // Volume{name = 1, volumeSource = 2 {emptyDir = 2 {}}}: JSON `{"name": "v", "emptyDir": {}}`.
-        let volume = [
-            bytes_field(1, b"v"),
-            bytes_field(2, &bytes_field(2, b"")),
-        ]
-        .concat();
+        let volume = [bytes_field(1, b"v"), bytes_field(2, &bytes_field(2, b""))].concat();
         let container = [
             bytes_field(1, b"c"),
             bytes_field(2, b"nginx"),
@@ -501,7 +503,11 @@ mod tests {
         ]
         .concat();
         let pod_spec = [bytes_field(1, &volume), bytes_field(2, &container)].concat();
-        let raw = [bytes_field(1, &bytes_field(1, b"p")), bytes_field(2, &pod_spec)].concat();
+        let raw = [
+            bytes_field(1, &bytes_field(1, b"p")),
+            bytes_field(2, &pod_spec),
+        ]
+        .concat();
         let v = decode(&envelope_of("v1", "Pod", &raw)).unwrap_or_default();
         assert_eq!(v["spec"]["volumes"], json!([{"name": "v", "emptyDir": {}}]));
         assert_eq!(
@@ -515,7 +521,10 @@ mod tests {
         let raw = [bytes_field(1, &bytes_field(1, b"x")), varint_field(99, 1)].concat();
         let e = decode(&envelope_of("v1", "ConfigMap", &raw)).err();
         let msg = e.map(|e| e.message).unwrap_or_default();
-        assert!(msg.contains("field 99 of protobuf message ConfigMap"), "{msg}");
+        assert!(
+            msg.contains("field 99 of protobuf message ConfigMap"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -551,6 +560,9 @@ mod tests {
             Some("2023-11-14T22:13:20Z")
         );
         assert_eq!(time(&[]).ok().flatten(), None);
-        assert_eq!(quantity(&bytes_field(1, b"500m")).ok().as_deref(), Some("500m"));
+        assert_eq!(
+            quantity(&bytes_field(1, b"500m")).ok().as_deref(),
+            Some("500m")
+        );
     }
 }

@@ -159,7 +159,9 @@ fn bound_object(
             })
         })?;
     if bound_kind == BoundKind::Pod {
-        let runs_as = obj["spec"]["serviceAccountName"].as_str().unwrap_or_default();
+        let runs_as = obj["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or_default();
         if runs_as != sa_name {
             return Err(ApiError::bad_request(format!(
                 "cannot bind token for serviceaccount {sa_name:?} to pod running with serviceaccount {runs_as:?}"

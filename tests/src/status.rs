@@ -153,7 +153,10 @@ impl ApiError {
         let message = if summary.len() == 1 {
             format!("{qualified} \"{name}\" is invalid: {}", summary[0])
         } else {
-            format!("{qualified} \"{name}\" is invalid: [{}]", summary.join(", "))
+            format!(
+                "{qualified} \"{name}\" is invalid: [{}]",
+                summary.join(", ")
+            )
         };
         let mut e = Self::new(422, "Invalid", message);
         let mut details = json!({

@@ -105,7 +105,9 @@ impl std::fmt::Debug for Tokens {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn random_token(prefix: &str) -> String {
@@ -409,11 +411,17 @@ mod tests {
             Some(bound),
         );
         let c = claims(&t).unwrap_or_default();
-        assert_eq!(c["kubernetes.io"]["secret"], json!({"name": "pair", "uid": "s1"}));
+        assert_eq!(
+            c["kubernetes.io"]["secret"],
+            json!({"name": "pair", "uid": "s1"})
+        );
         assert_eq!(c["aud"], json!(["https://kubernetes.default.svc.eu"]));
         assert!(c["exp"].as_u64() > c["iat"].as_u64());
         assert!(tokens.validate(&t, &store).is_ok());
-        store.put(secret.0.clone(), json!({"metadata": {"name": "pair", "uid": "s2"}}));
+        store.put(
+            secret.0.clone(),
+            json!({"metadata": {"name": "pair", "uid": "s2"}}),
+        );
         assert_eq!(
             tokens.validate(&t, &store).err().as_deref(),
             Some("secret UID (s2) does not match service account secret ref claim (s1)")
@@ -453,7 +461,10 @@ mod tests {
             tokens.authenticate(&t, &store).is_some(),
             "cached for 10 s as on a real server"
         );
-        assert!(tokens.validate(&t, &store).is_err(), "TokenReview-style check is fresh");
+        assert!(
+            tokens.validate(&t, &store).is_err(),
+            "TokenReview-style check is fresh"
+        );
     }
 
     #[test]

@@ -21,13 +21,13 @@ fn self_signed(cn: &str) -> anyhow::Result<String> {
 fn cacerts(root_bundle: &str, intermediate: &str) -> Value {
     let e = |s: &str| STANDARD.encode(s);
     json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": "cacerts", "namespace": "istio-system"},
-        "data": {
-            "ca-cert.pem": e(intermediate),
-            "ca-key.pem": e("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"),
-            "cert-chain.pem": e(&format!("{intermediate}{root_bundle}")),
-            "root-cert.pem": e(root_bundle),
-        }})
+    "metadata": {"name": "cacerts", "namespace": "istio-system"},
+    "data": {
+        "ca-cert.pem": e(intermediate),
+        "ca-key.pem": e("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"),
+        "cert-chain.pem": e(&format!("{intermediate}{root_bundle}")),
+        "root-cert.pem": e(root_bundle),
+    }})
 }
 
 fn start(delay_ms: u64) -> anyhow::Result<TestClusters> {
@@ -76,12 +76,16 @@ fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyh
     let clusters = start(300)?;
     let eu = clusters.cluster("eu");
     let a = self_signed("Root A")?;
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.28.2", &[])?;
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(published(eu, "istio-system"), None, "not before the delay");
-    assert!(eventually(|| published(eu, "istio-system").as_deref() == Some(a.as_str())));
+    assert!(eventually(
+        || published(eu, "istio-system").as_deref() == Some(a.as_str())
+    ));
     for ns in ["default", "kube-system"] {
         assert_eq!(published(eu, ns).as_deref(), Some(a.as_str()), "{ns}");
     }
@@ -93,12 +97,16 @@ fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyh
         .unwrap_or_default();
     assert_eq!(cm["metadata"]["labels"]["istio.io/config"], "true");
     // A namespace created later gets it too, and an edited copy is put back.
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}),
+    )?;
     assert!(eventually(|| published(eu, "apps").is_some()));
     eu.insert_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "istio-ca-root-cert", "namespace": "apps"},
         "data": {"root-cert.pem": "edited"}}))?;
-    assert!(eventually(|| published(eu, "apps").as_deref() == Some(a.as_str())));
+    assert!(eventually(
+        || published(eu, "apps").as_deref() == Some(a.as_str())
+    ));
     Ok(())
 }
 
@@ -106,7 +114,9 @@ fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyh
 fn without_an_istiod_deployment_nothing_is_published() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(cacerts(&self_signed("Root A")?, &self_signed("I")?))?;
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(published(eu, "istio-system"), None);
@@ -118,11 +128,18 @@ fn a_new_root_is_refused_while_multi_root_is_off_and_the_bundle_stays() -> anyho
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
     let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.28.2", &[])?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
-    push(eu, cacerts(&format!("{a}{b}"), &self_signed("Intermediate A")?))?;
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(a.as_str())
+    ));
+    push(
+        eu,
+        cacerts(&format!("{a}{b}"), &self_signed("Intermediate A")?),
+    )?;
     assert!(
         eu.istiod_log()
             .iter()
@@ -145,22 +162,32 @@ fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refu
         self_signed("Root B")?,
         self_signed("Root C")?,
     );
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.31.0", &[("ISTIO_MULTIROOT_MESH", "true")])?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(a.as_str())
+    ));
 
     // Phase 1: A+B (superset).
     let ab = format!("{a}{b}");
     push(eu, cacerts(&ab, &self_signed("Intermediate A")?))?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(ab.as_str())));
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(ab.as_str())
+    ));
     // 1.31+ compares DER sets: B+A (reordered) is accepted.
     let ba = format!("{b}{a}");
     push(eu, cacerts(&ba, &self_signed("Intermediate B")?))?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(ba.as_str())));
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(ba.as_str())
+    ));
     // Phase 3: B only (subset).
     push(eu, cacerts(&b, &self_signed("Intermediate B")?))?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(b.as_str())));
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(b.as_str())
+    ));
     // Neither subset nor superset: refused, bundle unchanged.
     push(eu, cacerts(&c, &self_signed("Intermediate C")?))?;
     assert_eq!(
@@ -177,7 +204,9 @@ fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
     let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(cacerts(&format!("{a}{b}"), &self_signed("I")?))?;
     eu.install_istiod("1.30.3", &[("ISTIO_MULTIROOT_MESH", "true")])?;
     assert!(eventually(|| published(eu, "default").is_some()));
@@ -192,8 +221,9 @@ fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
         compare: Some(RootCompare::DerSet),
     });
     push(eu, cacerts(&format!("{b}{a}{a}"), &self_signed("I")?))?;
-    assert!(eventually(|| published(eu, "default")
-        .is_some_and(|p| p.starts_with(&b))));
+    assert!(eventually(
+        || published(eu, "default").is_some_and(|p| p.starts_with(&b))
+    ));
     Ok(())
 }
 
@@ -211,10 +241,15 @@ fn a_rollout_reloads_any_root_and_without_cacerts_istiod_self_signs() -> anyhow:
     // cacerts added later is a root change to a running istiod: refused (the known pitfall).
     let a = self_signed("Root A")?;
     push(eu, cacerts(&a, &self_signed("I")?))?;
-    assert_eq!(published(eu, "default").as_deref(), Some(self_root.as_str()));
+    assert_eq!(
+        published(eu, "default").as_deref(),
+        Some(self_root.as_str())
+    );
     // A rollout (new pod template) starts fresh and loads cacerts.
     eu.install_istiod("1.28.2", &[("PILOT_ENABLE_X", "true")])?;
-    assert!(eventually(|| published(eu, "default").as_deref() == Some(a.as_str())));
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(a.as_str())
+    ));
     Ok(())
 }
 
@@ -222,13 +257,16 @@ fn a_rollout_reloads_any_root_and_without_cacerts_istiod_self_signs() -> anyhow:
 fn an_incomplete_cacerts_keeps_istiod_from_starting() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))?;
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
     eu.insert_object(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "cacerts", "namespace": "istio-system"},
         "data": {"root-cert.pem": STANDARD.encode(self_signed("Root A")?)}}))?;
     eu.install_istiod("1.28.2", &[])?;
-    assert!(eventually(|| eu.istiod_log().iter().any(|l| l
-        == "error\tfailed to create an istiod CA: incomplete signing CA bundle detected")));
+    assert!(eventually(|| eu.istiod_log().iter().any(
+        |l| l == "error\tfailed to create an istiod CA: incomplete signing CA bundle detected"
+    )));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(published(eu, "default"), None);
     Ok(())

@@ -66,7 +66,13 @@ fn kubectl_create_service_loadbalancer_is_stored_with_its_ports_and_gets_an_addr
         run(
             &kubectl,
             &clusters,
-            &["create", "service", "loadbalancer", "lb", "--tcp=80:8080,443:https"],
+            &[
+                "create",
+                "service",
+                "loadbalancer",
+                "lb",
+                "--tcp=80:8080,443:https",
+            ],
         )?;
         let svc = eu
             .object("v1", "Service", Some("default"), "lb")
@@ -116,7 +122,10 @@ fn kubectl_create_deployment_is_stored_with_its_pod_template() -> anyhow::Result
             .object("apps/v1", "Deployment", Some("default"), "web")
             .ok_or_else(|| anyhow::anyhow!("{}: deployment not stored", kubectl.display()))?;
         assert_eq!(d["spec"]["replicas"], 3);
-        assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+        assert_eq!(
+            d["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
         let tpl = &d["spec"]["template"];
         assert_eq!(tpl["metadata"]["labels"], json!({"app": "web"}));
         let c = &tpl["spec"]["containers"][0];
@@ -274,7 +283,15 @@ fn kubectl_typed_creates_of_every_core_kind_round_trip() -> anyhow::Result<()> {
         assert_eq!(c["env"], json!([{"name": "A", "value": "1"}]));
         assert_eq!(pod["metadata"]["labels"], json!({"app": "sleep"}));
         // What kubectl reads back agrees with what it wrote.
-        let got = k(&["-n", "apps", "get", "configmap", "cfg", "-o", "jsonpath={.data.b}"])?;
+        let got = k(&[
+            "-n",
+            "apps",
+            "get",
+            "configmap",
+            "cfg",
+            "-o",
+            "jsonpath={.data.b}",
+        ])?;
         assert_eq!(got, "two");
     }
     Ok(())

@@ -24,9 +24,11 @@ fn setup(clusters: &TestClusters) -> anyhow::Result<()> {
         "metadata": {"name": "reader-admin"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "default"}]}))?;
-    eu.insert_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+    eu.insert_object(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "cluster-admin"},
-        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))?;
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+    )?;
     Ok(())
 }
 
@@ -45,18 +47,23 @@ async fn token_request(clusters: &TestClusters, spec: Value) -> anyhow::Result<(
 async fn issue(clusters: &TestClusters, spec: Value) -> anyhow::Result<String> {
     let (code, tr) = token_request(clusters, spec).await?;
     anyhow::ensure!(code == 200, "TokenRequest failed: {tr}");
-    Ok(tr["status"]["token"].as_str().unwrap_or_default().to_string())
+    Ok(tr["status"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// The HTTP status of listing namespaces with `token`.
 async fn list_with(clusters: &TestClusters, token: &str) -> anyhow::Result<u16> {
     let eu = clusters.cluster("eu");
     let c = common::client_as(eu, eu.ca_pem(), token).await?;
-    Ok(match Api::<Namespace>::all(c).list(&Default::default()).await {
-        Ok(_) => 200,
-        Err(kube::Error::Api(s)) => s.code,
-        Err(e) => return Err(e.into()),
-    })
+    Ok(
+        match Api::<Namespace>::all(c).list(&Default::default()).await {
+            Ok(_) => 200,
+            Err(kube::Error::Api(s)) => s.code,
+            Err(e) => return Err(e.into()),
+        },
+    )
 }
 
 async fn review(clusters: &TestClusters, token: &str) -> anyhow::Result<Value> {
@@ -88,20 +95,28 @@ async fn token_request_honours_expiration_seconds_and_the_jwt_carries_the_real_c
     let token = tr["status"]["token"].as_str().unwrap_or_default();
     assert_eq!(token.split('.').count(), 3, "JWT-shaped");
     let c = tokens::claims(token).unwrap_or_default();
-    let (iat, exp) = (c["iat"].as_i64().unwrap_or(0), c["exp"].as_i64().unwrap_or(0));
+    let (iat, exp) = (
+        c["iat"].as_i64().unwrap_or(0),
+        c["exp"].as_i64().unwrap_or(0),
+    );
     assert_eq!(exp - iat, 7200);
     assert_eq!(c["nbf"], c["iat"]);
     assert_eq!(c["sub"], "system:serviceaccount:default:reader");
     assert_eq!(c["iss"], "https://kubernetes.default.svc.eu");
     assert_eq!(c["kubernetes.io"]["namespace"], "default");
     assert_eq!(c["kubernetes.io"]["serviceaccount"]["name"], "reader");
-    let ts = tr["status"]["expirationTimestamp"].as_str().unwrap_or_default();
+    let ts = tr["status"]["expirationTimestamp"]
+        .as_str()
+        .unwrap_or_default();
     let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)?;
     assert_eq!(parsed.unix_timestamp(), exp);
     // Default lifetime: one hour.
     let default = issue(&clusters, json!({})).await?;
     let c = tokens::claims(&default).unwrap_or_default();
-    assert_eq!(c["exp"].as_i64().unwrap_or(0) - c["iat"].as_i64().unwrap_or(0), 3600);
+    assert_eq!(
+        c["exp"].as_i64().unwrap_or(0) - c["iat"].as_i64().unwrap_or(0),
+        3600
+    );
     assert_eq!(list_with(&clusters, &default).await?, 200);
     Ok(())
 }
@@ -116,7 +131,8 @@ async fn token_request_lifetime_limits_use_the_real_wording() -> anyhow::Result<
         st["message"],
         "TokenRequest.authentication.k8s.io \"reader\" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes"
     );
-    let (code, st) = token_request(&clusters, json!({"expirationSeconds": 4_294_967_297i64})).await?;
+    let (code, st) =
+        token_request(&clusters, json!({"expirationSeconds": 4_294_967_297i64})).await?;
     assert_eq!(code, 422);
     assert!(
         st["message"]
@@ -148,7 +164,9 @@ async fn an_expired_token_is_rejected_with_401_and_token_review_says_why() -> an
     setup(&clusters)?;
     let token = issue(&clusters, json!({"expirationSeconds": 600})).await?;
     assert_eq!(list_with(&clusters, &token).await?, 200);
-    clusters.cluster("eu").advance_clock(Duration::from_secs(601));
+    clusters
+        .cluster("eu")
+        .advance_clock(Duration::from_secs(601));
     assert_eq!(list_with(&clusters, &token).await?, 401);
     let st = review(&clusters, &token).await?;
     assert_eq!(st["authenticated"], false);
@@ -182,8 +200,12 @@ async fn a_token_bound_to_a_secret_dies_when_the_secret_is_deleted_or_recreated(
     assert_eq!(list_with(&clusters, &token).await?, 401);
     let st = review(&clusters, &token).await?;
     assert!(
-        st["error"].as_str().is_some_and(|e| e.starts_with("secret UID (")
-            && e.ends_with(&format!("does not match service account secret ref claim ({uid})"))),
+        st["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("secret UID (")
+                && e.ends_with(&format!(
+                    "does not match service account secret ref claim ({uid})"
+                ))),
         "{st}"
     );
 
@@ -226,14 +248,20 @@ async fn bound_object_refs_are_checked_as_the_real_server_checks_them() -> anyho
         json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": "absent"}}),
     )
     .await?;
-    assert_eq!((code, st["message"].clone()), (404, json!("secrets \"absent\" not found")));
+    assert_eq!(
+        (code, st["message"].clone()),
+        (404, json!("secrets \"absent\" not found"))
+    );
     let (code, st) = token_request(
         &clusters,
         json!({"boundObjectRef": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}}),
     )
     .await?;
     assert_eq!(code, 400);
-    assert_eq!(st["message"], "cannot bind token to object of type /v1, Kind=ConfigMap");
+    assert_eq!(
+        st["message"],
+        "cannot bind token to object of type /v1, Kind=ConfigMap"
+    );
     eu.insert_object(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"serviceAccountName": "default", "containers": [{"name": "c", "image": "x"}]}}))?;
@@ -269,14 +297,17 @@ async fn a_token_for_another_audience_cannot_call_the_api_server() -> anyhow::Re
     let clusters = TestClusters::start(&["eu"])?;
     setup(&clusters)?;
     let token = issue(&clusters, json!({"audiences": ["vault"]})).await?;
-    assert_eq!(tokens::claims(&token).unwrap_or_default()["aud"], json!(["vault"]));
+    assert_eq!(
+        tokens::claims(&token).unwrap_or_default()["aud"],
+        json!(["vault"])
+    );
     assert_eq!(list_with(&clusters, &token).await?, 401);
     Ok(())
 }
 
 #[tokio::test]
-async fn the_token_cache_delay_keeps_a_revoked_token_working_until_it_lapses()
--> anyhow::Result<()> {
+async fn the_token_cache_delay_keeps_a_revoked_token_working_until_it_lapses() -> anyhow::Result<()>
+{
     let clusters = TestClusters::start_with(
         &["eu"],
         EmulatorOptions {
@@ -305,9 +336,11 @@ async fn legacy_token_secrets_hold_long_lived_tokens_without_exp() -> anyhow::Re
     let clusters = TestClusters::start(&["eu"])?;
     setup(&clusters)?;
     let eu = clusters.cluster("eu");
-    eu.insert_object(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
         "metadata": {"name": "reader-token", "namespace": "default",
-            "annotations": {"kubernetes.io/service-account.name": "reader"}}}))?;
+            "annotations": {"kubernetes.io/service-account.name": "reader"}}}),
+    )?;
     let secret = common::eventually(|| {
         eu.object("v1", "Secret", Some("default"), "reader-token")
             .filter(|s| s["data"]["token"].is_string())
@@ -358,7 +391,10 @@ fn kubectl_create_token_bound_to_a_secret_gets_a_bound_expiring_token() -> anyho
     );
     let token = String::from_utf8(out.stdout)?.trim().to_string();
     let c = tokens::claims(&token).unwrap_or_default();
-    assert_eq!(c["exp"].as_i64().unwrap_or(0) - c["iat"].as_i64().unwrap_or(0), 1200);
+    assert_eq!(
+        c["exp"].as_i64().unwrap_or(0) - c["iat"].as_i64().unwrap_or(0),
+        1200
+    );
     assert_eq!(c["kubernetes.io"]["secret"]["name"], "reader-for-ap");
     Ok(())
 }

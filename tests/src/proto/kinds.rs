@@ -105,7 +105,11 @@ static OBJECT_FIELD_SELECTOR: Message = m(
 );
 static RESOURCE_FIELD_SELECTOR: Message = m(
     "ResourceFieldSelector",
-    &[(1, "containerName", Str), (2, "resource", Str), (3, "divisor", Qty)],
+    &[
+        (1, "containerName", Str),
+        (2, "resource", Str),
+        (3, "divisor", Qty),
+    ],
 );
 static CONFIG_MAP_KEY_SELECTOR: Message = m(
     "ConfigMapKeySelector",
@@ -424,8 +428,16 @@ static VOLUME_PROJECTION: Message = m(
         (1, "secret", Msg(&SECRET_PROJECTION)),
         (2, "downwardAPI", Msg(&DOWNWARD_API_PROJECTION)),
         (3, "configMap", Msg(&CONFIG_MAP_PROJECTION)),
-        (4, "serviceAccountToken", Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION)),
-        (5, "clusterTrustBundle", Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION)),
+        (
+            4,
+            "serviceAccountToken",
+            Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION),
+        ),
+        (
+            5,
+            "clusterTrustBundle",
+            Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION),
+        ),
     ],
 );
 static PROJECTED_VOLUME_SOURCE: Message = m(
@@ -461,7 +473,10 @@ static PVC_SPEC: Message = m(
 );
 static PVC_TEMPLATE: Message = m(
     "PersistentVolumeClaimTemplate",
-    &[(1, "metadata", Msg(&OBJECT_META)), (2, "spec", Msg(&PVC_SPEC))],
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&PVC_SPEC)),
+    ],
 );
 static EPHEMERAL_VOLUME_SOURCE: Message = m(
     "EphemeralVolumeSource",
@@ -491,7 +506,10 @@ static VOLUME_SOURCE: Message = m(
 );
 static VOLUME: Message = m(
     "Volume",
-    &[(1, "name", Str), (2, "volumeSource", Inline(&VOLUME_SOURCE))],
+    &[
+        (1, "name", Str),
+        (2, "volumeSource", Inline(&VOLUME_SOURCE)),
+    ],
 );
 
 // --- core/v1: scheduling and the pod spec ---------------------------------------------------
@@ -513,12 +531,19 @@ static NODE_SELECTOR: Message = m(
 );
 static PREFERRED_SCHEDULING_TERM: Message = m(
     "PreferredSchedulingTerm",
-    &[(1, "weight", Int), (2, "preference", Msg(&NODE_SELECTOR_TERM))],
+    &[
+        (1, "weight", Int),
+        (2, "preference", Msg(&NODE_SELECTOR_TERM)),
+    ],
 );
 static NODE_AFFINITY: Message = m(
     "NodeAffinity",
     &[
-        (1, "requiredDuringSchedulingIgnoredDuringExecution", Msg(&NODE_SELECTOR)),
+        (
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Msg(&NODE_SELECTOR),
+        ),
         (
             2,
             "preferredDuringSchedulingIgnoredDuringExecution",
@@ -539,12 +564,19 @@ static POD_AFFINITY_TERM: Message = m(
 );
 static WEIGHTED_POD_AFFINITY_TERM: Message = m(
     "WeightedPodAffinityTerm",
-    &[(1, "weight", Int), (2, "podAffinityTerm", Msg(&POD_AFFINITY_TERM))],
+    &[
+        (1, "weight", Int),
+        (2, "podAffinityTerm", Msg(&POD_AFFINITY_TERM)),
+    ],
 );
 static POD_AFFINITY: Message = m(
     "PodAffinity",
     &[
-        (1, "requiredDuringSchedulingIgnoredDuringExecution", RepMsg(&POD_AFFINITY_TERM)),
+        (
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            RepMsg(&POD_AFFINITY_TERM),
+        ),
         (
             2,
             "preferredDuringSchedulingIgnoredDuringExecution",
@@ -661,7 +693,11 @@ static POD_SPEC: Message = m(
         (30, "enableServiceLinks", PBool),
         (31, "preemptionPolicy", PStr),
         (32, "overhead", MapQty),
-        (33, "topologySpreadConstraints", RepMsg(&TOPOLOGY_SPREAD_CONSTRAINT)),
+        (
+            33,
+            "topologySpreadConstraints",
+            RepMsg(&TOPOLOGY_SPREAD_CONSTRAINT),
+        ),
         (35, "setHostnameAsFQDN", PBool),
         (36, "os", Msg(&POD_OS)),
         (37, "hostUsers", PBool),
@@ -672,7 +708,10 @@ static POD_SPEC: Message = m(
 );
 static POD_TEMPLATE_SPEC: Message = m(
     "PodTemplateSpec",
-    &[(1, "metadata", Msg(&OBJECT_META)), (2, "spec", Msg(&POD_SPEC))],
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&POD_SPEC)),
+    ],
 );
 
 // --- core/v1 kinds --------------------------------------------------------------------------
@@ -1110,10 +1149,8 @@ static SELF_SUBJECT_ACCESS_REVIEW: Message = m(
         (3, "status", Skip),
     ],
 );
-static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = m(
-    "SelfSubjectRulesReviewSpec",
-    &[(1, "namespace", Str)],
-);
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Message =
+    m("SelfSubjectRulesReviewSpec", &[(1, "namespace", Str)]);
 static SELF_SUBJECT_RULES_REVIEW: Message = m(
     "SelfSubjectRulesReview",
     &[
