@@ -44,6 +44,8 @@ pub(crate) enum Ty {
     Bool,
     /// `*bool`: kept when false.
     PBool,
+    /// `bytes`, base64 in JSON.
+    Bytes,
     /// `repeated string`.
     RepStr,
     /// `repeated int32/int64` (packed or not).
@@ -224,6 +226,11 @@ fn message(buf: &[u8], table: &Message, out: &mut Map<String, Value>) -> Result<
             }
             (Ty::PBool, Field::Varint(v)) => {
                 out.insert(key, json!(v != 0));
+            }
+            (Ty::Bytes, Field::Bytes(b)) => {
+                if !b.is_empty() {
+                    out.insert(key, json!(STANDARD.encode(b)));
+                }
             }
             (Ty::RepStr, Field::Bytes(b)) => push(out, key, json!(text(b))),
             (Ty::RepInt, Field::Varint(v)) => push(out, key, json!(v as i64)),

@@ -1,6 +1,7 @@
 //! kubectl ≥ 1.32 sends protobuf bodies for typed creates (`kubectl create deployment`,
 //! `kubectl create service loadbalancer`, ...); the emulator stores what a real server would.
-//! Each test runs every kubectl it finds: `kubectl` on PATH (1.32 on the image) and
+//! Each test runs every kubectl it finds: `kubectl` (`MESHBOOT_KUBECTL` or PATH; 1.32 on the
+//! image) and
 //! `/work/tools/bin/kubectl-1.35` (or `$MESHBOOT_KUBECTL_135`); with none it prints why it skips.
 
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use serde_json::json;
 
 /// The kubectl binaries present on this machine, each with its version line.
 fn kubectls() -> Vec<PathBuf> {
-    let mut candidates = vec![PathBuf::from("kubectl")];
+    // `MESHBOOT_KUBECTL` or PATH (the shared lookup), then kubectl 1.35 beside helm.
+    let mut candidates: Vec<PathBuf> = mesh_tests::tools::kubectl().into_iter().collect();
     candidates.push(
         std::env::var_os("MESHBOOT_KUBECTL_135")
             .map(PathBuf::from)
@@ -230,6 +232,21 @@ fn kubectl_typed_creates_of_every_core_kind_round_trip() -> anyhow::Result<()> {
             "sleep",
             "3600",
         ])?;
+
+        k(&[
+            "-n",
+            "apps",
+            "create",
+            "poddisruptionbudget",
+            "pdb",
+            "--selector=app=sleep",
+            "--min-available=50%",
+        ])?;
+        let pdb = eu
+            .object("policy/v1", "PodDisruptionBudget", Some("apps"), "pdb")
+            .unwrap_or_default();
+        assert_eq!(pdb["spec"]["minAvailable"], "50%", "int-or-string percentage");
+        assert_eq!(pdb["spec"]["selector"], json!({"matchLabels": {"app": "sleep"}}));
 
         let cm = eu
             .object("v1", "ConfigMap", Some("apps"), "cfg")

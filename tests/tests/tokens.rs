@@ -360,17 +360,10 @@ async fn legacy_token_secrets_hold_long_lived_tokens_without_exp() -> anyhow::Re
 
 #[test]
 fn kubectl_create_token_bound_to_a_secret_gets_a_bound_expiring_token() -> anyhow::Result<()> {
-    let found = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipping: kubectl not found on PATH");
-        return Ok(());
-    }
+    let kubectl = mesh_tests::require_kubectl!();
     let clusters = TestClusters::start(&["eu"])?;
     setup(&clusters)?;
-    let out = std::process::Command::new("kubectl")
+    let out = std::process::Command::new(&kubectl)
         .arg("--kubeconfig")
         .arg(clusters.kubeconfig_path())
         .args([

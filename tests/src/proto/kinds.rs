@@ -1,6 +1,6 @@
 //! Message tables for every built-in kind the emulator serves, by field number as in
-//! Kubernetes' `generated.proto` (core/v1, apps/v1, rbac/v1, discovery/v1, policy/v1,
-//! authentication/v1, authorization/v1, meta/v1). Names are the JSON field names.
+//! Kubernetes' `generated.proto` (core/v1, apps/v1, autoscaling/v2, policy/v1, rbac/v1,
+//! discovery/v1, admissionregistration/v1, authentication/v1, authorization/v1, meta/v1). Names are the JSON field names.
 
 use super::Message;
 use super::Ty::{self, *};
@@ -926,6 +926,275 @@ static REPLICA_SET: Message = m(
     ],
 );
 
+static ROLLING_UPDATE_DAEMON_SET: Message = m(
+    "RollingUpdateDaemonSet",
+    &[(1, "maxUnavailable", IntStr), (2, "maxSurge", IntStr)],
+);
+static DAEMON_SET_UPDATE_STRATEGY: Message = m(
+    "DaemonSetUpdateStrategy",
+    &[
+        (1, "type", Str),
+        (2, "rollingUpdate", Msg(&ROLLING_UPDATE_DAEMON_SET)),
+    ],
+);
+static DAEMON_SET_SPEC: Message = m(
+    "DaemonSetSpec",
+    &[
+        (1, "selector", Msg(&LABEL_SELECTOR)),
+        (2, "template", Msg(&POD_TEMPLATE_SPEC)),
+        (3, "updateStrategy", Msg(&DAEMON_SET_UPDATE_STRATEGY)),
+        (4, "minReadySeconds", Int),
+        (6, "revisionHistoryLimit", PInt),
+    ],
+);
+static DAEMON_SET: Message = m(
+    "DaemonSet",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&DAEMON_SET_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+static PVC: Message = m(
+    "PersistentVolumeClaim",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&PVC_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+static ROLLING_UPDATE_STATEFUL_SET: Message = m(
+    "RollingUpdateStatefulSetStrategy",
+    &[(1, "partition", PInt), (2, "maxUnavailable", IntStr)],
+);
+static STATEFUL_SET_UPDATE_STRATEGY: Message = m(
+    "StatefulSetUpdateStrategy",
+    &[
+        (1, "type", Str),
+        (2, "rollingUpdate", Msg(&ROLLING_UPDATE_STATEFUL_SET)),
+    ],
+);
+static STATEFUL_SET_PVC_RETENTION: Message = m(
+    "StatefulSetPersistentVolumeClaimRetentionPolicy",
+    &[(1, "whenDeleted", Str), (2, "whenScaled", Str)],
+);
+static STATEFUL_SET_ORDINALS: Message = m("StatefulSetOrdinals", &[(1, "start", Int)]);
+static STATEFUL_SET_SPEC: Message = m(
+    "StatefulSetSpec",
+    &[
+        (1, "replicas", PInt),
+        (2, "selector", Msg(&LABEL_SELECTOR)),
+        (3, "template", Msg(&POD_TEMPLATE_SPEC)),
+        (4, "volumeClaimTemplates", RepMsg(&PVC)),
+        (5, "serviceName", Str),
+        (6, "podManagementPolicy", Str),
+        (7, "updateStrategy", Msg(&STATEFUL_SET_UPDATE_STRATEGY)),
+        (8, "revisionHistoryLimit", PInt),
+        (9, "minReadySeconds", Int),
+        (
+            10,
+            "persistentVolumeClaimRetentionPolicy",
+            Msg(&STATEFUL_SET_PVC_RETENTION),
+        ),
+        (11, "ordinals", Msg(&STATEFUL_SET_ORDINALS)),
+    ],
+);
+static STATEFUL_SET: Message = m(
+    "StatefulSet",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&STATEFUL_SET_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+
+// --- autoscaling/v2 -------------------------------------------------------------------------
+
+static CROSS_VERSION_OBJECT_REFERENCE: Message = m(
+    "CrossVersionObjectReference",
+    &[(1, "kind", Str), (2, "name", Str), (3, "apiVersion", Str)],
+);
+static METRIC_TARGET: Message = m(
+    "MetricTarget",
+    &[
+        (1, "type", Str),
+        (2, "value", Qty),
+        (3, "averageValue", Qty),
+        (4, "averageUtilization", PInt),
+    ],
+);
+static METRIC_IDENTIFIER: Message = m(
+    "MetricIdentifier",
+    &[(1, "name", Str), (2, "selector", Msg(&LABEL_SELECTOR))],
+);
+static OBJECT_METRIC_SOURCE: Message = m(
+    "ObjectMetricSource",
+    &[
+        (1, "describedObject", Msg(&CROSS_VERSION_OBJECT_REFERENCE)),
+        (2, "target", Msg(&METRIC_TARGET)),
+        (3, "metric", Msg(&METRIC_IDENTIFIER)),
+    ],
+);
+static PODS_METRIC_SOURCE: Message = m(
+    "PodsMetricSource",
+    &[
+        (1, "metric", Msg(&METRIC_IDENTIFIER)),
+        (2, "target", Msg(&METRIC_TARGET)),
+    ],
+);
+static RESOURCE_METRIC_SOURCE: Message = m(
+    "ResourceMetricSource",
+    &[(1, "name", Str), (2, "target", Msg(&METRIC_TARGET))],
+);
+static CONTAINER_RESOURCE_METRIC_SOURCE: Message = m(
+    "ContainerResourceMetricSource",
+    &[
+        (1, "name", Str),
+        (2, "target", Msg(&METRIC_TARGET)),
+        (3, "container", Str),
+    ],
+);
+static EXTERNAL_METRIC_SOURCE: Message = m(
+    "ExternalMetricSource",
+    &[
+        (1, "metric", Msg(&METRIC_IDENTIFIER)),
+        (2, "target", Msg(&METRIC_TARGET)),
+    ],
+);
+static METRIC_SPEC: Message = m(
+    "MetricSpec",
+    &[
+        (1, "type", Str),
+        (2, "object", Msg(&OBJECT_METRIC_SOURCE)),
+        (3, "pods", Msg(&PODS_METRIC_SOURCE)),
+        (4, "resource", Msg(&RESOURCE_METRIC_SOURCE)),
+        (5, "external", Msg(&EXTERNAL_METRIC_SOURCE)),
+        (7, "containerResource", Msg(&CONTAINER_RESOURCE_METRIC_SOURCE)),
+    ],
+);
+static HPA_SCALING_POLICY: Message = m(
+    "HPAScalingPolicy",
+    &[(1, "type", Str), (2, "value", Int), (3, "periodSeconds", Int)],
+);
+static HPA_SCALING_RULES: Message = m(
+    "HPAScalingRules",
+    &[
+        (1, "selectPolicy", PStr),
+        (2, "policies", RepMsg(&HPA_SCALING_POLICY)),
+        (3, "stabilizationWindowSeconds", PInt),
+        (4, "tolerance", Qty),
+    ],
+);
+static HPA_BEHAVIOR: Message = m(
+    "HorizontalPodAutoscalerBehavior",
+    &[
+        (1, "scaleUp", Msg(&HPA_SCALING_RULES)),
+        (2, "scaleDown", Msg(&HPA_SCALING_RULES)),
+    ],
+);
+static HPA_SPEC: Message = m(
+    "HorizontalPodAutoscalerSpec",
+    &[
+        (1, "scaleTargetRef", Msg(&CROSS_VERSION_OBJECT_REFERENCE)),
+        (2, "minReplicas", PInt),
+        (3, "maxReplicas", Int),
+        (4, "metrics", RepMsg(&METRIC_SPEC)),
+        (5, "behavior", Msg(&HPA_BEHAVIOR)),
+    ],
+);
+static HPA: Message = m(
+    "HorizontalPodAutoscaler",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&HPA_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+
+// --- admissionregistration.k8s.io/v1 --------------------------------------------------------
+
+static WEBHOOK_SERVICE_REFERENCE: Message = m(
+    "ServiceReference",
+    &[
+        (1, "namespace", Str),
+        (2, "name", Str),
+        (3, "path", PStr),
+        (4, "port", PInt),
+    ],
+);
+static WEBHOOK_CLIENT_CONFIG: Message = m(
+    "WebhookClientConfig",
+    &[
+        (1, "service", Msg(&WEBHOOK_SERVICE_REFERENCE)),
+        (2, "caBundle", Bytes),
+        (3, "url", PStr),
+    ],
+);
+static RULE: Message = m(
+    "Rule",
+    &[
+        (1, "apiGroups", RepStr),
+        (2, "apiVersions", RepStr),
+        (3, "resources", RepStr),
+        (4, "scope", PStr),
+    ],
+);
+static RULE_WITH_OPERATIONS: Message = m(
+    "RuleWithOperations",
+    &[(1, "operations", RepStr), (2, "rule", Inline(&RULE))],
+);
+static MATCH_CONDITION: Message = m(
+    "MatchCondition",
+    &[(1, "name", Str), (2, "expression", Str)],
+);
+static MUTATING_WEBHOOK: Message = m(
+    "MutatingWebhook",
+    &[
+        (1, "name", Str),
+        (2, "clientConfig", Msg(&WEBHOOK_CLIENT_CONFIG)),
+        (3, "rules", RepMsg(&RULE_WITH_OPERATIONS)),
+        (4, "failurePolicy", PStr),
+        (5, "namespaceSelector", Msg(&LABEL_SELECTOR)),
+        (6, "sideEffects", PStr),
+        (7, "timeoutSeconds", PInt),
+        (8, "admissionReviewVersions", RepStr),
+        (9, "matchPolicy", PStr),
+        (10, "reinvocationPolicy", PStr),
+        (11, "objectSelector", Msg(&LABEL_SELECTOR)),
+        (12, "matchConditions", RepMsg(&MATCH_CONDITION)),
+    ],
+);
+static VALIDATING_WEBHOOK: Message = m(
+    "ValidatingWebhook",
+    &[
+        (1, "name", Str),
+        (2, "clientConfig", Msg(&WEBHOOK_CLIENT_CONFIG)),
+        (3, "rules", RepMsg(&RULE_WITH_OPERATIONS)),
+        (4, "failurePolicy", PStr),
+        (5, "namespaceSelector", Msg(&LABEL_SELECTOR)),
+        (6, "sideEffects", PStr),
+        (7, "timeoutSeconds", PInt),
+        (8, "admissionReviewVersions", RepStr),
+        (9, "matchPolicy", PStr),
+        (10, "objectSelector", Msg(&LABEL_SELECTOR)),
+        (11, "matchConditions", RepMsg(&MATCH_CONDITION)),
+    ],
+);
+static MUTATING_WEBHOOK_CONFIGURATION: Message = m(
+    "MutatingWebhookConfiguration",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "webhooks", RepMsg(&MUTATING_WEBHOOK)),
+    ],
+);
+static VALIDATING_WEBHOOK_CONFIGURATION: Message = m(
+    "ValidatingWebhookConfiguration",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "webhooks", RepMsg(&VALIDATING_WEBHOOK)),
+    ],
+);
+
 // --- rbac.authorization.k8s.io/v1 -----------------------------------------------------------
 
 static POLICY_RULE: Message = m(
@@ -1173,6 +1442,15 @@ pub(super) fn table(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "Node") => &NODE,
         ("apps/v1", "Deployment") => &DEPLOYMENT,
         ("apps/v1", "ReplicaSet") => &REPLICA_SET,
+        ("apps/v1", "DaemonSet") => &DAEMON_SET,
+        ("apps/v1", "StatefulSet") => &STATEFUL_SET,
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => &HPA,
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+            &MUTATING_WEBHOOK_CONFIGURATION
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
+            &VALIDATING_WEBHOOK_CONFIGURATION
+        }
         ("rbac.authorization.k8s.io/v1", "Role") => &ROLE,
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => &CLUSTER_ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &BINDING,
