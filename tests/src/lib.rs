@@ -86,8 +86,8 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
-pub mod tools;
 pub mod tokens;
+pub mod tools;
 pub mod validate;
 pub mod watch;
 

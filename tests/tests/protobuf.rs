@@ -1,8 +1,8 @@
 //! kubectl ≥ 1.32 sends protobuf bodies for typed creates (`kubectl create deployment`,
 //! `kubectl create service loadbalancer`, ...); the emulator stores what a real server would.
 //! Each test runs every kubectl it finds: `kubectl` (`MESHBOOT_KUBECTL` or PATH; 1.32 on the
-//! image) and
-//! `/work/tools/bin/kubectl-1.35` (or `$MESHBOOT_KUBECTL_135`); with none it prints why it skips.
+//! image) and `/work/tools/bin/kubectl-1.35` (or `$MESHBOOT_KUBECTL_135`); with none it prints
+//! why it skips.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -245,8 +245,14 @@ fn kubectl_typed_creates_of_every_core_kind_round_trip() -> anyhow::Result<()> {
         let pdb = eu
             .object("policy/v1", "PodDisruptionBudget", Some("apps"), "pdb")
             .unwrap_or_default();
-        assert_eq!(pdb["spec"]["minAvailable"], "50%", "int-or-string percentage");
-        assert_eq!(pdb["spec"]["selector"], json!({"matchLabels": {"app": "sleep"}}));
+        assert_eq!(
+            pdb["spec"]["minAvailable"], "50%",
+            "int-or-string percentage"
+        );
+        assert_eq!(
+            pdb["spec"]["selector"],
+            json!({"matchLabels": {"app": "sleep"}})
+        );
 
         let cm = eu
             .object("v1", "ConfigMap", Some("apps"), "cfg")

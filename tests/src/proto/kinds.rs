@@ -1069,12 +1069,20 @@ static METRIC_SPEC: Message = m(
         (3, "pods", Msg(&PODS_METRIC_SOURCE)),
         (4, "resource", Msg(&RESOURCE_METRIC_SOURCE)),
         (5, "external", Msg(&EXTERNAL_METRIC_SOURCE)),
-        (7, "containerResource", Msg(&CONTAINER_RESOURCE_METRIC_SOURCE)),
+        (
+            7,
+            "containerResource",
+            Msg(&CONTAINER_RESOURCE_METRIC_SOURCE),
+        ),
     ],
 );
 static HPA_SCALING_POLICY: Message = m(
     "HPAScalingPolicy",
-    &[(1, "type", Str), (2, "value", Int), (3, "periodSeconds", Int)],
+    &[
+        (1, "type", Str),
+        (2, "value", Int),
+        (3, "periodSeconds", Int),
+    ],
 );
 static HPA_SCALING_RULES: Message = m(
     "HPAScalingRules",
