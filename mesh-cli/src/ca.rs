@@ -143,13 +143,8 @@ fn init(args: InitArgs) -> anyhow::Result<Exit> {
     let ca = CaDir::open(&args.dir);
     let replaced = args.force && ca.has_root();
     let root = ca.init(&opts, args.force)?;
-    let result = RootResult {
-        action: if replaced { "replaced" } else { "created" },
-        cert_file: ca.root_cert_path(),
-        key_file: ca.root_key_path(),
-        root,
-    };
-    crate::args::emit(args.output.output, &result, print_root)?;
+    let action = if replaced { "replaced" } else { "created" };
+    emit_root(args.output.output, &ca, action, root)?;
     if replaced {
         eprintln!(
             "warn: intermediates signed by the old root no longer verify; re-issue them with `meshboot ca intermediate --dir {} --cluster NAME --force`",
@@ -164,14 +159,24 @@ fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     // A second import of the same root is a no-op (a different one is refused below).
     let had_root = ca.has_root();
     let root = ca.import(&args.cert, &args.key)?;
+    let action = if had_root { "unchanged" } else { "imported" };
+    emit_root(args.output.output, &ca, action, root)?;
+    Ok(Exit::Done)
+}
+
+fn emit_root(
+    format: crate::args::OutputFormat,
+    ca: &CaDir,
+    action: &'static str,
+    root: CertInfo,
+) -> anyhow::Result<()> {
     let result = RootResult {
-        action: if had_root { "unchanged" } else { "imported" },
+        action,
         cert_file: ca.root_cert_path(),
         key_file: ca.root_key_path(),
         root,
     };
-    crate::args::emit(args.output.output, &result, print_root)?;
-    Ok(Exit::Done)
+    crate::args::emit(format, &result, print_root)
 }
 
 fn print_root(result: &RootResult, out: &mut dyn Write) -> std::io::Result<()> {

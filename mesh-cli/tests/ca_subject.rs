@@ -59,7 +59,7 @@ fn every_command_gives_a_brought_root_the_same_intermediate_subject() {
     ));
 
     let render = tempfile::tempdir().unwrap();
-    let meshes = [("eu", "network1")];
+    let meshes = [("eu", "network1", "primary")];
     write_mesh(
         render.path(),
         clusters.kubeconfig_path(),

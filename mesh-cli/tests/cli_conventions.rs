@@ -211,7 +211,7 @@ fn cluster_commands_report_the_same_result_in_json_and_yaml() {
     let clusters = start_with_istio(&["eu", "ap"]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let meshes = [("eu", "network1"), ("ap", "network2")];
+    let meshes = [("eu", "network1", "primary"), ("ap", "network2", "primary")];
     write_mesh(
         dir,
         clusters.kubeconfig_path(),

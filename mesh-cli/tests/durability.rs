@@ -223,7 +223,7 @@ fn render_writes_its_cacerts_file_the_same_way() {
     let file = write_mesh(
         &dir,
         &kubeconfig,
-        &[("eu", "network1")],
+        &[("eu", "network1", "primary")],
         "multi-primary",
         "",
     );
@@ -264,7 +264,7 @@ fn a_dry_run_creates_no_file_anywhere() {
         write_mesh(
             &dir,
             clusters.kubeconfig_path(),
-            &[("eu", "network1"), ("ap", "network2")],
+            &[("eu", "network1", "primary"), ("ap", "network2", "primary")],
             "multi-primary",
             extra_ca,
         );

@@ -73,7 +73,7 @@ fn debug_output_of_real_runs_shows_requests_and_decisions_but_no_key_or_token() 
     write_mesh(
         dir,
         clusters.kubeconfig_path(),
-        &[("eu", "network1"), ("ap", "network2")],
+        &[("eu", "network1", "primary"), ("ap", "network2", "primary")],
         "multi-primary",
         "",
     );
@@ -171,7 +171,7 @@ fn retries_are_logged_with_the_answer_that_caused_them() {
     write_mesh(
         tmp.path(),
         clusters.kubeconfig_path(),
-        &[("eu", "network1")],
+        &[("eu", "network1", "primary")],
         "multi-primary",
         "",
     );

@@ -51,23 +51,23 @@ fn write_mesh_file(dir: &Path, kubeconfig: &Path, names: &[&str], primary_remote
     } else {
         "multi-primary"
     };
-    let mut yaml = format!(
-        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\nca:\n  dir: ./pki\n  key: ecdsa-p256\nclusters:\n",
-    );
-    for (i, name) in names.iter().enumerate() {
-        let (network, role) = match (primary_remote, i) {
-            (false, _) => (i + 1, "primary"),
-            (true, 0) => (1, "primary"),
-            (true, _) => (1, "remote"),
-        };
-        yaml.push_str(&format!(
-            "  - name: {name}\n    network: network{network}\n    role: {role}\n    context: {name}\n    kubeconfig: {}\n",
-            kubeconfig.display()
-        ));
-    }
-    let path = dir.join("mesh.yaml");
-    std::fs::write(&path, yaml).expect("write mesh.yaml");
-    path
+    let networks: Vec<String> = (1..=names.len())
+        .map(|i| format!("network{}", if primary_remote { 1 } else { i }))
+        .collect();
+    let clusters: Vec<(&str, &str, &str)> = names
+        .iter()
+        .zip(&networks)
+        .enumerate()
+        .map(|(i, (name, network))| {
+            let role = if primary_remote && i > 0 {
+                "remote"
+            } else {
+                "primary"
+            };
+            (*name, network.as_str(), role)
+        })
+        .collect();
+    common::write_mesh(dir, kubeconfig, &clusters, model, "")
 }
 
 async fn bootstrap(names: &[&str], options: EmulatorOptions) -> Mesh {

@@ -289,6 +289,11 @@ fn a_root_that_expired_in_place_issues_nothing() {
     assert!(report.root.unwrap().chain.contains("expired"));
 }
 
+/// The openssl-made P-256 root (`O=Example Corp`): certificate and key paths.
+fn ec_root() -> (PathBuf, PathBuf) {
+    (fixture("ec-root.pem"), fixture("ec-root-key.pkcs8.pem"))
+}
+
 /// Every path below `dir`, for before/after comparisons.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -311,9 +316,10 @@ fn a_dry_run_with_a_brought_root_plans_in_memory_and_writes_nothing() {
     use mesh_core::pki::{IntermediateAction, RootAction, RootFiles};
     let tmp = tempfile::tempdir().unwrap();
     let ca = CaDir::open(tmp.path().join("pki"));
+    let (cert, key) = ec_root();
     let brought = RootFiles {
-        cert: &fixture("ec-root.pem"),
-        key: &fixture("ec-root-key.pkcs8.pem"),
+        cert: &cert,
+        key: &key,
     };
     let planned = ca
         .prepare(Some(brought), &p256(), &["eu", "us"], true)
@@ -367,9 +373,10 @@ fn a_dry_run_reports_the_refusal_a_real_run_would_meet() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = CaDir::open(tmp.path().join("pki"));
     ca.init(&p256(), false).unwrap();
+    let (cert, key) = ec_root();
     let brought = RootFiles {
-        cert: &fixture("ec-root.pem"),
-        key: &fixture("ec-root-key.pkcs8.pem"),
+        cert: &cert,
+        key: &key,
     };
     let err = ca
         .prepare(Some(brought), &p256(), &["eu"], true)
@@ -395,9 +402,10 @@ fn intermediates_take_the_brought_roots_organisation_by_one_rule() {
     // ... and prepared from a mesh file's `ca.root` (`render`, `apply`), dry or not.
     for dry_run in [true, false] {
         let tmp = tempfile::tempdir().unwrap();
+        let (cert, key) = ec_root();
         let brought = RootFiles {
-            cert: &fixture("ec-root.pem"),
-            key: &fixture("ec-root-key.pkcs8.pem"),
+            cert: &cert,
+            key: &key,
         };
         let prepared = CaDir::open(tmp.path().join("pki"))
             .prepare(Some(brought), &p256(), &["eu"], dry_run)

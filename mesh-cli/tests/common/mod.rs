@@ -43,13 +43,13 @@ pub fn which_kubectl() -> Option<PathBuf> {
     mesh_tests::tools::kubectl()
 }
 
-/// Writes `dir/mesh.yaml` for emulated clusters `(name, network)` (context = name, an
+/// Writes `dir/mesh.yaml` for emulated clusters `(name, network, role)` (context = name, an
 /// ECDSA P-256 CA in `dir/pki`, `extra_ca` appended inside the `ca:` mapping, e.g.
 /// `, root: {cert: ..., key: ...}`) and returns its path.
 pub fn write_mesh(
     dir: &Path,
     kubeconfig: &Path,
-    clusters: &[(&str, &str)],
+    clusters: &[(&str, &str, &str)],
     model: &str,
     extra_ca: &str,
 ) -> PathBuf {
@@ -57,9 +57,9 @@ pub fn write_mesh(
         "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\n\
          ca: {{dir: ./pki, key: ecdsa-p256{extra_ca}}}\nclusters:\n"
     );
-    for (name, network) in clusters {
+    for (name, network, role) in clusters {
         yaml.push_str(&format!(
-            "  - {{name: {name}, network: {network}, context: {name}, kubeconfig: {}}}\n",
+            "  - {{name: {name}, network: {network}, role: {role}, context: {name}, kubeconfig: {}}}\n",
             kubeconfig.display()
         ));
     }

@@ -6,9 +6,9 @@ use std::path::Path;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use super::inspect::{CertInfo, info_of_der, parse_der, pem_certs};
+use super::inspect::{CertInfo, info_of_der, organization, parse_der, pem_certs};
 use super::key::load_private_key;
-use super::store::{Root, der_to_pem, organization, read_text, rfc3339};
+use super::store::{Root, der_to_pem, read_text, rfc3339};
 use super::verify::{ChainError, verify_path};
 use super::{CaDir, PkiError};
 

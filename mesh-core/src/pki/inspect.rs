@@ -190,12 +190,7 @@ pub(crate) fn info_of_der(
     Ok(CertInfo {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
-        organization: cert
-            .subject()
-            .iter_organization()
-            .next()
-            .and_then(|o| o.as_str().ok())
-            .map(str::to_string),
+        organization: organization(&cert),
         cluster: locality(&cert),
         serial: hex(cert.raw_serial(), false),
         algorithm: key_algorithm_name(&cert),
@@ -216,10 +211,20 @@ pub(crate) fn info_of_der(
 
 /// The first `L=` of the subject.
 pub(crate) fn locality(cert: &X509Certificate<'_>) -> Option<String> {
-    cert.subject()
-        .iter_locality()
+    first_text(cert.subject().iter_locality())
+}
+
+/// The first `O=` of the subject.
+pub(crate) fn organization(cert: &X509Certificate<'_>) -> Option<String> {
+    first_text(cert.subject().iter_organization())
+}
+
+fn first_text<'a>(
+    mut values: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> Option<String> {
+    values
         .next()
-        .and_then(|l| l.as_str().ok())
+        .and_then(|v| v.as_str().ok())
         .map(str::to_string)
 }
 

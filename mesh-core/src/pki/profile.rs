@@ -118,7 +118,7 @@ pub fn intermediate_subject(
 ) -> Result<String, PkiError> {
     let der = pem_certs(root_cert_pem, "root certificate")?.swap_remove(0);
     let parsed = parse_der(&der, "root certificate")?;
-    let org = intermediate_org(super::store::organization(&parsed).as_deref(), opts);
+    let org = intermediate_org(super::inspect::organization(&parsed).as_deref(), opts);
     Ok(format!("O={org}, CN={INTERMEDIATE_CN}, L={cluster}"))
 }
 

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use rcgen::KeyPair;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
-use x509_parser::certificate::X509Certificate;
 
-use super::inspect::{CertInfo, info_of_der, parse_der, pem_certs};
+use super::inspect::{CertInfo, info_of_der, organization, parse_der, pem_certs};
 use super::key::{LoadedKey, generate_keys, load_private_key};
 use super::{CaOptions, ClusterBundle, PkiError, profile, validate_cluster_name};
 use crate::files::{Access, write_atomic};
@@ -259,15 +258,6 @@ impl CaDir {
             org,
         })
     }
-}
-
-/// The first `O=` of a certificate's subject.
-pub(super) fn organization(cert: &X509Certificate<'_>) -> Option<String> {
-    cert.subject()
-        .iter_organization()
-        .next()
-        .and_then(|o| o.as_str().ok())
-        .map(str::to_string)
 }
 
 pub(super) fn check_cluster_names(clusters: &[&str]) -> Result<(), PkiError> {
