@@ -45,6 +45,7 @@ pub mod error;
 pub mod execute;
 pub mod files;
 pub mod helm;
+pub mod phase;
 pub mod pki;
 pub mod plan;
 pub mod remote_secret;

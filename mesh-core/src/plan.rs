@@ -13,79 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::cluster::ObjectRef;
+pub use crate::phase::Phase;
 use crate::render::ClusterRender;
 use crate::spec::MeshSpec;
-
-/// The phases of a bootstrap, in order. Each completes on every cluster before the next begins,
-/// except [`Phase::RemoteSecrets`], which runs per ordered pair of clusters.
-///
-/// ```
-/// use mesh_core::plan::Phase;
-/// assert!(Phase::Namespace < Phase::CaCerts);
-/// assert_eq!(Phase::CaCerts.as_str(), "cacerts");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Reach every cluster, check permissions and existing state.
-    Preflight,
-    /// Local: root and one intermediate per cluster.
-    Ca,
-    /// `istio-system` with its network label.
-    Namespace,
-    /// The `cacerts` Secret.
-    CaCerts,
-    /// Helm values for the control plane (files only).
-    ControlPlane,
-    /// East-west gateway and exposure.
-    Gateways,
-    /// Reader ServiceAccount, RBAC and token.
-    Readers,
-    /// Remote secrets, per ordered pair.
-    RemoteSecrets,
-    /// Cross-cluster checks.
-    Verify,
-}
-
-impl Phase {
-    /// Every phase, in order.
-    pub const ALL: [Phase; 9] = [
-        Phase::Preflight,
-        Phase::Ca,
-        Phase::Namespace,
-        Phase::CaCerts,
-        Phase::ControlPlane,
-        Phase::Gateways,
-        Phase::Readers,
-        Phase::RemoteSecrets,
-        Phase::Verify,
-    ];
-
-    /// The kebab-case name used in output and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Preflight => "preflight",
-            Phase::Ca => "ca",
-            Phase::Namespace => "namespace",
-            Phase::CaCerts => "cacerts",
-            Phase::ControlPlane => "control-plane",
-            Phase::Gateways => "gateways",
-            Phase::Readers => "readers",
-            Phase::RemoteSecrets => "remote-secrets",
-            Phase::Verify => "verify",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Errors building a plan. Each names the cluster (and object) it is about.
 ///

@@ -67,7 +67,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::pki::ClusterBundle;
-use crate::plan::Phase;
+use crate::phase::Phase;
 use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model};
 pub use reader::ReaderIdentity;
 
@@ -108,7 +108,7 @@ impl RenderedObject {
     ///
     /// ```
     /// let o = mesh_core::render::RenderedObject {
-    ///     phase: mesh_core::plan::Phase::Namespace,
+    ///     phase: mesh_core::phase::Phase::Namespace,
     ///     file_stem: "01-namespace".into(),
     ///     object: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
     /// };
