@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The phases of a bootstrap, in order. Each completes on every cluster before the next begins,
-/// except [`Phase::RemoteSecrets`], which runs per ordered pair of clusters.
+/// The phases of a bootstrap, in order. A step waits only for what it needs
+/// ([`Phase::builds_on`], and per ordered pair of clusters for [`Phase::RemoteSecrets`]); the
+/// executor runs namespace and cacerts on every cluster first, then the rest side by side.
 ///
 /// ```
 /// use mesh_core::phase::Phase;
@@ -37,6 +38,30 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The per-cluster phases whose steps on the same cluster must be done before this phase's
+    /// first step there, in order (each of them builds on the ones before it). The readers
+    /// build on the namespace only: a reader token does not need `cacerts` or a gateway, so a
+    /// gateway without a load-balancer address does not hold up the remote secrets.
+    ///
+    /// ```
+    /// use mesh_core::phase::Phase;
+    /// assert_eq!(Phase::Readers.builds_on(), [Phase::Namespace]);
+    /// assert!(Phase::Gateways.builds_on().contains(&Phase::CaCerts));
+    /// ```
+    pub fn builds_on(self) -> &'static [Phase] {
+        match self {
+            Phase::CaCerts => &[Phase::Namespace],
+            Phase::ControlPlane => &[Phase::Namespace, Phase::CaCerts],
+            Phase::Gateways => &[Phase::Namespace, Phase::CaCerts, Phase::ControlPlane],
+            Phase::Readers => &[Phase::Namespace],
+            Phase::Preflight
+            | Phase::Ca
+            | Phase::Namespace
+            | Phase::RemoteSecrets
+            | Phase::Verify => &[],
+        }
+    }
+
     /// Every phase, in order.
     pub const ALL: [Phase; 9] = [
         Phase::Preflight,

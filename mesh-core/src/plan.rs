@@ -5,10 +5,16 @@
 //! produced for every cluster. It is an ordered list of [`Step`]s, each naming its phase, the
 //! cluster it touches, the object and the [`Action`], plus the steps it needs (a DAG as data):
 //!
-//! - per-cluster steps form one chain per cluster, in phase order and then render order, because
-//!   later objects rely on earlier ones (the namespace before anything in it);
+//! - per-cluster steps of one phase form a chain, in render order; the first step of a phase needs
+//!   the last step of the phase it builds on ([`Phase::builds_on`]): cacerts and the gateways
+//!   build on the namespace (and cacerts), the readers on the namespace only, so the readers of a
+//!   cluster never wait for its gateway's external address;
 //! - a remote-secret step `(src, dst)` needs the reader token of `src` and the namespace of `dst`,
 //!   and nothing else, so the executor can start it as soon as both are there.
+//!
+//! A need may name a step on another cluster (the pairs do); the executor waits for it. That is
+//! the hook for steps such as a primary-remote remote's control plane, which needs its primary's
+//! east-west gateway address: push the primary's step id into the remote step's `needs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -291,9 +297,10 @@ pub struct Plan {
 }
 
 /// The phases whose objects are applied per cluster, in order.
-const CLUSTER_PHASES: [Phase; 4] = [
+const CLUSTER_PHASES: [Phase; 5] = [
     Phase::Namespace,
     Phase::CaCerts,
+    Phase::ControlPlane,
     Phase::Gateways,
     Phase::Readers,
 ];
@@ -313,10 +320,9 @@ impl Plan {
         let sources: BTreeSet<&str> = pairs.iter().map(|(src, _)| src.as_str()).collect();
 
         let mut steps: Vec<Step> = Vec::new();
-        // The last step of each cluster's chain, and the step that completes its namespace
-        // phase and its reader token.
-        let mut last_of_cluster: BTreeMap<&str, StepId> = BTreeMap::new();
-        let mut namespace_done: BTreeMap<&str, StepId> = BTreeMap::new();
+        // The last step of each (cluster, phase), and the step that makes a cluster's reader
+        // token.
+        let mut last_of: BTreeMap<(&str, Phase), StepId> = BTreeMap::new();
         let mut token_ready: BTreeMap<&str, StepId> = BTreeMap::new();
         let mut reader_tokens = BTreeMap::new();
 
@@ -348,6 +354,15 @@ impl Plan {
                     } else {
                         None
                     };
+                    // The previous step of this phase, else the last step of the phase it
+                    // builds on (those form a chain of their own).
+                    let need = last_of.get(&(cluster.as_str(), phase)).copied().or_else(|| {
+                        phase
+                            .builds_on()
+                            .iter()
+                            .rev()
+                            .find_map(|p| last_of.get(&(cluster.as_str(), *p)).copied())
+                    });
                     let id = StepId(steps.len());
                     steps.push(Step {
                         id,
@@ -359,22 +374,13 @@ impl Plan {
                             wait,
                         },
                         source: None,
-                        needs: last_of_cluster
-                            .get(cluster.as_str())
-                            .copied()
-                            .into_iter()
-                            .collect(),
+                        needs: need.into_iter().collect(),
                     });
-                    last_of_cluster.insert(cluster, id);
+                    last_of.insert((cluster, phase), id);
                     if let Some(token) = token {
                         token_ready.insert(cluster, id);
                         reader_tokens.insert(cluster.clone(), token);
                     }
-                }
-                if phase == Phase::Namespace
-                    && let Some(id) = last_of_cluster.get(cluster.as_str())
-                {
-                    namespace_done.insert(cluster, *id);
                 }
             }
         }
@@ -401,7 +407,7 @@ impl Plan {
                 },
                 source: Some(src.clone()),
                 needs: std::iter::once(token)
-                    .chain(namespace_done.get(dst.as_str()).copied())
+                    .chain(last_of.get(&(dst.as_str(), Phase::Namespace)).copied())
                     .collect(),
             });
         }
@@ -593,8 +599,14 @@ mod tests {
         assert!(eu[0].needs.is_empty());
         for w in eu.windows(2) {
             assert!(w[0].phase <= w[1].phase);
-            assert_eq!(w[1].needs, [w[0].id]);
+            if w[0].phase == w[1].phase || w[1].phase != Phase::Readers {
+                assert_eq!(w[1].needs, [w[0].id]);
+            }
         }
+        // The readers build on the namespace only: never on cacerts or a gateway.
+        let first_reader = eu.iter().find(|s| s.phase == Phase::Readers).unwrap();
+        let namespace = eu.iter().rfind(|s| s.phase == Phase::Namespace).unwrap();
+        assert_eq!(first_reader.needs, [namespace.id]);
         // The east-west Service waits for its address; nothing else in the gateways phase does.
         let waits: Vec<&Step> = eu
             .iter()

@@ -1,4 +1,4 @@
-//! Naming objects, and deciding whether a live object already holds a desired one.
+//! Naming objects, and the form of a Secret the API server stores.
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -85,44 +85,6 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
-/// Plural resource name and scope of the built-in kinds meshboot reads and writes. They are
-/// fixed by Kubernetes, so looking them up saves a discovery round trip per cluster; other
-/// kinds (Istio and Gateway API CRDs) go through discovery.
-pub(crate) fn builtin_resource(api_version: &str, kind: &str) -> Option<(&'static str, bool)> {
-    Some(match (api_version, kind) {
-        ("v1", "Namespace") => ("namespaces", false),
-        ("v1", "Secret") => ("secrets", true),
-        ("v1", "ConfigMap") => ("configmaps", true),
-        ("v1", "ServiceAccount") => ("serviceaccounts", true),
-        ("v1", "Service") => ("services", true),
-        ("v1", "Pod") => ("pods", true),
-        ("v1", "Endpoints") => ("endpoints", true),
-        ("v1", "Node") => ("nodes", false),
-        ("apps/v1", "Deployment") => ("deployments", true),
-        ("policy/v1", "PodDisruptionBudget") => ("poddisruptionbudgets", true),
-        ("autoscaling/v2", "HorizontalPodAutoscaler") => ("horizontalpodautoscalers", true),
-        ("rbac.authorization.k8s.io/v1", "Role") => ("roles", true),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding") => ("rolebindings", true),
-        ("rbac.authorization.k8s.io/v1", "ClusterRole") => ("clusterroles", false),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => ("clusterrolebindings", false),
-        ("discovery.k8s.io/v1", "EndpointSlice") => ("endpointslices", true),
-        _ => return None,
-    })
-}
-
-/// The URL path of a collection: `/api/v1/namespaces/ns/secrets`, `/apis/g/v/clusterroles`.
-pub(crate) fn collection_path(api_version: &str, plural: &str, namespace: Option<&str>) -> String {
-    let prefix = if api_version.contains('/') {
-        format!("/apis/{api_version}")
-    } else {
-        format!("/api/{api_version}")
-    };
-    match namespace {
-        Some(ns) => format!("{prefix}/namespaces/{ns}/{plural}"),
-        None => format!("{prefix}/{plural}"),
-    }
-}
-
 /// Rewrites a Secret's `stringData` into `data` (base64), the form the API server stores and
 /// returns, so that comparing the desired object with the live one is exact and a re-apply of
 /// the same content is seen as unchanged. Other kinds are returned as they are.
@@ -169,40 +131,6 @@ pub fn normalize_secret(mut object: Value) -> Value {
     object
 }
 
-/// True when every field of `desired` is present in `live` with the same value: what the
-/// server would leave untouched on a server-side apply of `desired`.
-///
-/// Objects are compared key by key (the live object may have more keys: status, defaults,
-/// managedFields); lists element by element with the same length (element order matters in
-/// Kubernetes lists); `null` in `desired` means "absent". Numbers compare by value so `1` and
-/// `1.0` agree.
-///
-/// ```
-/// use mesh_core::cluster::is_subset;
-/// use serde_json::json;
-/// let live = json!({"metadata": {"name": "a", "uid": "x", "labels": {"k": "v"}}, "spec": {"p": [1, 2]}});
-/// assert!(is_subset(&json!({"metadata": {"labels": {"k": "v"}}}), &live));
-/// assert!(!is_subset(&json!({"metadata": {"labels": {"k": "w"}}}), &live));
-/// assert!(!is_subset(&json!({"spec": {"p": [1]}}), &live));
-/// ```
-pub fn is_subset(desired: &Value, live: &Value) -> bool {
-    match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d.iter().all(|(key, dv)| match l.get(key) {
-            Some(lv) => is_subset(dv, lv),
-            None => dv.is_null(),
-        }),
-        (Value::Array(d), Value::Array(l)) => {
-            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
-        }
-        (Value::Number(d), Value::Number(l)) => match (d.as_f64(), l.as_f64()) {
-            (Some(a), Some(b)) => a == b,
-            _ => d == l,
-        },
-        (Value::Null, Value::Null) => true,
-        (d, l) => d == l,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,13 +150,13 @@ mod tests {
             "data": {"eu": "YXBpVmVyc2lvbjogdjEK"},
             "type": "Opaque"
         });
-        assert!(is_subset(&desired, &live));
+        assert!(crate::cluster::holds(&desired, &live));
         let changed = normalize_secret(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "istio-remote-secret-eu"},
             "stringData": {"eu": "apiVersion: v2\n"}
         }));
-        assert!(!is_subset(&changed, &live));
+        assert!(!crate::cluster::holds(&changed, &live));
     }
 
     #[test]
@@ -238,37 +166,5 @@ mod tests {
             "data": {"a": "eA==", "b": "eQ=="}, "stringData": {"a": "z"}
         }));
         assert_eq!(sent["data"], json!({"a": "eg==", "b": "eQ=="}));
-    }
-
-    #[test]
-    fn missing_fields_and_defaults() {
-        let live = json!({"spec": {"ports": [{"port": 15443, "protocol": "TCP"}]}});
-        assert!(is_subset(
-            &json!({"spec": {"ports": [{"port": 15443}]}}),
-            &live
-        ));
-        assert!(!is_subset(
-            &json!({"spec": {"ports": [{"port": 15012}]}}),
-            &live
-        ));
-        assert!(!is_subset(
-            &json!({"spec": {"type": "LoadBalancer"}}),
-            &live
-        ));
-        assert!(is_subset(&json!({"spec": {"type": null}}), &live));
-        assert!(is_subset(&json!({"n": 1}), &json!({"n": 1.0})));
-        assert!(!is_subset(&json!({"n": "1"}), &json!({"n": 1})));
-    }
-
-    #[test]
-    fn paths_for_core_and_group_kinds() {
-        assert_eq!(
-            collection_path("v1", "secrets", Some("istio-system")),
-            "/api/v1/namespaces/istio-system/secrets"
-        );
-        assert_eq!(
-            collection_path("rbac.authorization.k8s.io/v1", "clusterroles", None),
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles"
-        );
     }
 }

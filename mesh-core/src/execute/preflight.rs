@@ -1,21 +1,250 @@
 //! Preflight: everything read from the clusters before anything is written anywhere.
 //!
-//! Two passes, both read-only: [`probe`] (reachable, authenticated, existing `cacerts` and
-//! istiod) runs before the local CA is touched, so a conflicting root stops the run with
-//! nothing written at all; [`check_permissions`] needs the plan (it asks for exactly the kinds
-//! the plan writes) and runs after it, still before the first cluster write.
+//! Two passes, both read-only: [`Preflight::probe`] (reachable, authenticated, existing
+//! `cacerts` and istiod, a server other clusters can reach) runs before the local CA is
+//! touched, so a conflicting root stops the run with nothing written at all;
+//! [`Preflight::check_permissions`] needs the plan (it asks for exactly the kinds the plan
+//! writes) and runs after it, still before the first cluster write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
 use futures::StreamExt;
+use futures::stream;
 use serde_json::Value;
 
-use super::ops::ClusterOps;
-use super::report::Problem;
-use crate::cluster::{ClusterError, ObjectRef};
-use crate::pki;
+use super::report::{self, CaReport, Event, Problem, Report};
+use super::run::Runner;
+use super::{EventSink, ExecuteOptions};
+use crate::cluster::{ClusterError, ClusterOps, ObjectRef};
 use crate::plan::Plan;
+use crate::remote_secret::is_loopback_server;
+use crate::spec::MeshSpec;
+use crate::verify::cacerts::CacertsSecret;
+
+/// What preflight knows of every cluster of the mesh file, pass after pass.
+pub(crate) struct Preflight<C> {
+    /// Per cluster: what was read, or why it cannot take part.
+    probes: BTreeMap<String, Result<ClusterState, Blocker>>,
+    clients: BTreeMap<String, Result<C, ClusterError>>,
+    /// The server written into each cluster's remote secrets.
+    servers: BTreeMap<String, String>,
+}
+
+impl<C: ClusterOps> Preflight<C> {
+    /// The first pass: reads every cluster (a few requests each, all clusters at once up to
+    /// the concurrency) and judges what it read against the local root and the servers other
+    /// clusters would dial.
+    pub(crate) async fn probe(
+        spec: &MeshSpec,
+        clients: Vec<(String, Result<C, ClusterError>)>,
+        options: &ExecuteOptions,
+        local_root: Option<BTreeSet<String>>,
+    ) -> Preflight<C> {
+        let clients: BTreeMap<String, Result<C, ClusterError>> = clients.into_iter().collect();
+        let namespace = spec.istio_namespace.as_str();
+        let clients_ref = &clients;
+        let probes: Vec<(String, Result<ClusterState, Blocker>)> =
+            stream::iter(spec.clusters.iter())
+                .map(|cluster| async move {
+                    let state = match clients_ref.get(&cluster.name) {
+                        Some(Ok(client)) => probe(client, namespace).await,
+                        Some(Err(err)) => Err(Blocker::from(err)),
+                        None => Err(Blocker::new(
+                            Problem::Other,
+                            format!("cluster {}: no client was given for it", cluster.name),
+                        )),
+                    };
+                    (cluster.name.clone(), state)
+                })
+                .buffer_unordered(options.concurrency.max(1))
+                .collect()
+                .await;
+        let mut preflight = Preflight {
+            probes: probes.into_iter().collect(),
+            clients,
+            servers: BTreeMap::new(),
+        };
+        preflight.judge(spec, options, local_root.as_ref());
+        preflight
+    }
+
+    /// A `cacerts` from another root, or a loopback server in the remote secrets, keeps a
+    /// cluster out.
+    fn judge(
+        &mut self,
+        spec: &MeshSpec,
+        options: &ExecuteOptions,
+        local_root: Option<&BTreeSet<String>>,
+    ) {
+        let sources: BTreeSet<String> = spec
+            .remote_secret_pairs()
+            .into_iter()
+            .map(|(src, _)| src)
+            .collect();
+        for cluster in &spec.clusters {
+            let Some(Ok(state)) = self.probes.get(&cluster.name) else {
+                continue;
+            };
+            let mut problem = state
+                .cacerts
+                .as_ref()
+                .and_then(|secret| cacerts_conflict(&cluster.name, secret, local_root))
+                .map(|message| Blocker::new(Problem::CacertsConflict, message));
+            if let Some(Ok(client)) = self.clients.get(&cluster.name) {
+                let server = cluster
+                    .api_server
+                    .clone()
+                    .unwrap_or_else(|| client.server().to_string());
+                if problem.is_none()
+                    && sources.contains(&cluster.name)
+                    && !options.allow_loopback
+                    && is_loopback_server(&server)
+                {
+                    problem = Some(Blocker::new(
+                        Problem::LoopbackServer,
+                        format!(
+                            "cluster {}: the API server other clusters would use is {server}, a \
+                             loopback address they cannot reach; set clusters[].apiServer for {} \
+                             in the mesh file (or pass --allow-loopback for local test clusters)",
+                            cluster.name, cluster.name
+                        ),
+                    ));
+                }
+                self.servers.insert(cluster.name.clone(), server);
+            }
+            if let Some(blocker) = problem {
+                self.probes.insert(cluster.name.clone(), Err(blocker));
+            }
+        }
+    }
+
+    /// One [`Event::Preflight`] per cluster, in mesh-file order.
+    pub(crate) fn announce(&self, spec: &MeshSpec, on_event: EventSink<'_>) {
+        for cluster in &spec.clusters {
+            if let Some(result) = self.probes.get(&cluster.name) {
+                let (error, problem) = match result {
+                    Ok(_) => (None, None),
+                    Err(b) => (Some(b.message.as_str()), Some(b.problem)),
+                };
+                on_event(&Event::Preflight {
+                    cluster: &cluster.name,
+                    error,
+                    problem,
+                });
+            }
+        }
+    }
+
+    /// The report of a stopped run when a cluster cannot take part and may not be skipped
+    /// (only an unreachable one may, with `--skip-unreachable`); `None` to go on.
+    pub(crate) fn stopped(
+        &self,
+        spec: &MeshSpec,
+        options: &ExecuteOptions,
+        ca: Option<&CaReport>,
+    ) -> Option<Report> {
+        let stops: Vec<&str> = spec
+            .clusters
+            .iter()
+            .filter(|c| match self.probes.get(&c.name) {
+                Some(Err(blocker)) => !(blocker.is_skippable() && options.skip_unreachable),
+                _ => false,
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        (!stops.is_empty())
+            .then(|| report::stopped(spec, options, &self.probes, ca.cloned(), &stops))
+    }
+
+    /// The second pass: access reviews for what the plan writes on every usable cluster. A
+    /// cluster that may not is kept out (and reported at once).
+    pub(crate) async fn check_permissions(
+        &mut self,
+        spec: &MeshSpec,
+        plan: &Plan,
+        options: &ExecuteOptions,
+        on_event: EventSink<'_>,
+    ) {
+        let usable: Vec<(&String, &C)> = self
+            .clients
+            .iter()
+            .filter(|(name, _)| matches!(self.probes.get(*name), Some(Ok(_))))
+            .filter_map(|(name, client)| client.as_ref().ok().map(|c| (name, c)))
+            .collect();
+        let answers: Vec<(String, Result<Vec<String>, ClusterError>)> = stream::iter(usable)
+            .map(|(name, client)| async move {
+                (name.clone(), check_permissions(client, plan).await)
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+        for (name, answer) in answers {
+            let blocker = match answer {
+                Ok(denied) if denied.is_empty() => continue,
+                Ok(denied) => Blocker::new(
+                    Problem::Forbidden,
+                    format!(
+                        "cluster {name}: the credentials of context {} may not {}",
+                        spec.cluster(&name)
+                            .map(|c| c.context.as_str())
+                            .unwrap_or(&name),
+                        denied.join(", ")
+                    ),
+                ),
+                Err(err) => Blocker::from(err),
+            };
+            on_event(&Event::Preflight {
+                cluster: &name,
+                error: Some(&blocker.message),
+                problem: Some(blocker.problem),
+            });
+            self.probes.insert(name, Err(blocker));
+        }
+    }
+
+    /// The runner over the clusters that passed, and the blockers of those that are skipped.
+    pub(crate) fn into_runner<'a>(
+        self,
+        spec: &'a MeshSpec,
+        plan: &'a Plan,
+        options: &'a ExecuteOptions,
+        on_event: EventSink<'a>,
+    ) -> (Runner<'a, C>, BTreeMap<String, Blocker>) {
+        let mut clients = self.clients;
+        let mut usable = BTreeMap::new();
+        let mut excluded = BTreeMap::new();
+        let mut blockers = BTreeMap::new();
+        let mut istiod_running = BTreeSet::new();
+        for cluster in &spec.clusters {
+            match (self.probes.get(&cluster.name), clients.remove(&cluster.name)) {
+                (Some(Ok(state)), Some(Ok(client))) => {
+                    if state.istiod {
+                        istiod_running.insert(cluster.name.clone());
+                    }
+                    usable.insert(cluster.name.clone(), client);
+                }
+                (Some(Err(blocker)), _) => {
+                    excluded.insert(cluster.name.clone(), blocker.message.clone());
+                    blockers.insert(cluster.name.clone(), blocker.clone());
+                }
+                _ => {
+                    excluded.insert(cluster.name.clone(), "not connected".to_string());
+                }
+            }
+        }
+        let runner = Runner::new(
+            spec,
+            plan,
+            options,
+            usable,
+            excluded,
+            self.servers,
+            istiod_running,
+            on_event,
+        );
+        (runner, blockers)
+    }
+}
 
 /// What preflight learnt about a reachable cluster.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +294,7 @@ impl From<ClusterError> for Blocker {
 }
 
 /// Reads the namespace (reachability and credentials), `cacerts` and Deployment `istiod`.
-pub(crate) async fn probe<C: ClusterOps>(
+async fn probe<C: ClusterOps>(
     client: &C,
     namespace: &str,
 ) -> Result<ClusterState, Blocker> {
@@ -84,35 +313,14 @@ pub(crate) async fn probe<C: ClusterOps>(
     })
 }
 
-/// The SHA-256 fingerprints of the root(s) a `cacerts` Secret trusts: `root-cert.pem`, or
-/// `ca.crt` for the `kubernetes.io/tls` layout istiod also reads (`reference/istio.md` §1.2).
-pub(crate) fn cacerts_roots(secret: &Value) -> Result<BTreeSet<String>, String> {
-    let encoded = ["root-cert.pem", "ca.crt"]
-        .iter()
-        .find_map(|key| {
-            secret
-                .get("data")
-                .and_then(|d| d.get(*key))
-                .and_then(Value::as_str)
-        })
-        .ok_or_else(|| "it has no root-cert.pem".to_string())?;
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| "its root-cert.pem is not valid base64".to_string())?;
-    let pem = String::from_utf8(pem).map_err(|_| "its root-cert.pem is not PEM".to_string())?;
-    let fingerprints = pki::root_fingerprints(&pem)
-        .map_err(|e| format!("its root-cert.pem cannot be read: {e}"))?;
-    Ok(fingerprints.into_iter().collect())
-}
-
 /// A `cacerts` already in `cluster` is a conflict unless it trusts exactly the local root.
 /// `local` is `None` when no root exists yet (a new one would be made).
-pub(crate) fn cacerts_conflict(
+fn cacerts_conflict(
     cluster: &str,
     secret: &Value,
     local: Option<&BTreeSet<String>>,
 ) -> Option<String> {
-    let existing = match cacerts_roots(secret) {
+    let existing = match CacertsSecret::read(secret).and_then(|c| c.root_fingerprints()) {
         Ok(roots) => roots,
         Err(why) => {
             return Some(format!(
@@ -151,7 +359,7 @@ const REVIEWS_IN_FLIGHT: usize = 4;
 
 /// Asks the cluster, with access reviews, whether it may create and patch every kind the plan
 /// writes there. Returns one line per denied permission.
-pub(crate) async fn check_permissions<C: ClusterOps>(
+async fn check_permissions<C: ClusterOps>(
     client: &C,
     plan: &Plan,
 ) -> Result<Vec<String>, ClusterError> {

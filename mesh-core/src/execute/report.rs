@@ -1,10 +1,16 @@
 //! What a run tells its caller: the typed event stream while it runs and the [`Report`] at the
 //! end. Human output and `-o json` are both rendered from these, so they cannot disagree.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use super::ExecuteOptions;
+use super::preflight::{Blocker, ClusterState};
+use super::run::RunResult;
 use crate::cluster::ObjectRef;
 use crate::plan::{Phase, Step, serialize_object_ref};
+use crate::spec::MeshSpec;
 
 /// What happened to one step.
 ///
@@ -404,4 +410,111 @@ pub enum Event<'a> {
         /// What.
         notice: &'a Notice,
     },
+}
+
+/// The report of a run that preflight stopped: nothing was written to any cluster.
+pub(crate) fn stopped(
+    spec: &MeshSpec,
+    options: &ExecuteOptions,
+    probes: &BTreeMap<String, Result<ClusterState, Blocker>>,
+    ca: Option<CaReport>,
+    stops: &[&str],
+) -> Report {
+    let clusters = spec
+        .clusters
+        .iter()
+        .map(|c| {
+            let (status, error, problem) = match probes.get(&c.name) {
+                Some(Err(b)) if b.problem == Problem::Unreachable => (
+                    ClusterStatus::Unreachable,
+                    Some(b.message.clone()),
+                    Some(b.problem),
+                ),
+                Some(Err(b)) => (
+                    ClusterStatus::Failed,
+                    Some(b.message.clone()),
+                    Some(b.problem),
+                ),
+                _ => (ClusterStatus::NotAttempted, None, None),
+            };
+            ClusterReport {
+                cluster: c.name.clone(),
+                status,
+                error,
+                problem,
+                steps: Vec::new(),
+                totals: Totals::default(),
+            }
+        })
+        .collect();
+    Report {
+        dry_run: options.dry_run,
+        succeeded: false,
+        stopped: Some(format!(
+            "preflight failed on {}: nothing was written to any cluster",
+            stops.join(", ")
+        )),
+        ca,
+        clusters,
+        notices: Vec::new(),
+        hints: Vec::new(),
+        totals: Totals::default(),
+    }
+}
+
+/// The report of a run that reached the clusters' steps. `blockers` are the clusters skipped
+/// from the start (unreachable, with `--skip-unreachable`).
+pub(crate) fn finished(
+    spec: &MeshSpec,
+    options: &ExecuteOptions,
+    blockers: &BTreeMap<String, Blocker>,
+    ca: CaReport,
+    run: RunResult,
+) -> Report {
+    let mut per_cluster: BTreeMap<String, Vec<StepReport>> = BTreeMap::new();
+    for (cluster, step) in run.steps {
+        per_cluster.entry(cluster).or_default().push(step);
+    }
+    let mut totals = Totals::default();
+    let clusters: Vec<ClusterReport> = spec
+        .clusters
+        .iter()
+        .map(|c| {
+            let steps = per_cluster.remove(&c.name).unwrap_or_default();
+            let mut cluster_totals = Totals::default();
+            for step in &steps {
+                cluster_totals.add(step.outcome);
+            }
+            totals.merge(&cluster_totals);
+            let (status, error, problem) = match blockers.get(&c.name) {
+                Some(blocker) => (
+                    ClusterStatus::Unreachable,
+                    Some(blocker.message.clone()),
+                    Some(blocker.problem),
+                ),
+                None if cluster_totals.failed > 0 => (ClusterStatus::Failed, None, None),
+                None if cluster_totals.skipped > 0 => (ClusterStatus::Incomplete, None, None),
+                None => (ClusterStatus::Ok, None, None),
+            };
+            ClusterReport {
+                cluster: c.name.clone(),
+                status,
+                error,
+                problem,
+                steps,
+                totals: cluster_totals,
+            }
+        })
+        .collect();
+    let succeeded = clusters.iter().all(|c| c.status == ClusterStatus::Ok);
+    Report {
+        dry_run: options.dry_run,
+        succeeded,
+        stopped: None,
+        ca: Some(ca),
+        clusters,
+        notices: run.notices,
+        hints: Vec::new(),
+        totals,
+    }
 }

@@ -1,67 +1,112 @@
-//! Running the steps of a plan: phases in order, clusters in parallel inside a phase, and the
-//! remote-secret pairs as a pipeline that starts a source's pairs as soon as its reader token
-//! is there.
+//! Running the steps of a plan. A step waits only for what it needs (its [`Step::needs`]):
+//!
+//! 1. **namespace**, then **cacerts**, each on every cluster before the next (they are one
+//!    object each, and `cacerts` everywhere before any istiod starts is the order users expect);
+//! 2. then, side by side:
+//!    - the per-cluster **control-plane** and **gateways** steps, one chain per cluster (the
+//!      east-west gateway waits, bounded, for its external address);
+//!    - the **readers**, one chain per cluster, and each source's **remote secrets** as soon as
+//!      its reader token is there.
+//!
+//! So a gateway that never gets a load-balancer address fails the gateway steps of its cluster
+//! only: its readers and remote secrets do not need the address. A step whose need failed is
+//! skipped and says which step failed. A need on another cluster is waited for (without holding
+//! a concurrency slot), which is how a step on one cluster can depend on a step on another.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream;
 use serde_json::{Value, json};
+use tokio::sync::{Semaphore, watch};
 
-use super::ops::ClusterOps;
 use super::report::{Event, Notice, Outcome, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
-    ApplyOptions, ApplyOutcome, ClusterError, ObjectRef, TokenData, is_subset, normalize_secret,
+    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, is_converged,
+    normalize_secret,
 };
-use crate::plan::{Action, Phase, Plan, Step, StepId, Wait};
+use crate::phase::Phase;
+use crate::plan::{Action, Plan, Step, StepId, Wait};
+use crate::remote_secret::multicluster_selector;
 use crate::spec::MeshSpec;
 
-/// The label istiod selects remote secrets by (`reference/istio.md` §4).
-const MULTICLUSTER_LABEL: &str = "istio/multiCluster=true";
+/// Phases run one after the other, each on every cluster, before anything else.
+const BARRIER_PHASES: [Phase; 2] = [Phase::Namespace, Phase::CaCerts];
 
-/// Per-cluster phases, run one after the other; the readers phase and the pairs follow as a
-/// pipeline.
-const BARRIER_PHASES: [Phase; 3] = [Phase::Namespace, Phase::CaCerts, Phase::Gateways];
+/// Per-cluster phases that run alongside the readers and remote secrets, as one chain per
+/// cluster.
+const GATEWAY_SIDE: [Phase; 2] = [Phase::ControlPlane, Phase::Gateways];
 
 /// Remote-secret lists in flight. Each answer holds every remote secret of a destination (99
 /// in a 100-cluster mesh, managedFields included) until it is trimmed, so a few at a time keep
-/// the peak memory low; they overlap the per-cluster phases, which take longer anyway.
+/// the peak memory low; they overlap the barrier phases.
 const LISTS_IN_FLIGHT: usize = 4;
 
 /// A step's result: outcome and, for failed or skipped steps, why.
-pub(crate) type StepResult = (Outcome, Option<String>);
+type StepResult = (Outcome, Option<String>);
 
 pub(crate) struct Runner<'a, C> {
-    pub spec: &'a MeshSpec,
-    pub plan: &'a Plan,
-    pub options: &'a ExecuteOptions,
+    spec: &'a MeshSpec,
+    plan: &'a Plan,
+    options: &'a ExecuteOptions,
     /// Clients of the clusters that passed preflight.
-    pub clients: BTreeMap<String, C>,
+    clients: BTreeMap<String, C>,
     /// Clusters whose steps are skipped, with the reason (unreachable at preflight).
-    pub excluded: BTreeMap<String, String>,
+    excluded: BTreeMap<String, String>,
     /// The server written into each source cluster's remote secret.
-    pub servers: BTreeMap<String, String>,
+    servers: BTreeMap<String, String>,
     /// Clusters where istiod already ran at preflight.
-    pub istiod_running: BTreeSet<String>,
-    pub on_event: EventSink<'a>,
-    pub state: Mutex<State>,
+    istiod_running: BTreeSet<String>,
+    on_event: EventSink<'a>,
+    state: Mutex<State>,
+    /// One flag per step, raised when its result is recorded: what a step waits on for a need
+    /// that runs elsewhere.
+    done: Vec<watch::Sender<bool>>,
 }
 
 #[derive(Default)]
-pub(crate) struct State {
-    pub results: BTreeMap<StepId, StepResult>,
-    /// The first failed step of each cluster: later steps there are skipped.
-    pub failed: BTreeMap<String, StepId>,
-    pub tokens: BTreeMap<String, TokenData>,
+struct State {
+    results: BTreeMap<StepId, StepResult>,
+    tokens: BTreeMap<String, TokenData>,
     /// Remote secrets already in each destination, by name (listed once per cluster).
-    pub live_remote: BTreeMap<String, BTreeMap<String, Value>>,
+    live_remote: BTreeMap<String, BTreeMap<String, Value>>,
+    notices: Vec<Notice>,
+}
+
+/// What a run leaves: every step's report, in plan order, and the notices.
+pub(crate) struct RunResult {
+    pub steps: Vec<(String, StepReport)>,
     pub notices: Vec<Notice>,
 }
 
 impl<'a, C: ClusterOps> Runner<'a, C> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        spec: &'a MeshSpec,
+        plan: &'a Plan,
+        options: &'a ExecuteOptions,
+        clients: BTreeMap<String, C>,
+        excluded: BTreeMap<String, String>,
+        servers: BTreeMap<String, String>,
+        istiod_running: BTreeSet<String>,
+        on_event: EventSink<'a>,
+    ) -> Self {
+        Runner {
+            spec,
+            plan,
+            options,
+            clients,
+            excluded,
+            servers,
+            istiod_running,
+            on_event,
+            state: Mutex::new(State::default()),
+            done: plan.steps.iter().map(|_| watch::Sender::new(false)).collect(),
+        }
+    }
+
     fn emit(&self, event: Event<'_>) {
         (self.on_event)(&event);
     }
@@ -74,29 +119,51 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs every step of the plan.
-    pub async fn run(&self) {
-        // The destinations' remote secrets are listed while the per-cluster phases run: only
-        // the pair phase writes them, so the answer is still current when it starts.
-        futures::join!(self.list_remote_secrets(), self.run_barrier_phases());
-        self.run_readers_and_pairs().await;
+    /// Runs every step of the plan and returns what happened.
+    pub(crate) async fn run(self) -> RunResult {
+        // The destinations' remote secrets are listed while the barrier phases run: only the
+        // pairs write them, so the answer is still current when they start.
+        futures::join!(self.list_remote_secrets(), async {
+            for phase in BARRIER_PHASES {
+                self.run_chains(&[phase], |_| {}).await;
+            }
+        });
+        futures::join!(
+            self.run_chains(&GATEWAY_SIDE, |_| {}),
+            self.run_readers_and_pairs()
+        );
+        let steps = self.step_reports();
+        let notices = std::mem::take(&mut self.lock().notices);
+        RunResult { steps, notices }
     }
 
-    async fn run_barrier_phases(&self) {
-        for phase in BARRIER_PHASES {
-            let count = self.plan.steps.iter().filter(|s| s.phase == phase).count();
-            if count == 0 {
-                continue;
-            }
+    /// Runs the steps of `phases` as one chain per cluster (phase order, then plan order),
+    /// clusters in parallel, at most [`ExecuteOptions::concurrency`] steps at once; `finished`
+    /// is told when a cluster's chain is through.
+    async fn run_chains(&self, phases: &[Phase], finished: impl Fn(&str)) {
+        let counts: Vec<(Phase, usize)> = phases
+            .iter()
+            .map(|p| (*p, self.plan.steps.iter().filter(|s| s.phase == *p).count()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        for (phase, steps) in &counts {
             self.emit(Event::PhaseStarted {
-                phase,
-                steps: count,
+                phase: *phase,
+                steps: *steps,
             });
-            stream::iter(&self.plan.clusters)
-                .map(|cluster| self.run_cluster_phase(phase, cluster))
-                .buffer_unordered(self.options.concurrency.max(1))
-                .collect::<Vec<()>>()
-                .await;
+        }
+        let slots = Semaphore::new(self.options.concurrency.max(1));
+        let (slots, finished) = (&slots, &finished);
+        futures::future::join_all(self.plan.clusters.iter().map(|cluster| async move {
+            for phase in phases {
+                for step in self.plan.steps_of(*phase, cluster) {
+                    self.run_step(step, Some(slots)).await;
+                }
+            }
+            finished(cluster);
+        }))
+        .await;
+        for (phase, _) in counts {
             self.emit(Event::PhaseDone {
                 phase,
                 totals: self.phase_totals(phase),
@@ -104,13 +171,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         }
     }
 
-    async fn run_cluster_phase(&self, phase: Phase, cluster: &str) {
-        for step in self.plan.steps_of(phase, cluster) {
-            self.run_step(step).await;
-        }
-    }
-
-    /// Readers per cluster, and each source's pairs as soon as its token is there.
+    /// Readers per cluster, and each source's pairs as soon as its reader chain is through.
     async fn run_readers_and_pairs(&self) {
         let concurrency = self.options.concurrency.max(1);
         let mut pairs_by_source: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
@@ -119,41 +180,14 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 pairs_by_source.entry(source).or_default().push(step);
             }
         }
-        let reader_steps = self
-            .plan
-            .steps
-            .iter()
-            .filter(|s| s.phase == Phase::Readers)
-            .count();
         let pair_steps: usize = pairs_by_source.values().map(Vec::len).sum();
-
-        let (ready_tx, ready_rx) = futures::channel::mpsc::unbounded::<&str>();
+        let (ready_tx, ready_rx) = futures::channel::mpsc::unbounded::<String>();
         let readers = async move {
-            if reader_steps > 0 {
-                self.emit(Event::PhaseStarted {
-                    phase: Phase::Readers,
-                    steps: reader_steps,
-                });
-            }
-            stream::iter(&self.plan.clusters)
-                .map(|cluster| {
-                    let ready_tx = ready_tx.clone();
-                    async move {
-                        self.run_cluster_phase(Phase::Readers, cluster).await;
-                        // The receiver lives until every sender is gone, so this cannot fail.
-                        let _ = ready_tx.unbounded_send(cluster.as_str());
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .collect::<Vec<()>>()
-                .await;
-            drop(ready_tx);
-            if reader_steps > 0 {
-                self.emit(Event::PhaseDone {
-                    phase: Phase::Readers,
-                    totals: self.phase_totals(Phase::Readers),
-                });
-            }
+            self.run_chains(&[Phase::Readers], |cluster| {
+                // The receiver lives until every sender is gone, so this cannot fail.
+                let _ = ready_tx.unbounded_send(cluster.to_string());
+            })
+            .await;
         };
         let pairs = async {
             if pair_steps == 0 {
@@ -166,9 +200,14 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             });
             ready_rx
                 .flat_map(|source| {
-                    stream::iter(pairs_by_source.get(source).cloned().unwrap_or_default())
+                    stream::iter(
+                        pairs_by_source
+                            .get(source.as_str())
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
                 })
-                .map(|step| self.run_step(step))
+                .map(|step| self.run_step(step, None))
                 .buffer_unordered(concurrency)
                 .collect::<Vec<()>>()
                 .await;
@@ -190,11 +229,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .filter(|c| self.clients.contains_key(*c))
             .collect();
         let namespace = self.plan.istio_namespace.as_str();
+        let selector = multicluster_selector();
+        let selector = selector.as_str();
         let listed: Vec<(&str, Result<Vec<Value>, ClusterError>)> = stream::iter(destinations)
             .map(|dst| async move {
                 let client = &self.clients[dst];
                 let items = client
-                    .list("v1", "Secret", Some(namespace), Some(MULTICLUSTER_LABEL))
+                    .list("v1", "Secret", Some(namespace), Some(selector))
                     .await;
                 (dst, items)
             })
@@ -217,11 +258,17 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         }
     }
 
-    /// Runs one step (or skips it) and records the result.
-    async fn run_step(&self, step: &Step) {
+    /// Runs one step once its needs are through (or skips it), and records the result. The
+    /// slot, when given, is held only while the step runs, never while it waits for a need.
+    async fn run_step(&self, step: &Step, slots: Option<&Semaphore>) {
+        self.await_needs(step).await;
         let (outcome, error) = match self.blocked_by(step) {
             Some(reason) => (Outcome::Skipped, Some(reason)),
             None => {
+                let _slot = match slots {
+                    Some(slots) => slots.acquire().await.ok(),
+                    None => None,
+                };
                 self.emit(Event::StepStarted { step });
                 match self.execute(step).await {
                     Ok(outcome) => (outcome, None),
@@ -229,12 +276,11 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 }
             }
         };
-        {
-            let mut state = self.lock();
-            if outcome == Outcome::Failed {
-                state.failed.entry(step.cluster.clone()).or_insert(step.id);
-            }
-            state.results.insert(step.id, (outcome, error.clone()));
+        self.lock()
+            .results
+            .insert(step.id, (outcome, error.clone()));
+        if let Some(done) = self.done.get(step.id.0) {
+            done.send_replace(true);
         }
         self.emit(Event::StepDone {
             step,
@@ -243,38 +289,44 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         });
     }
 
-    /// Why a step cannot run, if it cannot.
+    async fn await_needs(&self, step: &Step) {
+        for need in &step.needs {
+            if let Some(flag) = self.done.get(need.0) {
+                let mut done = flag.subscribe();
+                // The sender lives as long as the runner, so this cannot fail.
+                let _ = done.wait_for(|done| *done).await;
+            }
+        }
+    }
+
+    /// Why a step cannot run, if it cannot: its cluster is excluded, or a need did not succeed
+    /// (a need on the same cluster that was itself skipped passes its reason on, so the step
+    /// that failed is named).
     fn blocked_by(&self, step: &Step) -> Option<String> {
         if let Some(why) = self.excluded.get(&step.cluster) {
             return Some(format!("cluster {} was skipped: {why}", step.cluster));
         }
         let state = self.lock();
-        if let Some(first) = state.failed.get(&step.cluster) {
-            let failed = self.plan.step(*first);
-            return Some(format!(
-                "not attempted: {} failed earlier on {}",
-                failed.object, step.cluster
-            ));
-        }
         for need in &step.needs {
             let needed = self.plan.step(*need);
-            let ok = state
-                .results
-                .get(need)
-                .is_some_and(|(outcome, _)| outcome.is_success());
-            if !ok {
-                return Some(if needed.cluster == step.cluster {
-                    format!(
-                        "not attempted: needs {} on {}",
-                        needed.object, needed.cluster
-                    )
-                } else {
-                    format!(
-                        "not attempted: needs {} on cluster {}, which did not complete",
-                        needed.object, needed.cluster
-                    )
-                });
-            }
+            let same_cluster = needed.cluster == step.cluster;
+            let reason = match state.results.get(need) {
+                Some((outcome, _)) if outcome.is_success() => continue,
+                Some((Outcome::Skipped, Some(reason))) if same_cluster => reason.clone(),
+                Some((Outcome::Failed, _)) if same_cluster => format!(
+                    "not attempted: needs {}, which failed on {}",
+                    needed.object, needed.cluster
+                ),
+                _ if same_cluster => format!(
+                    "not attempted: needs {} on {}",
+                    needed.object, needed.cluster
+                ),
+                _ => format!(
+                    "not attempted: needs {} on cluster {}, which did not complete",
+                    needed.object, needed.cluster
+                ),
+            };
+            return Some(reason);
         }
         None
     }
@@ -302,7 +354,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                     .map_err(|e| e.to_string())?;
                 match wait {
                     Some(Wait::ExternalAddress) if !self.options.dry_run => {
-                        self.await_address(client, &step.object).await?;
+                        self.await_address(client, step).await?;
                     }
                     Some(Wait::Token) => self.reader_token(client, step).await?,
                     _ => {}
@@ -350,27 +402,23 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         Ok(())
     }
 
-    async fn await_address(&self, client: &C, service: &ObjectRef) -> Result<(), String> {
-        let started = Instant::now();
-        let mut interval = Duration::from_millis(100);
-        loop {
-            let live = client.get(service).await.map_err(|e| e.to_string())?;
-            if live.as_ref().is_some_and(has_external_address) {
-                return Ok(());
-            }
-            let elapsed = started.elapsed();
-            if elapsed >= self.options.timeout {
-                return Err(format!(
-                    "cluster {}: {service} has no external address after {}s: the other \
-                     networks reach this cluster through it. Does the cluster have a \
-                     load-balancer controller (cloud LB, MetalLB)? Otherwise set \
-                     spec.externalIPs on the Service, or raise --timeout",
-                    client.name(),
-                    elapsed.as_secs()
-                ));
-            }
-            tokio::time::sleep(interval.min(self.options.timeout - elapsed)).await;
-            interval = (interval * 2).min(Duration::from_secs(1));
+    async fn await_address(&self, client: &C, step: &Step) -> Result<(), String> {
+        let service = &step.object;
+        match client
+            .wait_for_external_address(service, self.options.timeout)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ClusterError::Timeout { waited, .. }) => Err(format!(
+                "cluster {cluster}: {service} has no external address after {}s: the other \
+                 networks reach {cluster}'s workloads through it, so only the gateway steps of \
+                 {cluster} fail (its readers and remote secrets do not need the address). Does \
+                 the cluster have a load-balancer controller (cloud LB, MetalLB)? Otherwise set \
+                 spec.externalIPs on the Service, or raise --timeout",
+                waited.as_secs(),
+                cluster = step.cluster,
+            )),
+            Err(other) => Err(other.to_string()),
         }
     }
 
@@ -404,7 +452,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         if let Some(live) = self.known_live(step) {
             let unchanged = live
                 .as_ref()
-                .is_some_and(|live| is_subset(&normalize_secret(desired.clone()), live));
+                .is_some_and(|live| is_converged(&normalize_secret(desired.clone()), live));
             if unchanged {
                 return Ok(Outcome::Unchanged);
             }
@@ -457,7 +505,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     }
 
     /// The results of every step in plan order (a step never reached counts as skipped).
-    pub fn step_reports(&self) -> Vec<(String, StepReport)> {
+    fn step_reports(&self) -> Vec<(String, StepReport)> {
         let state = self.lock();
         self.plan
             .steps
@@ -494,16 +542,18 @@ impl From<ApplyOutcome> for Outcome {
     }
 }
 
-/// The part of a listed remote secret that a desired one is compared with. The rest (notably
-/// `managedFields`) is dropped at once: a 100-cluster mesh lists 9,900 of them.
+/// The part of a listed remote secret that a desired one is compared with: its content and
+/// meshboot's own `managedFields` entry (to notice a field meshboot no longer sets). The rest
+/// is dropped at once: a 100-cluster mesh lists 9,900 of them.
 fn essentials(mut secret: Value) -> Value {
+    let owned = crate::cluster::meshboot_entry(&secret).cloned();
     let mut take = |pointer: &str| {
         secret
             .pointer_mut(pointer)
             .map(Value::take)
             .unwrap_or(Value::Null)
     };
-    json!({
+    let mut kept = json!({
         "apiVersion": take("/apiVersion"),
         "kind": take("/kind"),
         "type": take("/type"),
@@ -514,27 +564,9 @@ fn essentials(mut secret: Value) -> Value {
             "annotations": take("/metadata/annotations"),
         },
         "data": take("/data"),
-    })
-}
-
-/// True when a Service has an address other networks can dial: a load-balancer ingress IP or
-/// hostname, or `spec.externalIPs` (`reference/istio.md` §5.6).
-pub(crate) fn has_external_address(service: &Value) -> bool {
-    let ingress = service
-        .pointer("/status/loadBalancer/ingress")
-        .and_then(Value::as_array)
-        .is_some_and(|list| {
-            list.iter().any(|i| {
-                ["ip", "hostname"].iter().any(|k| {
-                    i.get(*k)
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty())
-                })
-            })
-        });
-    let external_ips = service
-        .pointer("/spec/externalIPs")
-        .and_then(Value::as_array)
-        .is_some_and(|list| !list.is_empty());
-    ingress || external_ips
+    });
+    if let Some(owned) = owned {
+        kept["metadata"]["managedFields"] = json!([owned]);
+    }
+    kept
 }

@@ -1,12 +1,13 @@
 //! istioctl's `create-remote-secret` algorithm against a live cluster (`reference/istio.md`
-//! §3.2), through [`ClusterClient`].
+//! §3.2), through the [`ClusterOps`] door (so it shares the bounded retries of every other
+//! cluster call, and runs against any implementation).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{RemoteSecret, RemoteSecretError, SecretType, is_dns1123_label, is_loopback_server};
-use crate::cluster::{ApplyOptions, ClusterClient, ClusterError, ObjectRef};
+use crate::cluster::{ApplyOptions, ClusterError, ClusterOps, ObjectRef};
 use crate::render::reader;
 
 const TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
@@ -130,8 +131,8 @@ pub struct CreatedRemoteSecret {
 /// print!("{}", made.secret.to_istioctl_yaml()?);
 /// # Ok(()) }
 /// ```
-pub async fn create_remote_secret(
-    client: &ClusterClient,
+pub async fn create_remote_secret<C: ClusterOps>(
+    client: &C,
     options: &RemoteSecretOptions,
 ) -> Result<CreatedRemoteSecret, RemoteSecretError> {
     options.validate()?;
@@ -185,7 +186,7 @@ pub async fn create_remote_secret(
 }
 
 /// The UID of the `kube-system` Namespace: istioctl's cluster name when `--name` is not given.
-async fn kube_system_uid(client: &ClusterClient) -> Result<String, RemoteSecretError> {
+async fn kube_system_uid<C: ClusterOps>(client: &C) -> Result<String, RemoteSecretError> {
     let oref = ObjectRef::cluster_scoped("v1", "Namespace", "kube-system");
     let ns = client
         .get(&oref)
@@ -211,14 +212,14 @@ async fn kube_system_uid(client: &ClusterClient) -> Result<String, RemoteSecretE
         })
 }
 
-async fn ensure_service_account(
-    client: &ClusterClient,
+async fn ensure_service_account<C: ClusterOps>(
+    client: &C,
     options: &RemoteSecretOptions,
     service_account: &str,
 ) -> Result<(), RemoteSecretError> {
     let namespace = options.namespace.as_str();
     let oref = ObjectRef::namespaced("v1", "ServiceAccount", namespace, service_account);
-    let missing = |client: &ClusterClient| RemoteSecretError::ServiceAccountMissing {
+    let missing = |client: &C| RemoteSecretError::ServiceAccountMissing {
         cluster: client.name().to_string(),
         namespace: namespace.to_string(),
         service_account: service_account.to_string(),
@@ -246,8 +247,8 @@ async fn ensure_service_account(
 }
 
 /// Step 4 of istioctl's algorithm (Kubernetes ≥ 1.24): the token Secret's name.
-async fn find_or_create_token_secret(
-    client: &ClusterClient,
+async fn find_or_create_token_secret<C: ClusterOps>(
+    client: &C,
     options: &RemoteSecretOptions,
     service_account: &str,
 ) -> Result<String, RemoteSecretError> {
@@ -309,7 +310,7 @@ async fn find_or_create_token_secret(
     }
 }
 
-fn token_error(client: &ClusterClient, reason: &str) -> RemoteSecretError {
+fn token_error<C: ClusterOps>(client: &C, reason: &str) -> RemoteSecretError {
     RemoteSecretError::Token {
         cluster: client.name().to_string(),
         reason: reason.to_string(),

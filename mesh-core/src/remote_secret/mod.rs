@@ -22,6 +22,15 @@ pub use create::{CreatedRemoteSecret, RemoteSecretOptions, create_remote_secret}
 pub const DEFAULT_NAMESPACE: &str = "istio-system";
 /// The label istiod selects remote secrets by; the value must be exactly `"true"`.
 pub const MULTICLUSTER_LABEL: &str = "istio/multiCluster";
+
+/// The label selector istiod lists remote secrets with: [`MULTICLUSTER_LABEL`]`=true`.
+///
+/// ```
+/// assert_eq!(mesh_core::remote_secret::multicluster_selector(), "istio/multiCluster=true");
+/// ```
+pub fn multicluster_selector() -> String {
+    format!("{MULTICLUSTER_LABEL}=true")
+}
 /// The annotation istioctl sets to the cluster name (istiod ignores it; tools read it).
 pub const CLUSTER_ANNOTATION: &str = "networking.istio.io/cluster";
 /// The first line istioctl prints.

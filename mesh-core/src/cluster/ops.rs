@@ -1,0 +1,215 @@
+//! The one door to the clusters, as traits: [`ClusterOps`] is every read and write meshboot
+//! makes to one cluster, and [`Connector`] makes a [`ClusterOps`] from a kubeconfig (a file's
+//! context, or the kubeconfig a remote secret carries). [`ClusterClient`] and [`KubeConnector`]
+//! implement them for real API servers; apply, verify and `remote-secret` take any
+//! implementation, so one test double (or the emulator) drives them all.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::wait;
+use super::{
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ObjectRef, RetryPolicy, TokenData,
+};
+
+/// Every request meshboot makes to one cluster. Each method has the meaning (and the errors) of
+/// the [`ClusterClient`] method of the same name; the waits are written once, here, on top of
+/// [`get`](ClusterOps::get).
+///
+/// ```
+/// use mesh_core::cluster::{ClusterClient, ClusterOps};
+/// fn takes_ops<C: ClusterOps>(_: &C) {}
+/// fn with_client(c: &ClusterClient) { takes_ops(c) }
+/// ```
+pub trait ClusterOps: Clone + Send + Sync + 'static {
+    /// The cluster name.
+    fn name(&self) -> &str;
+
+    /// The API server URL the kubeconfig names.
+    fn server(&self) -> &str;
+
+    /// Reads one object; `Ok(None)` when it does not exist.
+    fn get(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send;
+
+    /// Lists objects of a kind in a namespace (`None`: all), filtered by a label selector.
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Value>, ClusterError>> + Send;
+
+    /// Creates an object (POST); a 409 is [`ClusterError::Conflict`].
+    fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send;
+
+    /// Reads, compares ([`is_converged`](super::is_converged)), and server-side applies only
+    /// when the live object differs.
+    fn apply(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send;
+
+    /// SelfSubjectAccessReview: may these credentials `verb` the `resource` of `group`?
+    fn can_i(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> impl Future<Output = Result<bool, ClusterError>> + Send;
+
+    /// Waits, at most `timeout`, until the token controller filled the service-account token
+    /// Secret `namespace/name` with `token` and `ca.crt`.
+    fn wait_for_token_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<TokenData, ClusterError>> + Send {
+        wait::token_secret(self, namespace, name, timeout)
+    }
+
+    /// Waits, at most `timeout`, until the Service has an address other networks can dial
+    /// ([`external_addresses`](super::external_addresses)), and returns those addresses.
+    fn wait_for_external_address(
+        &self,
+        service: &ObjectRef,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, ClusterError>> + Send {
+        wait::external_address(self, service, timeout)
+    }
+}
+
+/// Makes clients from kubeconfigs: what apply and verify connect with, and what verify's token
+/// check dials a remote secret's embedded kubeconfig with.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mesh_core::cluster::ClusterError> {
+/// use mesh_core::cluster::{ClusterOps, Connector, KubeConnector};
+/// let eu = KubeConnector::default().connect("eu", None, "eu-context").await?;
+/// println!("{} at {}", eu.name(), eu.server());
+/// # Ok(()) }
+/// ```
+pub trait Connector: Send + Sync {
+    /// The clients it makes.
+    type Client: ClusterOps;
+
+    /// Connects to cluster `name` through `context` of the kubeconfig at `kubeconfig`
+    /// (`None`: `$KUBECONFIG`, else `~/.kube/config`; empty `context`: the current one).
+    fn connect(
+        &self,
+        name: &str,
+        kubeconfig: Option<&Path>,
+        context: &str,
+    ) -> impl Future<Output = Result<Self::Client, ClusterError>> + Send;
+
+    /// Connects with a kubeconfig held in memory (such as a remote secret's); `source` names
+    /// it in errors.
+    fn connect_yaml(
+        &self,
+        name: &str,
+        yaml: &str,
+        context: &str,
+        source: &str,
+    ) -> impl Future<Output = Result<Self::Client, ClusterError>> + Send;
+}
+
+/// The [`Connector`] of real API servers: [`ClusterClient`]s with this retry policy.
+///
+/// ```
+/// use mesh_core::cluster::{KubeConnector, RetryPolicy};
+/// let patient = KubeConnector::default();
+/// let quick = KubeConnector { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() } };
+/// assert!(quick.retry.max_attempts < patient.retry.max_attempts);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KubeConnector {
+    /// The retry policy of every client it makes.
+    pub retry: RetryPolicy,
+}
+
+impl Connector for KubeConnector {
+    type Client = ClusterClient;
+
+    async fn connect(
+        &self,
+        name: &str,
+        kubeconfig: Option<&Path>,
+        context: &str,
+    ) -> Result<ClusterClient, ClusterError> {
+        Ok(ClusterClient::connect(name, kubeconfig, context)
+            .await?
+            .with_retry(self.retry))
+    }
+
+    async fn connect_yaml(
+        &self,
+        name: &str,
+        yaml: &str,
+        context: &str,
+        source: &str,
+    ) -> Result<ClusterClient, ClusterError> {
+        Ok(
+            ClusterClient::from_kubeconfig_yaml(name, yaml, context, source)
+                .await?
+                .with_retry(self.retry),
+        )
+    }
+}
+
+impl ClusterOps for ClusterClient {
+    fn name(&self) -> &str {
+        ClusterClient::name(self)
+    }
+
+    fn server(&self) -> &str {
+        ClusterClient::server(self)
+    }
+
+    fn get(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Option<Value>, ClusterError>> + Send {
+        ClusterClient::get(self, object)
+    }
+
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Value>, ClusterError>> + Send {
+        ClusterClient::list(self, api_version, kind, namespace, label_selector)
+    }
+
+    fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send {
+        ClusterClient::create(self, object)
+    }
+
+    fn apply(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
+        ClusterClient::apply(self, desired, options)
+    }
+
+    fn can_i(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> impl Future<Output = Result<bool, ClusterError>> + Send {
+        ClusterClient::can_i(self, verb, group, resource, namespace)
+    }
+}

@@ -1,0 +1,710 @@
+//! The judging half of verify: pure functions from [`MeshFacts`] to [`Finding`]s. No I/O
+//! happens here, so each check is tested on hand-built facts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::cacerts::CacertsSecret;
+use super::facts::{ClusterFacts, LocalRoot, MeshFacts, TokenVerdict};
+use super::{Check, Finding, Severity, VerifyOptions, VerifyReport};
+use crate::cluster::{ClusterError, external_addresses, kubeconfig_server};
+use crate::pki::{cert_info, verify_bundle};
+use crate::remote_secret::{MULTICLUSTER_LABEL, is_loopback_server, secret_name};
+use crate::render::{NETWORK_LABEL, Needs, eastwest};
+use crate::spec::{ClusterSpec, MeshSpec};
+
+/// Every finding about the mesh, in spec order.
+pub(crate) fn check(spec: &MeshSpec, facts: &MeshFacts, options: &VerifyOptions) -> VerifyReport {
+    let ns = spec.istio_namespace.as_str();
+    let mut report = VerifyReport::default();
+    let mut roots: Vec<(String, String)> = Vec::new();
+    for cluster in &spec.clusters {
+        let Some(read) = readable(facts, &cluster.name) else {
+            if let Some(finding) = unreadable(&cluster.name, facts) {
+                report.push(finding);
+            }
+            continue;
+        };
+        report.push(ok(
+            &cluster.name,
+            Check::Reachable,
+            "API server answered".into(),
+        ));
+        let (finding, root) = check_cacerts(&cluster.name, &read.cacerts);
+        report.push(finding);
+        if let Some(root) = root {
+            roots.push((cluster.name.clone(), root));
+        }
+        report.push(check_network(cluster, ns, &read.namespace));
+        if Needs::of(spec, cluster).eastwest_gateway {
+            report.push(check_gateway(&cluster.name, ns, &read.gateway));
+        }
+        match &read.secrets {
+            Ok(all) => {
+                for secret in all.iter().filter(|s| namespace_of(s) != Some(ns)) {
+                    report.push(misplaced(&cluster.name, ns, secret));
+                }
+            }
+            Err(e) => report.push(error(
+                &cluster.name,
+                Check::RemoteSecret,
+                with_causes(e),
+                None,
+            )),
+        }
+    }
+    if let Some(finding) = check_roots(&roots) {
+        report.push(finding);
+    }
+    for finding in check_local_root(&facts.local_root, &roots) {
+        report.push(finding);
+    }
+
+    let expected: BTreeSet<(String, String)> = spec.remote_secret_pairs().into_iter().collect();
+    let mut servers = BTreeMap::new();
+    let mut tokens = Vec::new();
+    let mut missing = Vec::new();
+    for (src, dst) in &expected {
+        let (Some(read), Some(src_spec)) = (readable(facts, dst), spec.cluster(src)) else {
+            continue; // dst unreachable: already reported
+        };
+        let name = secret_name(src);
+        match labelled_in(read, ns).find(|s| name_of(s) == Some(name.as_str())) {
+            Some(secret) => {
+                let expected_server = src_spec
+                    .api_server
+                    .clone()
+                    .or_else(|| {
+                        let read = facts.clusters.get(src)?.as_ref().ok()?;
+                        Some(read.server.clone())
+                    });
+                let (finding, kubeconfig) = check_remote_secret(
+                    src_spec,
+                    dst,
+                    secret,
+                    expected_server.as_deref(),
+                    options,
+                    &mut servers,
+                );
+                report.push(finding);
+                if let Some(kubeconfig) = kubeconfig {
+                    tokens.push((src.as_str(), dst.as_str(), kubeconfig));
+                }
+            }
+            None => missing.push(explain_missing(
+                src,
+                dst,
+                read.unlisted.get(&name).and_then(Option::as_ref),
+            )),
+        }
+    }
+    for finding in missing {
+        report.push(finding);
+    }
+    for cluster in &spec.clusters {
+        if let Some(read) = readable(facts, &cluster.name) {
+            let here: Vec<&Value> = labelled_in(read, ns).collect();
+            for finding in check_unexpected(spec, &cluster.name, &here, &expected) {
+                report.push(finding);
+            }
+        }
+    }
+    if options.check_tokens {
+        for (src, dst, kubeconfig) in tokens {
+            if let Some(verdict) = facts.tokens.get(&(src.to_string(), kubeconfig)) {
+                report.push(token_finding(src, dst, verdict));
+            }
+        }
+    }
+    report
+}
+
+/// The expected pairs whose remote secret is not among the destination's labelled ones: verify
+/// reads those by name to tell "absent" from "present without istiod's label".
+pub(crate) fn unlisted_pairs(spec: &MeshSpec, facts: &MeshFacts) -> Vec<(String, String)> {
+    let ns = spec.istio_namespace.as_str();
+    spec.remote_secret_pairs()
+        .into_iter()
+        .filter(|(src, dst)| {
+            readable(facts, dst).is_some_and(|read| {
+                let name = secret_name(src);
+                read.secrets.is_ok()
+                    && !labelled_in(read, ns).any(|s| name_of(s) == Some(name.as_str()))
+            })
+        })
+        .collect()
+}
+
+/// The distinct (source, kubeconfig) pairs whose token is worth trying: those of remote secrets
+/// that pass [`check_remote_secret`].
+pub(crate) fn token_candidates(
+    spec: &MeshSpec,
+    facts: &MeshFacts,
+    options: &VerifyOptions,
+) -> BTreeSet<(String, String)> {
+    let ns = spec.istio_namespace.as_str();
+    let mut servers = BTreeMap::new();
+    let mut candidates = BTreeSet::new();
+    for (src, dst) in spec.remote_secret_pairs() {
+        let (Some(read), Some(src_spec)) = (readable(facts, &dst), spec.cluster(&src)) else {
+            continue;
+        };
+        let name = secret_name(&src);
+        if let Some(secret) = labelled_in(read, ns).find(|s| name_of(s) == Some(name.as_str()))
+            && let (_, Some(kubeconfig)) =
+                check_remote_secret(src_spec, &dst, secret, None, options, &mut servers)
+        {
+            candidates.insert((src, kubeconfig));
+        }
+    }
+    candidates
+}
+
+/// The facts of a cluster that answered; `None` when it has no client or every read failed.
+fn readable<'a>(facts: &'a MeshFacts, cluster: &str) -> Option<&'a ClusterFacts> {
+    let read = facts.clusters.get(cluster)?.as_ref().ok()?;
+    let down = read.cacerts.is_err() && read.namespace.is_err();
+    (!down).then_some(read)
+}
+
+fn labelled_in<'a>(read: &'a ClusterFacts, ns: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    read.secrets
+        .iter()
+        .flatten()
+        .filter(move |s| namespace_of(s) == Some(ns))
+}
+
+fn name_of(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/name").and_then(Value::as_str)
+}
+
+fn namespace_of(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/namespace").and_then(Value::as_str)
+}
+
+/// The finding for a cluster that could not be read at all (no client, or every read failed
+/// the same way), so the other checks are not reported as a cascade of failures.
+fn unreadable(cluster: &str, facts: &MeshFacts) -> Option<Finding> {
+    match facts.clusters.get(cluster)? {
+        Err(why) => Some(error(
+            cluster,
+            Check::Reachable,
+            why.clone(),
+            Some("check the cluster's context and kubeconfig in mesh.yaml"),
+        )),
+        Ok(read) => {
+            let (Err(err), Err(_)) = (&read.cacerts, &read.namespace) else {
+                return None;
+            };
+            let hint = match err {
+                ClusterError::Unreachable { .. } => {
+                    "is the cluster up and the kubeconfig server right?"
+                }
+                ClusterError::Unauthorized { .. } => "the kubeconfig credentials were rejected",
+                ClusterError::Forbidden { .. } => "verify needs read access to the istio namespace",
+                _ => "re-run with RUST_LOG=debug for details",
+            };
+            Some(error(
+                cluster,
+                Check::Reachable,
+                with_causes(err),
+                Some(hint),
+            ))
+        }
+    }
+}
+
+/// Checks `cacerts`: one finding, and the fingerprint of the root it chains to when it verifies.
+pub(crate) fn check_cacerts(
+    name: &str,
+    cacerts: &Result<Option<Value>, ClusterError>,
+) -> (Finding, Option<String>) {
+    let secret = match cacerts {
+        Err(e) => return (error(name, Check::Cacerts, with_causes(e), None), None),
+        Ok(None) => {
+            return (
+                error(
+                    name,
+                    Check::Cacerts,
+                    "Secret cacerts is missing: istiod falls back to a self-signed CA this mesh does not share".into(),
+                    Some("run `meshboot apply`"),
+                ),
+                None,
+            );
+        }
+        Ok(Some(secret)) => secret,
+    };
+    let cacerts = match CacertsSecret::read(secret) {
+        Ok(c) => c,
+        Err(why) => {
+            return (
+                error(name, Check::Cacerts, format!("Secret cacerts: {why}"), None),
+                None,
+            );
+        }
+    };
+    let Some(bundle) = cacerts.bundle(name) else {
+        return (
+            error(
+                name,
+                Check::Cacerts,
+                format!(
+                    "Secret cacerts lacks {} (istiod refuses an incomplete bundle)",
+                    cacerts.missing().join(", ")
+                ),
+                Some("run `meshboot apply`"),
+            ),
+            None,
+        );
+    };
+    let chain = match verify_bundle(&bundle) {
+        Ok(chain) => chain,
+        Err(e) => {
+            return (
+                error(
+                    name,
+                    Check::Cacerts,
+                    format!("cacerts does not verify: {e}"),
+                    None,
+                ),
+                None,
+            );
+        }
+    };
+    let finding = match cert_info(&bundle.ca_cert_pem) {
+        Ok(info) if info.cluster.as_deref() == Some(name) => ok(
+            name,
+            Check::Cacerts,
+            format!("intermediate L={name} verifies up to the root"),
+        ),
+        Ok(info) => error(
+            name,
+            Check::Cacerts,
+            format!(
+                "the intermediate in cacerts belongs to {} (L=), not to {name}",
+                info.cluster.as_deref().unwrap_or("no cluster")
+            ),
+            Some("each cluster needs its own intermediate: `meshboot apply` installs it"),
+        ),
+        Err(e) => error(name, Check::Cacerts, format!("ca-cert.pem: {e}"), None),
+    };
+    (finding, Some(chain.root_fingerprint))
+}
+
+/// One mesh-wide finding: do all verified `cacerts` chain to one root?
+pub(crate) fn check_roots(roots: &[(String, String)]) -> Option<Finding> {
+    let mut by_root: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (cluster, root) in roots {
+        by_root.entry(root).or_default().push(cluster);
+    }
+    let first = by_root.iter().next()?;
+    if by_root.len() == 1 {
+        return Some(Finding {
+            severity: Severity::Ok,
+            cluster: None,
+            check: Check::Root,
+            message: format!("{} cluster(s) chain to one root {}", first.1.len(), first.0),
+            hint: None,
+        });
+    }
+    let groups: Vec<String> = by_root
+        .iter()
+        .map(|(root, clusters)| format!("{} → {root}", clusters.join(",")))
+        .collect();
+    Some(Finding {
+        severity: Severity::Error,
+        cluster: None,
+        check: Check::Root,
+        message: format!(
+            "clusters do not share one root: {} (cross-cluster mTLS fails with UNKNOWN_CA)",
+            groups.join("; ")
+        ),
+        hint: Some("all intermediates must be signed by the same root".into()),
+    })
+}
+
+/// When the mesh file's `ca.dir` holds a root, every cluster must chain to it: otherwise the
+/// next `apply` would meet a `cacerts` it refuses to overwrite.
+pub(crate) fn check_local_root(local: &LocalRoot, roots: &[(String, String)]) -> Vec<Finding> {
+    match local {
+        LocalRoot::None => Vec::new(),
+        LocalRoot::Unreadable(path) => vec![Finding {
+            severity: Severity::Warning,
+            cluster: None,
+            check: Check::Root,
+            message: format!("cannot read the root in {}", path.display()),
+            hint: None,
+        }],
+        LocalRoot::Read { path, fingerprints } => roots
+            .iter()
+            .filter(|(_, root)| !fingerprints.contains(root))
+            .map(|(cluster, root)| {
+                error(
+                    cluster,
+                    Check::Root,
+                    format!(
+                        "cacerts chains to root {root}, not to the root in {}",
+                        path.display()
+                    ),
+                    Some("this cluster was bootstrapped from another CA; `meshboot apply` will refuse to overwrite it"),
+                )
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn check_network(
+    cluster: &ClusterSpec,
+    ns: &str,
+    namespace: &Result<Option<Value>, ClusterError>,
+) -> Finding {
+    let name = cluster.name.as_str();
+    let obj = match namespace {
+        Err(e) => return error(name, Check::Network, with_causes(e), None),
+        Ok(None) => {
+            return error(
+                name,
+                Check::Network,
+                format!("namespace {ns} does not exist"),
+                Some("run `meshboot apply`"),
+            );
+        }
+        Ok(Some(obj)) => obj,
+    };
+    let label = obj
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(NETWORK_LABEL))
+        .and_then(Value::as_str);
+    match label {
+        Some(n) if n == cluster.network => ok(
+            name,
+            Check::Network,
+            format!("namespace {ns} is on network {n}"),
+        ),
+        Some(n) => error(
+            name,
+            Check::Network,
+            format!(
+                "namespace {ns} is labelled {NETWORK_LABEL}={n}, mesh.yaml says {}",
+                cluster.network
+            ),
+            Some("run `meshboot apply`"),
+        ),
+        None => error(
+            name,
+            Check::Network,
+            format!("namespace {ns} has no {NETWORK_LABEL} label"),
+            Some("run `meshboot apply`"),
+        ),
+    }
+}
+
+pub(crate) fn check_gateway(
+    name: &str,
+    ns: &str,
+    gateway: &Result<Option<Value>, ClusterError>,
+) -> Finding {
+    let service = match gateway {
+        Err(e) => return error(name, Check::EastWestGateway, with_causes(e), None),
+        Ok(None) => {
+            return error(
+                name,
+                Check::EastWestGateway,
+                format!("Service {ns}/{} is missing", eastwest::NAME),
+                Some("run `meshboot apply`"),
+            );
+        }
+        Ok(Some(s)) => s,
+    };
+    let addresses = external_addresses(service);
+    if addresses.is_empty() {
+        error(
+            name,
+            Check::EastWestGateway,
+            format!(
+                "Service {ns}/{} has no external address: other networks cannot reach this cluster's workloads",
+                eastwest::NAME
+            ),
+            Some("the cluster needs a LoadBalancer implementation, or set spec.externalIPs"),
+        )
+    } else {
+        ok(
+            name,
+            Check::EastWestGateway,
+            format!("external address {}", addresses.join(", ")),
+        )
+    }
+}
+
+/// Checks `istio-remote-secret-<src>` in `dst` (one finding); returns its kubeconfig when the
+/// token is worth trying. `expected_server` is where mesh.yaml says `src` is reached (`None`:
+/// not compared). `servers` caches the server of each distinct kubeconfig.
+pub(crate) fn check_remote_secret(
+    src: &ClusterSpec,
+    dst: &str,
+    secret: &Value,
+    expected_server: Option<&str>,
+    options: &VerifyOptions,
+    servers: &mut BTreeMap<String, Option<String>>,
+) -> (Finding, Option<String>) {
+    let name = secret_name(&src.name);
+    let Some(kubeconfig) = data_text(secret, &src.name) else {
+        let keys: Vec<&str> = secret
+            .get("data")
+            .and_then(Value::as_object)
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        return (
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!(
+                    "{name} is not keyed by cluster name {} (keys: {}): istiod registers the cluster under the key",
+                    src.name,
+                    keys.join(", ")
+                ),
+                Some("run `meshboot apply`"),
+            ),
+            None,
+        );
+    };
+    let server = servers
+        .entry(kubeconfig.clone())
+        .or_insert_with(|| kubeconfig_server(&kubeconfig))
+        .clone();
+    let Some(server) = server else {
+        return (
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!("{name}: the kubeconfig has no server"),
+                None,
+            ),
+            None,
+        );
+    };
+    if !server.starts_with("https://") {
+        return (
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!("{name} points at {server}, which is not https"),
+                None,
+            ),
+            None,
+        );
+    }
+    if is_loopback_server(&server) && !options.allow_loopback {
+        return (
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!(
+                    "{name} points at {server}, a loopback address {dst} cannot reach {}",
+                    src.name
+                ),
+                Some(&format!(
+                    "set apiServer for {} in mesh.yaml to an address the other clusters reach (or --allow-loopback for local test clusters)",
+                    src.name
+                )),
+            ),
+            None,
+        );
+    }
+    let finding = match expected_server {
+        Some(expected) if expected.trim_end_matches('/') != server.trim_end_matches('/') => {
+            warning(
+                dst,
+                Check::RemoteSecret,
+                format!(
+                    "{name} points at {server}, mesh.yaml expects {expected} for {}",
+                    src.name
+                ),
+                Some("run `meshboot apply` to update it"),
+            )
+        }
+        _ => ok(
+            dst,
+            Check::RemoteSecret,
+            format!("{name} reaches {} at {server}", src.name),
+        ),
+    };
+    (finding, Some(kubeconfig))
+}
+
+/// A labelled remote secret outside istiod's namespace: istiod never reads it.
+pub(crate) fn misplaced(cluster: &str, ns: &str, secret: &Value) -> Finding {
+    let name = name_of(secret).unwrap_or("<unnamed>");
+    let other = namespace_of(secret).unwrap_or("<none>");
+    error(
+        cluster,
+        Check::UnexpectedSecret,
+        format!("{other}/{name} is labelled {MULTICLUSTER_LABEL}=true but istiod only reads {ns}"),
+        Some(&format!("move it: it belongs in namespace {ns}")),
+    )
+}
+
+/// Why `istio-remote-secret-<src>` is not among `dst`'s labelled secrets, given what reading it
+/// by name found.
+pub(crate) fn explain_missing(src: &str, dst: &str, found: Option<&Value>) -> Finding {
+    let name = secret_name(src);
+    match found {
+        Some(secret) => {
+            let label = secret
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(MULTICLUSTER_LABEL))
+                .map_or("no such label".to_string(), |v| {
+                    format!("{MULTICLUSTER_LABEL}: {v}")
+                });
+            error(
+                dst,
+                Check::RemoteSecret,
+                format!(
+                    "{name} exists but is not labelled {MULTICLUSTER_LABEL}: \"true\" ({label}): istiod in {dst} ignores it"
+                ),
+                Some("run `meshboot apply`"),
+            )
+        }
+        None => error(
+            dst,
+            Check::RemoteSecret,
+            format!("{name} is missing: istiod in {dst} does not see {src}"),
+            Some("run `meshboot apply`"),
+        ),
+    }
+}
+
+/// Remote secrets in `dst` that should not be there: one for `dst` itself, one for a cluster
+/// the mesh does not have, one the mesh model does not call for.
+pub(crate) fn check_unexpected(
+    spec: &MeshSpec,
+    dst: &str,
+    secrets: &[&Value],
+    expected: &BTreeSet<(String, String)>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for secret in secrets {
+        let name = name_of(secret).unwrap_or("<unnamed>");
+        let keys = secret
+            .get("data")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|d| d.keys());
+        for key in keys {
+            if key == dst {
+                findings.push(error(
+                    dst,
+                    Check::UnexpectedSecret,
+                    format!(
+                        "{name} holds a kubeconfig for {dst} itself: istiod ignores it (it would overwrite the config cluster)"
+                    ),
+                    Some(&format!("delete it: kubectl -n {} delete secret {name}", spec.istio_namespace)),
+                ));
+            } else if spec.cluster(key).is_none() {
+                findings.push(warning(
+                    dst,
+                    Check::UnexpectedSecret,
+                    format!("{name} registers cluster {key}, which is not in mesh.yaml"),
+                    None,
+                ));
+            } else if !expected.contains(&(key.to_string(), dst.to_string())) {
+                findings.push(warning(
+                    dst,
+                    Check::UnexpectedSecret,
+                    format!("{name} registers {key}, but {dst} should not watch {key} in this mesh model"),
+                    None,
+                ));
+            }
+        }
+    }
+    findings
+}
+
+pub(crate) fn token_finding(src: &str, dst: &str, verdict: &TokenVerdict) -> Finding {
+    let name = secret_name(src);
+    match verdict {
+        TokenVerdict::Accepted => ok(
+            dst,
+            Check::Token,
+            format!("{src} accepts the token of {name}"),
+        ),
+        TokenVerdict::CannotRead => error(
+            dst,
+            Check::Token,
+            format!(
+                "{src} accepts the token of {name} but it may not list services: istiod in {dst} cannot watch {src}"
+            ),
+            Some("the reader ClusterRole/ClusterRoleBinding is missing: run `meshboot apply`"),
+        ),
+        TokenVerdict::Rejected => error(
+            dst,
+            Check::Token,
+            format!("{src} rejects the token of {name}"),
+            Some("the token Secret was deleted or rotated: run `meshboot apply`"),
+        ),
+        TokenVerdict::Failed(reason) => error(
+            dst,
+            Check::Token,
+            format!("{name}: cannot check its token: {reason}"),
+            Some(
+                "verify connects from this machine with the secret's kubeconfig; if only the clusters can reach that server, re-run with --skip-token-check",
+            ),
+        ),
+    }
+}
+
+fn data_text(secret: &Value, key: &str) -> Option<String> {
+    use base64::Engine as _;
+    let encoded = secret.get("data")?.get(key)?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// An error and its causes on one line: "cannot reach" alone does not say whether the
+/// connection was refused, timed out or failed certificate verification.
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn ok(cluster: &str, check: Check, message: String) -> Finding {
+    Finding {
+        severity: Severity::Ok,
+        cluster: Some(cluster.to_string()),
+        check,
+        message,
+        hint: None,
+    }
+}
+
+fn warning(cluster: &str, check: Check, message: String, hint: Option<&str>) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        cluster: Some(cluster.to_string()),
+        check,
+        message,
+        hint: hint.map(str::to_string),
+    }
+}
+
+fn error(cluster: &str, check: Check, message: String, hint: Option<&str>) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        cluster: Some(cluster.to_string()),
+        check,
+        message,
+        hint: hint.map(str::to_string),
+    }
+}

@@ -1,0 +1,737 @@
+//! The executor (`execute::apply_with`) against the API-server emulator: ordering, idempotence,
+//! partial failure and preflight, as a user of `meshboot apply` would notice them.
+//!
+//! Apply semantics (server-side apply, field managers, defaults) are always the emulator's. The
+//! one test double here, [`Faulty`], wraps a real client and only injects failures an emulator
+//! switch does not offer (one object's apply failing, a token controller that never fills a
+//! token, a denied access review); it never answers an apply itself.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use mesh_core::cluster::{
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ClusterOps, KubeConnector, ObjectRef,
+    RetryPolicy, TokenData,
+};
+use mesh_core::execute::{
+    ClusterStatus, Event, ExecuteOptions, Outcome, Report, apply_with, connect_with,
+};
+use mesh_core::phase::Phase;
+use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+use mesh_core::spec::MeshSpec;
+use mesh_tests::{EmulatorOptions, TestClusters};
+use serde_json::{Value, json};
+
+const NS: &str = "istio-system";
+
+/// What [`Faulty`] breaks.
+#[derive(Default)]
+struct Faults {
+    /// `Kind/name` of objects whose apply fails with a 422.
+    fail_apply: BTreeSet<String>,
+    /// The token controller "never" fills token Secrets: the wait times out at once.
+    no_tokens: bool,
+    /// `(verb, resource)` that access reviews deny.
+    denied: BTreeSet<(String, String)>,
+}
+
+/// A real client with injected faults (see the module notes for what it may be used for).
+#[derive(Clone)]
+struct Faulty {
+    client: ClusterClient,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl ClusterOps for Faulty {
+    fn name(&self) -> &str {
+        self.client.name()
+    }
+
+    fn server(&self) -> &str {
+        self.client.server()
+    }
+
+    async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        self.client.get(object).await
+    }
+
+    async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, ClusterError> {
+        self.client
+            .list(api_version, kind, namespace, label_selector)
+            .await
+    }
+
+    async fn create(&self, object: &Value) -> Result<Value, ClusterError> {
+        self.client.create(object).await
+    }
+
+    async fn apply(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        let target = format!(
+            "{}/{}",
+            desired["kind"].as_str().unwrap_or_default(),
+            desired["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
+            return Err(ClusterError::Api {
+                cluster: self.name().to_string(),
+                object: format!("apply {target}"),
+                code: 422,
+                reason: "Invalid".into(),
+                message: "injected failure".into(),
+            });
+        }
+        self.client.apply(desired, options).await
+    }
+
+    async fn can_i(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        let denied = self
+            .faults
+            .lock()
+            .unwrap()
+            .denied
+            .contains(&(verb.to_string(), resource.to_string()));
+        if denied {
+            return Ok(false);
+        }
+        self.client.can_i(verb, group, resource, namespace).await
+    }
+
+    async fn wait_for_token_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<TokenData, ClusterError> {
+        if self.faults.lock().unwrap().no_tokens {
+            return Err(ClusterError::Timeout {
+                cluster: self.name().to_string(),
+                object: format!("wait for token in Secret {namespace}/{name}"),
+                waited: timeout,
+                reason: "no \"ca.crt\" data found (is the token controller running?)".into(),
+            });
+        }
+        self.client
+            .wait_for_token_secret(namespace, name, timeout)
+            .await
+    }
+}
+
+/// Minimal CRDs of the Istio kinds the exposure objects use, installed as a user (or Helm)
+/// would: a fresh cluster serves no Istio kind.
+fn istio_crds() -> Vec<Value> {
+    [("gateways", "Gateway"), ("virtualservices", "VirtualService")]
+        .into_iter()
+        .map(|(plural, kind)| {
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("{plural}.networking.istio.io")},
+                "spec": {
+                    "group": "networking.istio.io", "scope": "Namespaced",
+                    "names": {"plural": plural, "kind": kind, "singular": kind.to_ascii_lowercase(),
+                              "listKind": format!("{kind}List")},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                             "x-kubernetes-preserve-unknown-fields": true}}}],
+                },
+            })
+        })
+        .collect()
+}
+
+const THREE_REGIONS: &str = "
+  - {name: eu, network: network3, context: eu}
+  - {name: ap, network: network1, context: ap}
+  - {name: us, network: network2, context: us}
+";
+
+struct World {
+    dir: tempfile::TempDir,
+    spec: MeshSpec,
+    emulator: TestClusters,
+    faults: std::collections::BTreeMap<String, Arc<Mutex<Faults>>>,
+}
+
+impl World {
+    fn new(model: &str, clusters_yaml: &str) -> World {
+        World::with(model, clusters_yaml, EmulatorOptions::default())
+    }
+
+    fn with(model: &str, clusters_yaml: &str, options: EmulatorOptions) -> World {
+        let names: Vec<String> = clusters_yaml
+            .lines()
+            .filter_map(|l| l.split("name: ").nth(1))
+            .filter_map(|l| l.split(',').next())
+            .map(str::to_string)
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let emulator = TestClusters::start_with(&refs, options).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = emulator.kubeconfig_path().display().to_string();
+        let clusters = clusters_yaml.replace("context: ", &format!("kubeconfig: {kubeconfig}, context: "));
+        let yaml = format!(
+            "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\n\
+             ca: {{dir: ./pki, key: ecdsa-p256}}\nclusters:{clusters}"
+        );
+        let spec = MeshSpec::from_yaml(&yaml, dir.path(), "mesh.yaml").unwrap();
+        for name in &refs {
+            for crd in istio_crds() {
+                emulator.cluster(name).insert_object(crd).unwrap();
+            }
+        }
+        let faults = names
+            .iter()
+            .map(|n| (n.clone(), Arc::new(Mutex::new(Faults::default()))))
+            .collect();
+        World {
+            dir,
+            spec,
+            emulator,
+            faults,
+        }
+    }
+
+    fn three() -> World {
+        World::new("multi-primary", THREE_REGIONS)
+    }
+
+    fn faults(&self, cluster: &str) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults[cluster].lock().unwrap()
+    }
+
+    async fn clients(&self) -> Vec<(String, Result<Faulty, ClusterError>)> {
+        // Few, quick retries: a cluster that is down is given up on in well under a second.
+        let connector = KubeConnector {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            },
+        };
+        connect_with(&self.spec, &connector)
+            .await
+            .into_iter()
+            .map(|(name, client)| {
+                let faults = self.faults[&name].clone();
+                (name, client.map(|client| Faulty { client, faults }))
+            })
+            .collect()
+    }
+
+    async fn apply(&self, options: &ExecuteOptions) -> Report {
+        apply_with(&self.spec, self.clients().await, options, &|_| {})
+            .await
+            .unwrap()
+    }
+
+    fn writes(&self) -> u64 {
+        self.emulator.clusters().iter().map(|c| c.counters().writes).sum()
+    }
+
+    fn object(&self, cluster: &str, api_version: &str, kind: &str, name: &str) -> Option<Value> {
+        self.emulator
+            .cluster(cluster)
+            .object(api_version, kind, Some(NS), name)
+    }
+
+    fn remote_secrets_in(&self, cluster: &str) -> Vec<String> {
+        self.emulator
+            .cluster(cluster)
+            .list_objects("v1", "Secret", Some(NS))
+            .iter()
+            .filter_map(|s| s["metadata"]["name"].as_str())
+            .filter(|n| n.starts_with("istio-remote-secret-"))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The emulator's servers are 127.0.0.1: local test clusters, as `--allow-loopback` is for.
+fn local() -> ExecuteOptions {
+    ExecuteOptions {
+        allow_loopback: true,
+        ..ExecuteOptions::default()
+    }
+}
+
+fn step_outcomes(report: &Report) -> Vec<Outcome> {
+    report
+        .clusters
+        .iter()
+        .flat_map(|c| c.steps.iter().map(|s| s.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn three_regions_converge_and_a_second_run_writes_nothing() {
+    let world = World::three();
+    let report = world.apply(&local()).await;
+    assert!(report.succeeded, "{report:#?}");
+    assert_eq!(report.totals.failed + report.totals.skipped, 0);
+    assert_eq!(report.ca.as_ref().unwrap().root, "created");
+
+    // Every cluster holds the remote secret of each other cluster, never its own.
+    assert_eq!(
+        world.remote_secrets_in("eu"),
+        ["istio-remote-secret-ap", "istio-remote-secret-us"]
+    );
+    assert_eq!(
+        world.remote_secrets_in("ap"),
+        ["istio-remote-secret-eu", "istio-remote-secret-us"]
+    );
+    let secret = world
+        .object("eu", "v1", "Secret", "istio-remote-secret-us")
+        .unwrap();
+    let kubeconfig = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["us"].as_str().unwrap())
+        .unwrap();
+    let kubeconfig = String::from_utf8(kubeconfig).unwrap();
+    let us_url = world.emulator.cluster("us").url().to_string();
+    assert!(kubeconfig.contains(&format!("server: {us_url}")), "{kubeconfig}");
+    assert_eq!(secret["metadata"]["labels"]["istio/multiCluster"], "true");
+
+    let written = world.writes();
+    assert!(written > 0);
+    let again = world.apply(&local()).await;
+    assert!(again.succeeded);
+    assert_eq!(world.writes(), written, "a converged mesh must see no write");
+    assert!(step_outcomes(&again).iter().all(|o| *o == Outcome::Unchanged));
+    assert_eq!(again.ca.as_ref().unwrap().root, "unchanged");
+}
+
+#[tokio::test]
+async fn barrier_phases_come_first_then_gateways_beside_readers() {
+    let world = World::three();
+    let events = Mutex::new(Vec::new());
+    let record = |e: &Event<'_>| {
+        let line = match e {
+            Event::PhaseStarted { phase, .. } => format!("start {phase}"),
+            Event::PhaseDone { phase, .. } => format!("done {phase}"),
+            Event::StepDone { .. } => "step".to_string(),
+            _ => return,
+        };
+        events.lock().unwrap().push(line);
+    };
+    let report = apply_with(&world.spec, world.clients().await, &local(), &record)
+        .await
+        .unwrap();
+    let events = events.into_inner().unwrap();
+    let steps = events.iter().filter(|l| *l == "step").count();
+    assert_eq!(steps, report.totals.total());
+    let phases: Vec<&String> = events.iter().filter(|l| *l != "step").collect();
+    let pos = |l: &str| phases.iter().position(|p| *p == l).unwrap();
+    assert!(pos("done namespace") < pos("start cacerts"));
+    assert!(pos("done cacerts") < pos("start gateways"));
+    assert!(pos("done cacerts") < pos("start readers"));
+    // The readers do not wait for the gateways to be done.
+    assert!(pos("start readers") < pos("done gateways"), "{phases:?}");
+    assert!(pos("start remote-secrets") < pos("done remote-secrets"));
+}
+
+#[tokio::test]
+async fn a_missing_load_balancer_address_fails_the_gateway_steps_only() {
+    // A cluster without a load-balancer controller: the Service never gets an address.
+    let world = World::with(
+        "multi-primary",
+        THREE_REGIONS,
+        EmulatorOptions {
+            lb_delay: Duration::from_secs(3600),
+            ..EmulatorOptions::default()
+        },
+    );
+    let options = ExecuteOptions {
+        timeout: Duration::from_millis(600),
+        ..local()
+    };
+    let report = world.apply(&options).await;
+    assert!(!report.succeeded);
+    for name in ["eu", "ap", "us"] {
+        let cluster = report.cluster(name).unwrap();
+        assert_eq!(cluster.status, ClusterStatus::Failed);
+        for step in &cluster.steps {
+            match step.phase {
+                Phase::Gateways if step.object.kind == "Service" => {
+                    assert_eq!(step.outcome, Outcome::Failed);
+                    let error = step.error.as_deref().unwrap();
+                    assert!(
+                        error.contains("has no external address")
+                            && error.contains("only the gateway steps")
+                            && error.contains("readers and remote secrets do not need"),
+                        "{error}"
+                    );
+                }
+                Phase::Gateways if step.outcome == Outcome::Skipped => {
+                    assert!(
+                        step.error.as_deref().unwrap().contains("which failed on"),
+                        "{step:?}"
+                    );
+                }
+                _ => assert!(step.outcome.is_success(), "{name}: {step:?}"),
+            }
+        }
+    }
+    // The mesh is still linked: every remote secret is there.
+    assert_eq!(
+        world.remote_secrets_in("eu"),
+        ["istio-remote-secret-ap", "istio-remote-secret-us"]
+    );
+}
+
+#[tokio::test]
+async fn a_cacerts_from_another_root_stops_everything_before_any_write() {
+    let world = World::three();
+    let other = tempfile::tempdir().unwrap();
+    let opts = CaOptions {
+        key: KeyAlgorithm::EcdsaP256,
+        ..CaOptions::default()
+    };
+    let foreign = CaDir::open(other.path()).ensure(&opts, &["ap"]).unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    world
+        .emulator
+        .cluster("ap")
+        .insert_object(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "cacerts", "namespace": NS},
+            "data": {"root-cert.pem": b64(&foreign[0].root_cert_pem)},
+        }))
+        .unwrap();
+    let before = world.writes();
+
+    let report = world.apply(&local()).await;
+    assert!(!report.succeeded);
+    let stopped = report.stopped.as_deref().unwrap();
+    assert!(stopped.contains("ap"), "{stopped}");
+    let ap = report.cluster("ap").unwrap();
+    assert_eq!(ap.status, ClusterStatus::Failed);
+    assert!(
+        ap.error.as_deref().unwrap().contains("Secret cacerts already exists"),
+        "{ap:?}"
+    );
+    assert_eq!(world.writes(), before);
+    assert!(
+        !world.dir.path().join("pki").exists(),
+        "not even the local CA is written"
+    );
+    assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::NotAttempted);
+}
+
+#[tokio::test]
+async fn a_cert_manager_style_cacerts_is_compared_by_its_ca_crt() {
+    // istiod reads tls.crt/tls.key/ca.crt when tls.crt is present (reference/istio.md §1.2);
+    // apply must judge that root the same way, and refuse a foreign one.
+    let world = World::three();
+    let other = tempfile::tempdir().unwrap();
+    let opts = CaOptions {
+        key: KeyAlgorithm::EcdsaP256,
+        ..CaOptions::default()
+    };
+    let foreign = CaDir::open(other.path()).ensure(&opts, &["ap"]).unwrap();
+    // The mesh has a root of its own already.
+    CaDir::open(world.dir.path().join("pki"))
+        .ensure(&opts, &["eu"])
+        .unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    world
+        .emulator
+        .cluster("ap")
+        .insert_object(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "cacerts", "namespace": NS},
+            "data": {"tls.crt": b64(&foreign[0].ca_cert_pem), "tls.key": b64(&foreign[0].ca_key_pem),
+                     "ca.crt": b64(&foreign[0].root_cert_pem)},
+        }))
+        .unwrap();
+    let report = world.apply(&local()).await;
+    let error = report.cluster("ap").unwrap().error.clone().unwrap();
+    assert!(error.contains("trusts a different root"), "{error}");
+}
+
+#[tokio::test]
+async fn a_cacerts_from_the_mesh_root_is_not_a_conflict() {
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    let report = world.apply(&local()).await;
+    assert!(report.succeeded, "{:?}", report.stopped);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_stops_the_run_unless_skipped() {
+    let world = World::three();
+    world.emulator.cluster("us").set_down(true);
+    let report = world.apply(&local()).await;
+    assert!(report.stopped.is_some());
+    assert_eq!(report.cluster("us").unwrap().status, ClusterStatus::Unreachable);
+    assert_eq!(world.writes(), 0);
+
+    let skip = ExecuteOptions {
+        skip_unreachable: true,
+        ..local()
+    };
+    let report = world.apply(&skip).await;
+    assert!(!report.succeeded);
+    assert!(report.stopped.is_none());
+    assert_eq!(report.cluster("us").unwrap().status, ClusterStatus::Unreachable);
+    assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::Incomplete);
+    // eu and ap are linked to each other; nothing involving us was attempted.
+    assert_eq!(world.remote_secrets_in("eu"), ["istio-remote-secret-ap"]);
+    assert_eq!(world.remote_secrets_in("ap"), ["istio-remote-secret-eu"]);
+    let eu = report.cluster("eu").unwrap();
+    let from_us = eu
+        .steps
+        .iter()
+        .find(|s| s.source.as_deref() == Some("us"))
+        .unwrap();
+    assert_eq!(from_us.outcome, Outcome::Skipped);
+
+    // Back up: a re-run finishes the job and leaves the rest unchanged.
+    world.emulator.cluster("us").set_down(false);
+    let report = world.apply(&skip).await;
+    assert!(report.succeeded, "{report:#?}");
+    assert_eq!(report.cluster("eu").unwrap().totals.created, 1);
+    assert_eq!(
+        world.remote_secrets_in("eu"),
+        ["istio-remote-secret-ap", "istio-remote-secret-us"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_gateway_only_fails_what_depends_on_it() {
+    let world = World::three();
+    world
+        .faults("ap")
+        .fail_apply
+        .insert("Service/istio-eastwestgateway".into());
+    let report = world.apply(&local()).await;
+    assert!(!report.succeeded);
+    let ap = report.cluster("ap").unwrap();
+    assert_eq!(ap.status, ClusterStatus::Failed);
+    let failed: Vec<_> = ap.steps.iter().filter(|s| s.outcome == Outcome::Failed).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].error.as_deref().unwrap().contains("injected failure"));
+    // The gateway steps after it were not attempted, and say which step failed.
+    let skipped: Vec<_> = ap.steps.iter().filter(|s| s.outcome == Outcome::Skipped).collect();
+    assert!(!skipped.is_empty());
+    assert!(skipped.iter().all(|s| s.phase == Phase::Gateways
+        && s.error.as_deref().unwrap().contains(
+            "needs Service istio-system/istio-eastwestgateway, which failed on ap"
+        )));
+    // ap's reader and every remote secret do not need its gateway: the mesh is fully linked.
+    assert_eq!(
+        world.remote_secrets_in("eu"),
+        ["istio-remote-secret-ap", "istio-remote-secret-us"]
+    );
+    assert_eq!(
+        world.remote_secrets_in("ap"),
+        ["istio-remote-secret-eu", "istio-remote-secret-us"]
+    );
+    assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_token_that_never_comes_fails_with_a_clear_timeout() {
+    let world = World::three();
+    world.faults("us").no_tokens = true;
+    let report = world.apply(&local()).await;
+    let us = report.cluster("us").unwrap();
+    let failed = us.steps.iter().find(|s| s.outcome == Outcome::Failed).unwrap();
+    assert_eq!(failed.phase, Phase::Readers);
+    let error = failed.error.as_deref().unwrap();
+    assert!(
+        error.contains("timed out") && error.contains("no remote secret of us"),
+        "{error}"
+    );
+    assert_eq!(world.remote_secrets_in("eu"), ["istio-remote-secret-ap"]);
+    let eu = report.cluster("eu").unwrap();
+    let from_us = eu.steps.iter().find(|s| s.source.as_deref() == Some("us")).unwrap();
+    assert!(
+        from_us.error.as_deref().unwrap().contains("on cluster us, which did not complete"),
+        "{from_us:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_server_is_refused_unless_allowed() {
+    let world = World::three();
+    let report = world.apply(&ExecuteOptions::default()).await;
+    assert!(report.stopped.is_some());
+    let error = report.cluster("ap").unwrap().error.clone().unwrap();
+    assert!(error.contains("loopback") && error.contains("apiServer"), "{error}");
+    assert_eq!(world.writes(), 0);
+    assert!(world.apply(&local()).await.succeeded);
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_predicts_the_outcomes() {
+    let world = World::three();
+    let dry = ExecuteOptions {
+        dry_run: true,
+        ..local()
+    };
+    let report = world.apply(&dry).await;
+    assert!(report.succeeded && report.dry_run);
+    assert!(step_outcomes(&report).iter().all(|o| *o == Outcome::Created));
+    assert_eq!(report.ca.as_ref().unwrap().root, "would create");
+    assert_eq!(world.writes(), 0);
+    assert!(!world.dir.path().join("pki").exists());
+
+    assert!(world.apply(&local()).await.succeeded);
+    let written = world.writes();
+    let report = world.apply(&dry).await;
+    assert!(step_outcomes(&report).iter().all(|o| *o == Outcome::Unchanged));
+    assert_eq!(world.writes(), written);
+}
+
+#[tokio::test]
+async fn a_cacerts_created_under_a_running_istiod_asks_for_a_restart() {
+    let world = World::three();
+    world
+        .emulator
+        .cluster("eu")
+        .insert_object(json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS},
+        }))
+        .unwrap();
+    world
+        .emulator
+        .cluster("eu")
+        .insert_object(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "istiod", "namespace": NS},
+            "spec": {"selector": {"matchLabels": {"app": "istiod"}},
+                     "template": {"metadata": {"labels": {"app": "istiod"}},
+                                  "spec": {"containers": [{"name": "discovery", "image": "istio/pilot"}]}}},
+        }))
+        .unwrap();
+    let report = world.apply(&local()).await;
+    assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+    assert_eq!(report.notices[0].cluster, "eu");
+    assert!(report.notices[0]
+        .message
+        .contains("istiod in eu must be restarted to pick it up"));
+    assert!(report.notices[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("rollout restart deployment/istiod"));
+    // Once cacerts is there, a re-run does not ask again.
+    assert!(world.apply(&local()).await.notices.is_empty());
+}
+
+#[tokio::test]
+async fn missing_permissions_stop_the_run_before_any_cluster_write() {
+    let world = World::three();
+    world
+        .faults("us")
+        .denied
+        .insert(("patch".into(), "secrets".into()));
+    let report = world.apply(&local()).await;
+    let error = report.cluster("us").unwrap().error.clone().unwrap();
+    assert!(error.contains("patch secrets in namespace istio-system"), "{error}");
+    assert!(report.stopped.is_some());
+    assert_eq!(world.writes(), 0);
+}
+
+#[tokio::test]
+async fn primary_remote_links_remotes_to_their_primary_only() {
+    let world = World::new(
+        "primary-remote",
+        "
+  - {name: hub, network: n1, context: hub, role: primary}
+  - {name: edge1, network: n1, context: edge1, role: remote}
+  - {name: edge2, network: n1, context: edge2, role: remote}
+",
+    );
+    let report = world.apply(&local()).await;
+    assert!(report.succeeded, "{report:#?}");
+    assert_eq!(
+        world.remote_secrets_in("hub"),
+        ["istio-remote-secret-edge1", "istio-remote-secret-edge2"]
+    );
+    assert!(world.remote_secrets_in("edge1").is_empty());
+    assert!(world.remote_secrets_in("edge2").is_empty());
+}
+
+#[tokio::test]
+async fn the_report_serialises_without_secret_material() {
+    let world = World::three();
+    let report = world.apply(&local()).await;
+    let json = serde_json::to_string(&report).unwrap();
+    let token_secret = world
+        .emulator
+        .cluster("eu")
+        .list_objects("v1", "Secret", Some(NS))
+        .into_iter()
+        .find(|s| s["type"] == "kubernetes.io/service-account-token")
+        .unwrap();
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(token_secret["data"]["token"].as_str().unwrap())
+        .unwrap();
+    let token = String::from_utf8(token).unwrap();
+    assert!(!json.contains(&token));
+    assert!(!json.contains("PRIVATE KEY"));
+    let value: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["clusters"][0]["cluster"], "eu");
+    assert_eq!(value["clusters"][0]["steps"][0]["outcome"], "created");
+    assert_eq!(value["clusters"][0]["steps"][0]["object"]["kind"], "Namespace");
+    assert_eq!(value["totals"]["failed"], 0);
+}
+
+#[tokio::test]
+async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
+    // An older meshboot (same field manager) also set an annotation on the remote secret; the
+    // current one does not. A converged-looking secret must still be re-applied, so the
+    // server drops the annotation: comparing only "desired ⊆ live" would keep it forever.
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    let eu = ClusterClient::connect(
+        "eu",
+        Some(world.emulator.kubeconfig_path()),
+        "eu",
+    )
+    .await
+    .unwrap();
+    let mut old = world
+        .object("eu", "v1", "Secret", "istio-remote-secret-us")
+        .unwrap();
+    for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp"] {
+        old["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    old["metadata"]["annotations"]["meshboot.io/legacy"] = json!("set by an older version");
+    assert_eq!(
+        eu.apply(&old, &ApplyOptions::default()).await.unwrap(),
+        ApplyOutcome::Updated
+    );
+
+    let report = world.apply(&local()).await;
+    let step = report
+        .cluster("eu")
+        .unwrap()
+        .steps
+        .iter()
+        .find(|s| s.source.as_deref() == Some("us"))
+        .unwrap();
+    assert_eq!(step.outcome, Outcome::Updated);
+    let live = world
+        .object("eu", "v1", "Secret", "istio-remote-secret-us")
+        .unwrap();
+    assert!(live["metadata"]["annotations"].get("meshboot.io/legacy").is_none(), "{live:#}");
+    assert!(world.apply(&local()).await.totals.written() == 0);
+}
