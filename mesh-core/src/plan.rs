@@ -356,13 +356,16 @@ impl Plan {
                     };
                     // The previous step of this phase, else the last step of the phase it
                     // builds on (those form a chain of their own).
-                    let need = last_of.get(&(cluster.as_str(), phase)).copied().or_else(|| {
-                        phase
-                            .builds_on()
-                            .iter()
-                            .rev()
-                            .find_map(|p| last_of.get(&(cluster.as_str(), *p)).copied())
-                    });
+                    let need = last_of
+                        .get(&(cluster.as_str(), phase))
+                        .copied()
+                        .or_else(|| {
+                            phase
+                                .builds_on()
+                                .iter()
+                                .rev()
+                                .find_map(|p| last_of.get(&(cluster.as_str(), *p)).copied())
+                        });
                     let id = StepId(steps.len());
                     steps.push(Step {
                         id,

@@ -137,23 +137,26 @@ impl ClusterOps for Faulty {
 /// Minimal CRDs of the Istio kinds the exposure objects use, installed as a user (or Helm)
 /// would: a fresh cluster serves no Istio kind.
 fn istio_crds() -> Vec<Value> {
-    [("gateways", "Gateway"), ("virtualservices", "VirtualService")]
-        .into_iter()
-        .map(|(plural, kind)| {
-            json!({
-                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                "metadata": {"name": format!("{plural}.networking.istio.io")},
-                "spec": {
-                    "group": "networking.istio.io", "scope": "Namespaced",
-                    "names": {"plural": plural, "kind": kind, "singular": kind.to_ascii_lowercase(),
-                              "listKind": format!("{kind}List")},
-                    "versions": [{"name": "v1", "served": true, "storage": true,
-                                  "schema": {"openAPIV3Schema": {"type": "object",
-                                             "x-kubernetes-preserve-unknown-fields": true}}}],
-                },
-            })
+    [
+        ("gateways", "Gateway"),
+        ("virtualservices", "VirtualService"),
+    ]
+    .into_iter()
+    .map(|(plural, kind)| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.networking.istio.io")},
+            "spec": {
+                "group": "networking.istio.io", "scope": "Namespaced",
+                "names": {"plural": plural, "kind": kind, "singular": kind.to_ascii_lowercase(),
+                          "listKind": format!("{kind}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object",
+                                         "x-kubernetes-preserve-unknown-fields": true}}}],
+            },
         })
-        .collect()
+    })
+    .collect()
 }
 
 const THREE_REGIONS: &str = "
@@ -185,7 +188,8 @@ impl World {
         let emulator = TestClusters::start_with(&refs, options).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = emulator.kubeconfig_path().display().to_string();
-        let clusters = clusters_yaml.replace("context: ", &format!("kubeconfig: {kubeconfig}, context: "));
+        let clusters =
+            clusters_yaml.replace("context: ", &format!("kubeconfig: {kubeconfig}, context: "));
         let yaml = format!(
             "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nmodel: {model}\n\
              ca: {{dir: ./pki, key: ecdsa-p256}}\nclusters:{clusters}"
@@ -242,7 +246,11 @@ impl World {
     }
 
     fn writes(&self) -> u64 {
-        self.emulator.clusters().iter().map(|c| c.counters().writes).sum()
+        self.emulator
+            .clusters()
+            .iter()
+            .map(|c| c.counters().writes)
+            .sum()
     }
 
     fn object(&self, cluster: &str, api_version: &str, kind: &str, name: &str) -> Option<Value> {
@@ -304,15 +312,26 @@ async fn three_regions_converge_and_a_second_run_writes_nothing() {
         .unwrap();
     let kubeconfig = String::from_utf8(kubeconfig).unwrap();
     let us_url = world.emulator.cluster("us").url().to_string();
-    assert!(kubeconfig.contains(&format!("server: {us_url}")), "{kubeconfig}");
+    assert!(
+        kubeconfig.contains(&format!("server: {us_url}")),
+        "{kubeconfig}"
+    );
     assert_eq!(secret["metadata"]["labels"]["istio/multiCluster"], "true");
 
     let written = world.writes();
     assert!(written > 0);
     let again = world.apply(&local()).await;
     assert!(again.succeeded);
-    assert_eq!(world.writes(), written, "a converged mesh must see no write");
-    assert!(step_outcomes(&again).iter().all(|o| *o == Outcome::Unchanged));
+    assert_eq!(
+        world.writes(),
+        written,
+        "a converged mesh must see no write"
+    );
+    assert!(
+        step_outcomes(&again)
+            .iter()
+            .all(|o| *o == Outcome::Unchanged)
+    );
     assert_eq!(again.ca.as_ref().unwrap().root, "unchanged");
 }
 
@@ -422,7 +441,10 @@ async fn a_cacerts_from_another_root_stops_everything_before_any_write() {
     let ap = report.cluster("ap").unwrap();
     assert_eq!(ap.status, ClusterStatus::Failed);
     assert!(
-        ap.error.as_deref().unwrap().contains("Secret cacerts already exists"),
+        ap.error
+            .as_deref()
+            .unwrap()
+            .contains("Secret cacerts already exists"),
         "{ap:?}"
     );
     assert_eq!(world.writes(), before);
@@ -430,7 +452,10 @@ async fn a_cacerts_from_another_root_stops_everything_before_any_write() {
         !world.dir.path().join("pki").exists(),
         "not even the local CA is written"
     );
-    assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::NotAttempted);
+    assert_eq!(
+        report.cluster("eu").unwrap().status,
+        ClusterStatus::NotAttempted
+    );
 }
 
 #[tokio::test]
@@ -478,7 +503,10 @@ async fn an_unreachable_cluster_stops_the_run_unless_skipped() {
     world.emulator.cluster("us").set_down(true);
     let report = world.apply(&local()).await;
     assert!(report.stopped.is_some());
-    assert_eq!(report.cluster("us").unwrap().status, ClusterStatus::Unreachable);
+    assert_eq!(
+        report.cluster("us").unwrap().status,
+        ClusterStatus::Unreachable
+    );
     assert_eq!(world.writes(), 0);
 
     let skip = ExecuteOptions {
@@ -488,8 +516,14 @@ async fn an_unreachable_cluster_stops_the_run_unless_skipped() {
     let report = world.apply(&skip).await;
     assert!(!report.succeeded);
     assert!(report.stopped.is_none());
-    assert_eq!(report.cluster("us").unwrap().status, ClusterStatus::Unreachable);
-    assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::Incomplete);
+    assert_eq!(
+        report.cluster("us").unwrap().status,
+        ClusterStatus::Unreachable
+    );
+    assert_eq!(
+        report.cluster("eu").unwrap().status,
+        ClusterStatus::Incomplete
+    );
     // eu and ap are linked to each other; nothing involving us was attempted.
     assert_eq!(world.remote_secrets_in("eu"), ["istio-remote-secret-ap"]);
     assert_eq!(world.remote_secrets_in("ap"), ["istio-remote-secret-eu"]);
@@ -523,16 +557,33 @@ async fn a_failing_gateway_only_fails_what_depends_on_it() {
     assert!(!report.succeeded);
     let ap = report.cluster("ap").unwrap();
     assert_eq!(ap.status, ClusterStatus::Failed);
-    let failed: Vec<_> = ap.steps.iter().filter(|s| s.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> = ap
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Failed)
+        .collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].error.as_deref().unwrap().contains("injected failure"));
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("injected failure")
+    );
     // The gateway steps after it were not attempted, and say which step failed.
-    let skipped: Vec<_> = ap.steps.iter().filter(|s| s.outcome == Outcome::Skipped).collect();
+    let skipped: Vec<_> = ap
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Skipped)
+        .collect();
     assert!(!skipped.is_empty());
-    assert!(skipped.iter().all(|s| s.phase == Phase::Gateways
-        && s.error.as_deref().unwrap().contains(
-            "needs Service istio-system/istio-eastwestgateway, which failed on ap"
-        )));
+    assert!(skipped.iter().all(|s| {
+        s.phase == Phase::Gateways
+            && s.error
+                .as_deref()
+                .unwrap()
+                .contains("needs Service istio-system/istio-eastwestgateway, which failed on ap")
+    }));
     // ap's reader and every remote secret do not need its gateway: the mesh is fully linked.
     assert_eq!(
         world.remote_secrets_in("eu"),
@@ -551,7 +602,11 @@ async fn a_token_that_never_comes_fails_with_a_clear_timeout() {
     world.faults("us").no_tokens = true;
     let report = world.apply(&local()).await;
     let us = report.cluster("us").unwrap();
-    let failed = us.steps.iter().find(|s| s.outcome == Outcome::Failed).unwrap();
+    let failed = us
+        .steps
+        .iter()
+        .find(|s| s.outcome == Outcome::Failed)
+        .unwrap();
     assert_eq!(failed.phase, Phase::Readers);
     let error = failed.error.as_deref().unwrap();
     assert!(
@@ -560,9 +615,17 @@ async fn a_token_that_never_comes_fails_with_a_clear_timeout() {
     );
     assert_eq!(world.remote_secrets_in("eu"), ["istio-remote-secret-ap"]);
     let eu = report.cluster("eu").unwrap();
-    let from_us = eu.steps.iter().find(|s| s.source.as_deref() == Some("us")).unwrap();
+    let from_us = eu
+        .steps
+        .iter()
+        .find(|s| s.source.as_deref() == Some("us"))
+        .unwrap();
     assert!(
-        from_us.error.as_deref().unwrap().contains("on cluster us, which did not complete"),
+        from_us
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("on cluster us, which did not complete"),
         "{from_us:?}"
     );
 }
@@ -573,7 +636,10 @@ async fn a_loopback_server_is_refused_unless_allowed() {
     let report = world.apply(&ExecuteOptions::default()).await;
     assert!(report.stopped.is_some());
     let error = report.cluster("ap").unwrap().error.clone().unwrap();
-    assert!(error.contains("loopback") && error.contains("apiServer"), "{error}");
+    assert!(
+        error.contains("loopback") && error.contains("apiServer"),
+        "{error}"
+    );
     assert_eq!(world.writes(), 0);
     assert!(world.apply(&local()).await.succeeded);
 }
@@ -587,7 +653,11 @@ async fn dry_run_writes_nothing_and_predicts_the_outcomes() {
     };
     let report = world.apply(&dry).await;
     assert!(report.succeeded && report.dry_run);
-    assert!(step_outcomes(&report).iter().all(|o| *o == Outcome::Created));
+    assert!(
+        step_outcomes(&report)
+            .iter()
+            .all(|o| *o == Outcome::Created)
+    );
     assert_eq!(report.ca.as_ref().unwrap().root, "would create");
     assert_eq!(world.writes(), 0);
     assert!(!world.dir.path().join("pki").exists());
@@ -595,7 +665,11 @@ async fn dry_run_writes_nothing_and_predicts_the_outcomes() {
     assert!(world.apply(&local()).await.succeeded);
     let written = world.writes();
     let report = world.apply(&dry).await;
-    assert!(step_outcomes(&report).iter().all(|o| *o == Outcome::Unchanged));
+    assert!(
+        step_outcomes(&report)
+            .iter()
+            .all(|o| *o == Outcome::Unchanged)
+    );
     assert_eq!(world.writes(), written);
 }
 
@@ -623,14 +697,18 @@ async fn a_cacerts_created_under_a_running_istiod_asks_for_a_restart() {
     let report = world.apply(&local()).await;
     assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
     assert_eq!(report.notices[0].cluster, "eu");
-    assert!(report.notices[0]
-        .message
-        .contains("istiod in eu must be restarted to pick it up"));
-    assert!(report.notices[0]
-        .hint
-        .as_deref()
-        .unwrap()
-        .contains("rollout restart deployment/istiod"));
+    assert!(
+        report.notices[0]
+            .message
+            .contains("istiod in eu must be restarted to pick it up")
+    );
+    assert!(
+        report.notices[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("rollout restart deployment/istiod")
+    );
     // Once cacerts is there, a re-run does not ask again.
     assert!(world.apply(&local()).await.notices.is_empty());
 }
@@ -644,7 +722,10 @@ async fn missing_permissions_stop_the_run_before_any_cluster_write() {
         .insert(("patch".into(), "secrets".into()));
     let report = world.apply(&local()).await;
     let error = report.cluster("us").unwrap().error.clone().unwrap();
-    assert!(error.contains("patch secrets in namespace istio-system"), "{error}");
+    assert!(
+        error.contains("patch secrets in namespace istio-system"),
+        "{error}"
+    );
     assert!(report.stopped.is_some());
     assert_eq!(world.writes(), 0);
 }
@@ -690,7 +771,10 @@ async fn the_report_serialises_without_secret_material() {
     let value: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["clusters"][0]["cluster"], "eu");
     assert_eq!(value["clusters"][0]["steps"][0]["outcome"], "created");
-    assert_eq!(value["clusters"][0]["steps"][0]["object"]["kind"], "Namespace");
+    assert_eq!(
+        value["clusters"][0]["steps"][0]["object"]["kind"],
+        "Namespace"
+    );
     assert_eq!(value["totals"]["failed"], 0);
 }
 
@@ -701,17 +785,18 @@ async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
     // server drops the annotation: comparing only "desired ⊆ live" would keep it forever.
     let world = World::three();
     assert!(world.apply(&local()).await.succeeded);
-    let eu = ClusterClient::connect(
-        "eu",
-        Some(world.emulator.kubeconfig_path()),
-        "eu",
-    )
-    .await
-    .unwrap();
+    let eu = ClusterClient::connect("eu", Some(world.emulator.kubeconfig_path()), "eu")
+        .await
+        .unwrap();
     let mut old = world
         .object("eu", "v1", "Secret", "istio-remote-secret-us")
         .unwrap();
-    for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp"] {
+    for field in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+    ] {
         old["metadata"].as_object_mut().unwrap().remove(field);
     }
     old["metadata"]["annotations"]["meshboot.io/legacy"] = json!("set by an older version");
@@ -732,6 +817,82 @@ async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
     let live = world
         .object("eu", "v1", "Secret", "istio-remote-secret-us")
         .unwrap();
-    assert!(live["metadata"]["annotations"].get("meshboot.io/legacy").is_none(), "{live:#}");
+    assert!(
+        live["metadata"]["annotations"]
+            .get("meshboot.io/legacy")
+            .is_none(),
+        "{live:#}"
+    );
     assert!(world.apply(&local()).await.totals.written() == 0);
+}
+
+/// A connector that dials through the real one and remembers what it was asked to dial.
+struct Recording {
+    dialled: Mutex<Vec<String>>,
+}
+
+impl mesh_core::cluster::Connector for Recording {
+    type Client = ClusterClient;
+
+    async fn connect(
+        &self,
+        name: &str,
+        kubeconfig: Option<&std::path::Path>,
+        context: &str,
+    ) -> Result<ClusterClient, ClusterError> {
+        KubeConnector::default()
+            .connect(name, kubeconfig, context)
+            .await
+    }
+
+    async fn connect_yaml(
+        &self,
+        name: &str,
+        yaml: &str,
+        context: &str,
+        source: &str,
+    ) -> Result<ClusterClient, ClusterError> {
+        self.dialled.lock().unwrap().push(name.to_string());
+        KubeConnector::default()
+            .connect_yaml(name, yaml, context, source)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn verify_goes_through_the_same_door_and_dials_each_token_once() {
+    use mesh_core::verify::{Severity, VerifyOptions, verify_with};
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    let clients: std::collections::BTreeMap<String, Faulty> = world
+        .clients()
+        .await
+        .into_iter()
+        .map(|(name, client)| (name, client.unwrap()))
+        .collect();
+    let recording = Recording {
+        dialled: Mutex::new(Vec::new()),
+    };
+    let options = VerifyOptions {
+        allow_loopback: true,
+        ..VerifyOptions::default()
+    };
+    let report = verify_with(&world.spec, &clients, &recording, &options).await;
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    // The emulator's load balancer gives every east-west gateway an address in time.
+    assert!(report.is_ok(), "{errors:#?}");
+    let tokens = report
+        .findings
+        .iter()
+        .filter(|f| f.check == mesh_core::verify::Check::Token)
+        .count();
+    assert_eq!(tokens, 6, "one token finding per remote secret");
+    // Six remote secrets, three distinct kubeconfigs: each dialled once.
+    let mut dialled = recording.dialled.into_inner().unwrap();
+    dialled.sort();
+    assert_eq!(dialled, ["ap", "eu", "us"]);
 }

@@ -339,3 +339,79 @@ async fn fields_of_another_manager_conflict_unless_forced() -> TestResult {
     assert_eq!(live["data"]["network"], "net2");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_label_meshboot_stops_setting_is_removed_from_the_cluster() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let opts = ApplyOptions::default();
+    let mut old = namespace("net1");
+    old["metadata"]["labels"]["meshboot.io/retired"] = json!("x");
+    assert_eq!(eu.apply(&old, &opts).await?, ApplyOutcome::Created);
+
+    // The new desired state no longer has the label: every value it has is live already, but
+    // meshboot owns the label, so an apply must go out and the server drops it.
+    assert_eq!(
+        eu.apply(&namespace("net1"), &opts).await?,
+        ApplyOutcome::Updated
+    );
+    let live = clusters
+        .cluster("eu")
+        .object("v1", "Namespace", None, "istio-system")
+        .expect("namespace");
+    assert!(
+        live["metadata"]["labels"]
+            .get("meshboot.io/retired")
+            .is_none(),
+        "{live:#}"
+    );
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(
+        eu.apply(&namespace("net1"), &opts).await?,
+        ApplyOutcome::Unchanged
+    );
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn quantities_stored_in_canonical_form_are_unchanged() -> TestResult {
+    // A real API server stores `2000m` as `2` and `1024Mi` as `1Gi` (apimachinery's
+    // resource.Quantity canonical form) and keeps `1000Mi`; the object it returns must still
+    // count as converged, with no write.
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let opts = ApplyOptions::default();
+    eu.apply(&namespace("net1"), &opts).await?;
+    let deployment = |cpu: &str, memory: &str, limit: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "gw", "namespace": "istio-system"},
+            "spec": {"selector": {"matchLabels": {"app": "gw"}},
+                     "template": {"metadata": {"labels": {"app": "gw"}},
+                                  "spec": {"containers": [{"name": "proxy", "image": "proxyv2",
+                                      "resources": {"requests": {"cpu": cpu, "memory": memory},
+                                                    "limits": {"memory": limit}}}]}}}})
+    };
+    let desired = deployment("2000m", "1024Mi", "1000Mi");
+    assert_eq!(eu.apply(&desired, &opts).await?, ApplyOutcome::Created);
+    // Store it the way a real server would, ownership untouched.
+    let mut stored = clusters
+        .cluster("eu")
+        .object("apps/v1", "Deployment", Some("istio-system"), "gw")
+        .expect("deployment");
+    let resources = &mut stored["spec"]["template"]["spec"]["containers"][0]["resources"];
+    resources["requests"]["cpu"] = json!("2");
+    resources["requests"]["memory"] = json!("1Gi");
+    clusters.cluster("eu").insert_object(stored)?;
+
+    clusters.cluster("eu").reset_counters();
+    assert_eq!(eu.apply(&desired, &opts).await?, ApplyOutcome::Unchanged);
+    assert_eq!(clusters.cluster("eu").counters().writes, 0);
+    // A different value is still a change.
+    assert_eq!(
+        eu.apply(&deployment("2000m", "1024Mi", "1Gi"), &opts)
+            .await?,
+        ApplyOutcome::Updated
+    );
+    Ok(())
+}

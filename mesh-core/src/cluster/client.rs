@@ -219,7 +219,8 @@ impl ClusterClient {
                 // so an item compares with (and reads like) the object it is.
                 for item in &mut items {
                     if let Some(item) = item.as_object_mut() {
-                        item.entry("apiVersion").or_insert_with(|| json!(api_version));
+                        item.entry("apiVersion")
+                            .or_insert_with(|| json!(api_version));
                         item.entry("kind").or_insert_with(|| json!(kind));
                     }
                 }
@@ -402,4 +403,3 @@ impl ClusterClient {
         wait::token_secret(self, namespace, name, timeout).await
     }
 }
-

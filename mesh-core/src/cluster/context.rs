@@ -23,7 +23,10 @@ pub(super) async fn resolve(
     source: Source,
     context: &str,
 ) -> Result<Resolved, ClusterError> {
-    let Source { kubeconfig: kc, label } = source;
+    let Source {
+        kubeconfig: kc,
+        label,
+    } = source;
     let bad = |reason: String| ClusterError::Kubeconfig {
         cluster: cluster.to_string(),
         path: label.clone(),

@@ -101,8 +101,12 @@ pub fn owns_only_desired(desired: &Value, live: &Value) -> bool {
     if entry.get("apiVersion").and_then(Value::as_str) != version {
         return false;
     }
+    let kind = desired
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match entry.get("fieldsV1") {
-        Some(fields) => fields_within(fields, desired),
+        Some(fields) => fields_within(fields, desired, live, kind),
         None => true,
     }
 }
@@ -177,7 +181,11 @@ impl<'a> Place<'a> {
             return None;
         }
         Some(match self.key {
-            "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+            "containers"
+            | "initContainers"
+            | "ephemeralContainers"
+            | "env"
+            | "volumes"
             | "imagePullSecrets" => &["name"],
             "volumeMounts" => &["mountPath"],
             "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => {
@@ -213,8 +221,7 @@ fn holds_at(desired: &Value, live: &Value, place: &Place<'_>) -> bool {
             }),
             None => {
                 d.len() == l.len()
-                    && d
-                        .iter()
+                    && d.iter()
                         .zip(l)
                         .all(|(dv, lv)| holds_at(dv, lv, &place.child("")))
             }
@@ -260,10 +267,13 @@ fn same_list_key(a: &Value, b: &Value, keys: &[&str]) -> bool {
     })
 }
 
-/// True when every field of a `fieldsV1` set is present in `desired`: `f:<name>` a field,
-/// `k:<json>` the keyed list item with those key values, `v:<json>` a set item, `i:<n>` a list
-/// index, and `.` the value itself.
-fn fields_within(fields: &Value, desired: &Value) -> bool {
+/// True when every field of a `fieldsV1` set is present in `desired` (`live` alongside, to
+/// read what an owned field holds): `f:<name>` a field, `k:<json>` the keyed list item with
+/// those key values, `v:<json>` a set item, `i:<n>` a list index, and `.` the value itself.
+///
+/// An owned leaf that `desired` leaves out but whose live value is what the server defaults it
+/// to is not a difference: dropping it from an apply would reset it to that same value.
+fn fields_within(fields: &Value, desired: &Value, live: &Value, kind: &str) -> bool {
     let Some(fields) = fields.as_object() else {
         return true;
     };
@@ -272,38 +282,82 @@ fn fields_within(fields: &Value, desired: &Value) -> bool {
             return true;
         }
         if let Some(name) = path.strip_prefix("f:") {
+            let live_child = live.get(name).unwrap_or(&Value::Null);
             return match desired.get(name) {
-                Some(value) if !value.is_null() => fields_within(child, value),
-                _ => false,
+                Some(value) if !value.is_null() => fields_within(child, value, live_child, kind),
+                _ => {
+                    is_leaf(child)
+                        && server_default(kind, name, live)
+                            .is_some_and(|default| holds_value(&default, live_child))
+                }
             };
         }
         let items = desired.as_array().map(Vec::as_slice).unwrap_or_default();
-        let found = if let Some(key) = path.strip_prefix("k:") {
-            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
-                return false;
-            };
-            items.iter().find(|item| has_key_values(item, &key))
-        } else if let Some(value) = path.strip_prefix("v:") {
-            let Ok(value) = serde_json::from_str::<Value>(value) else {
-                return false;
-            };
-            items.iter().find(|item| **item == value)
-        } else if let Some(index) = path.strip_prefix("i:") {
-            index.parse::<usize>().ok().and_then(|i| items.get(i))
-        } else {
-            None
+        let live_items = live.as_array().map(Vec::as_slice).unwrap_or_default();
+        let find = |items: &'_ [Value]| -> Option<usize> {
+            if let Some(key) = path.strip_prefix("k:") {
+                let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
+                    return None;
+                };
+                items.iter().position(|item| has_key_values(item, &key))
+            } else if let Some(value) = path.strip_prefix("v:") {
+                let value = serde_json::from_str::<Value>(value).ok()?;
+                items.iter().position(|item| *item == value)
+            } else if let Some(index) = path.strip_prefix("i:") {
+                index.parse::<usize>().ok().filter(|i| *i < items.len())
+            } else {
+                None
+            }
         };
-        found.is_some_and(|item| fields_within(child, item))
+        let Some(found) = find(items) else {
+            return false;
+        };
+        let live_item = find(live_items)
+            .and_then(|i| live_items.get(i))
+            .unwrap_or(&Value::Null);
+        fields_within(child, &items[found], live_item, kind)
+    })
+}
+
+/// A `fieldsV1` node with nothing below it but `.`.
+fn is_leaf(fields: &Value) -> bool {
+    fields
+        .as_object()
+        .is_none_or(|f| f.keys().all(|k| k == "."))
+}
+
+fn holds_value(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Number(a), Value::Number(b)) => same_number(a, b),
+        (a, b) => a == b,
+    }
+}
+
+/// What the API server sets a field of a built-in kind to when the applied object leaves it
+/// out (`pkg/apis/core/v1/defaults.go`), for the fields meshboot's objects leave to it.
+/// `parent` is the live object holding the field.
+fn server_default(kind: &str, field: &str, parent: &Value) -> Option<Value> {
+    Some(match (kind, field) {
+        (_, "protocol") => Value::String("TCP".into()),
+        ("Secret", "type") => Value::String("Opaque".into()),
+        ("Service", "type") => Value::String("ClusterIP".into()),
+        ("Service", "sessionAffinity") => Value::String("None".into()),
+        ("Service", "internalTrafficPolicy" | "externalTrafficPolicy") => {
+            Value::String("Cluster".into())
+        }
+        // A Service port's targetPort defaults to its port.
+        ("Service", "targetPort") => parent.get("port")?.clone(),
+        _ => return None,
     })
 }
 
 fn has_key_values(item: &Value, key: &Map<String, Value>) -> bool {
-    key.iter().all(|(name, want)| {
-        match item.get(name).cloned().or_else(|| key_default(name)) {
+    key.iter().all(
+        |(name, want)| match item.get(name).cloned().or_else(|| key_default(name)) {
             Some(Value::Number(have)) => want.as_number().is_some_and(|w| same_number(&have, w)),
             have => have.as_ref() == Some(want),
-        }
-    })
+        },
+    )
 }
 
 /// True for the API groups Kubernetes itself serves (`v1`, `apps/v1`, `*.k8s.io/...`), whose
@@ -338,12 +392,16 @@ mod tests {
             "requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}}));
         assert!(!holds(&sent, &other), "1000Mi is not 1Gi");
         // An annotation is text, even when it reads like a quantity.
-        let annotated = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap",
-                                         "metadata": {"annotations": {"cpu": v}}});
+        let annotated = |v: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"annotations": {"cpu": v}}})
+        };
         assert!(!holds(&annotated("2000m"), &annotated("2")));
         // A CRD's fields are its own: no quantity rules there.
-        let crd = |v: &str| json!({"apiVersion": "networking.istio.io/v1", "kind": "X",
-                                   "spec": {"resources": {"requests": {"cpu": v}}}});
+        let crd = |v: &str| {
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "X",
+                                   "spec": {"resources": {"requests": {"cpu": v}}}})
+        };
         assert!(!holds(&crd("2000m"), &crd("2")));
     }
 
@@ -362,8 +420,10 @@ mod tests {
 
     #[test]
     fn int_or_string_ports_agree_in_either_spelling() {
-        let svc = |target: Value| json!({"apiVersion": "v1", "kind": "Service",
-            "spec": {"ports": [{"port": 15443, "targetPort": target}]}});
+        let svc = |target: Value| {
+            json!({"apiVersion": "v1", "kind": "Service",
+            "spec": {"ports": [{"port": 15443, "targetPort": target}]}})
+        };
         assert!(holds(&svc(json!(15443)), &svc(json!("15443"))));
         assert!(holds(&svc(json!("15443")), &svc(json!(15443))));
         assert!(!holds(&svc(json!("tls")), &svc(json!(15443))));
@@ -374,25 +434,37 @@ mod tests {
 
     #[test]
     fn map_order_never_matters() {
-        let a: Value = serde_json::from_str(r#"{"apiVersion": "v1", "data": {"a": "1", "b": "2"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"data": {"b": "2", "a": "1"}, "apiVersion": "v1"}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"apiVersion": "v1", "data": {"a": "1", "b": "2"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"data": {"b": "2", "a": "1"}, "apiVersion": "v1"}"#).unwrap();
         assert!(holds(&a, &b) && holds(&b, &a));
     }
 
     #[test]
     fn keyed_lists_match_by_key_and_ignore_items_of_others() {
-        let desired = deployment(json!({"name": "c", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}));
+        let desired = deployment(
+            json!({"name": "c", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}),
+        );
         let live = deployment(json!({"name": "c", "env": [
             {"name": "INJECTED", "value": "x"}, {"name": "B", "value": "2"}, {"name": "A", "value": "1"}]}));
         assert!(holds(&desired, &live));
-        let changed = deployment(json!({"name": "c", "env": [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]}));
+        let changed = deployment(
+            json!({"name": "c", "env": [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]}),
+        );
         assert!(!holds(&desired, &changed));
         // Lists without keys (RBAC rules) must match item by item.
         let role = |rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "rules": rules});
         let r1 = json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]});
         let r2 = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]});
-        assert!(!holds(&role(json!([r1.clone()])), &role(json!([r1.clone(), r2.clone()]))));
-        assert!(!holds(&role(json!([r1.clone(), r2.clone()])), &role(json!([r2, r1]))));
+        assert!(!holds(
+            &role(json!([r1.clone()])),
+            &role(json!([r1.clone(), r2.clone()]))
+        ));
+        assert!(!holds(
+            &role(json!([r1.clone(), r2.clone()])),
+            &role(json!([r2, r1]))
+        ));
     }
 
     fn with_managed(mut live: Value, fields: Value) -> Value {
@@ -427,20 +499,30 @@ mod tests {
     fn owned_keyed_items_are_found_by_their_key_with_server_defaults() {
         let desired = json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [
             {"name": "tls", "port": 15443}]}});
-        let fields = |port: u16| json!({"f:spec": {"f:ports": {
-            format!(r#"k:{{"port":{port},"protocol":"TCP"}}"#): {".": {}, "f:name": {}, "f:port": {}}}}});
+        let fields = |port: u16| {
+            json!({"f:spec": {"f:ports": {
+            format!(r#"k:{{"port":{port},"protocol":"TCP"}}"#): {".": {}, "f:name": {}, "f:port": {}}}}})
+        };
         let live = json!({"apiVersion": "v1", "kind": "Service", "metadata": {},
             "spec": {"ports": [{"name": "tls", "port": 15443, "protocol": "TCP"}]}});
-        assert!(owns_only_desired(&desired, &with_managed(live.clone(), fields(15443))));
-        assert!(!owns_only_desired(&desired, &with_managed(live, fields(15012))));
+        assert!(owns_only_desired(
+            &desired,
+            &with_managed(live.clone(), fields(15443))
+        ));
+        assert!(!owns_only_desired(
+            &desired,
+            &with_managed(live, fields(15012))
+        ));
     }
 
     #[test]
     fn other_managers_and_other_versions() {
         let desired = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
         // kubectl's fields are not meshboot's business.
-        let live = with_managed(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {"a": "1", "other": "x"}}),
-                                json!({"f:data": {"f:a": {}}}));
+        let live = with_managed(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {"a": "1", "other": "x"}}),
+            json!({"f:data": {"f:a": {}}}),
+        );
         assert!(is_converged(&desired, &live));
         // Never applied by meshboot: nothing owned.
         assert!(owns_only_desired(&desired, &json!({"metadata": {}})));
@@ -451,13 +533,51 @@ mod tests {
     }
 
     #[test]
+    fn an_owned_field_left_to_its_server_default_is_not_a_change() {
+        // A Secret applied without `type`: the server stores `Opaque`; an apply without it
+        // would reset it to `Opaque` again, so even an entry that lists it is converged.
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "eA=="}});
+        let live = |ty: &str| {
+            with_managed(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {}, "type": ty, "data": {"a": "eA=="}}),
+                json!({"f:data": {"f:a": {}}, "f:type": {}}),
+            )
+        };
+        assert!(is_converged(&desired, &live("Opaque")));
+        assert!(!is_converged(&desired, &live("kubernetes.io/tls")));
+        let svc =
+            json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [{"port": 15443}]}});
+        let stored = with_managed(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {},
+                   "spec": {"type": "ClusterIP", "ports": [{"port": 15443, "protocol": "TCP", "targetPort": 15443}]}}),
+            json!({"f:spec": {"f:type": {}, "f:ports": {r#"k:{"port":15443,"protocol":"TCP"}"#: {
+                ".": {}, "f:port": {}, "f:protocol": {}, "f:targetPort": {}}}}}),
+        );
+        assert!(is_converged(&svc, &stored));
+    }
+
+    #[test]
     fn set_and_index_paths() {
         let desired = json!({"apiVersion": "v1", "metadata": {"finalizers": ["a"]}, "x": [1, 2]});
-        let live = |f: Value| json!({"metadata": {"managedFields": [{"manager": "meshboot", "operation": "Apply",
-            "apiVersion": "v1", "fieldsV1": f}]}});
-        assert!(owns_only_desired(&desired, &live(json!({"f:metadata": {"f:finalizers": {"v:\"a\"": {}}}}))));
-        assert!(!owns_only_desired(&desired, &live(json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}}))));
-        assert!(owns_only_desired(&desired, &live(json!({"f:x": {"i:1": {}}}))));
-        assert!(!owns_only_desired(&desired, &live(json!({"f:x": {"i:2": {}}}))));
+        let live = |f: Value| {
+            json!({"metadata": {"managedFields": [{"manager": "meshboot", "operation": "Apply",
+            "apiVersion": "v1", "fieldsV1": f}]}})
+        };
+        assert!(owns_only_desired(
+            &desired,
+            &live(json!({"f:metadata": {"f:finalizers": {"v:\"a\"": {}}}}))
+        ));
+        assert!(!owns_only_desired(
+            &desired,
+            &live(json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}}))
+        ));
+        assert!(owns_only_desired(
+            &desired,
+            &live(json!({"f:x": {"i:1": {}}}))
+        ));
+        assert!(!owns_only_desired(
+            &desired,
+            &live(json!({"f:x": {"i:2": {}}}))
+        ));
     }
 }

@@ -169,7 +169,6 @@ pub(crate) fn collection_path(api_version: &str, plural: &str, namespace: Option
 mod tests {
     use super::*;
 
-
     #[test]
     fn paths_for_core_and_group_kinds() {
         assert_eq!(

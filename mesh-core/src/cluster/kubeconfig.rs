@@ -44,8 +44,7 @@ pub(super) fn parse(
     context: &str,
     label: &str,
 ) -> Result<Source, ClusterError> {
-    let kubeconfig =
-        Kubeconfig::from_yaml(yaml).map_err(|e| error(cluster, label, context, &e))?;
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| error(cluster, label, context, &e))?;
     Ok(Source {
         kubeconfig,
         label: label.to_string(),

@@ -115,4 +115,3 @@ impl std::fmt::Debug for TokenData {
             .finish()
     }
 }
-

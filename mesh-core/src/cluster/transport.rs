@@ -191,4 +191,3 @@ fn is_transport_error(err: &kube::Error) -> bool {
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
     )
 }
-

@@ -238,7 +238,9 @@ pub async fn apply_with<C: ClusterOps>(
     let plan = plan_mesh(spec, &bundles)?;
     drop(bundles);
     on_event(&Event::Planned { plan: &plan });
-    preflight.check_permissions(spec, &plan, options, on_event).await;
+    preflight
+        .check_permissions(spec, &plan, options, on_event)
+        .await;
     if let Some(stopped) = preflight.stopped(spec, options, Some(&ca_report)) {
         return Ok(stopped);
     }

@@ -171,13 +171,14 @@ impl<C: ClusterOps> Preflight<C> {
             .filter(|(name, _)| matches!(self.probes.get(*name), Some(Ok(_))))
             .filter_map(|(name, client)| client.as_ref().ok().map(|c| (name, c)))
             .collect();
-        let answers: Vec<(String, Result<Vec<String>, ClusterError>)> = stream::iter(usable)
-            .map(|(name, client)| async move {
-                (name.clone(), check_permissions(client, plan).await)
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+        let answers: Vec<(String, Result<Vec<String>, ClusterError>)> =
+            stream::iter(usable)
+                .map(|(name, client)| async move {
+                    (name.clone(), check_permissions(client, plan).await)
+                })
+                .buffer_unordered(options.concurrency.max(1))
+                .collect()
+                .await;
         for (name, answer) in answers {
             let blocker = match answer {
                 Ok(denied) if denied.is_empty() => continue,
@@ -216,7 +217,10 @@ impl<C: ClusterOps> Preflight<C> {
         let mut blockers = BTreeMap::new();
         let mut istiod_running = BTreeSet::new();
         for cluster in &spec.clusters {
-            match (self.probes.get(&cluster.name), clients.remove(&cluster.name)) {
+            match (
+                self.probes.get(&cluster.name),
+                clients.remove(&cluster.name),
+            ) {
                 (Some(Ok(state)), Some(Ok(client))) => {
                     if state.istiod {
                         istiod_running.insert(cluster.name.clone());
@@ -294,10 +298,7 @@ impl From<ClusterError> for Blocker {
 }
 
 /// Reads the namespace (reachability and credentials), `cacerts` and Deployment `istiod`.
-async fn probe<C: ClusterOps>(
-    client: &C,
-    namespace: &str,
-) -> Result<ClusterState, Blocker> {
+async fn probe<C: ClusterOps>(client: &C, namespace: &str) -> Result<ClusterState, Blocker> {
     // The namespace read comes first and alone: when the server is down, one request pays the
     // retries instead of three.
     client

@@ -24,8 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use super::report::{Event, Notice, Outcome, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
-    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, is_converged,
-    normalize_secret,
+    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, is_converged, normalize_secret,
 };
 use crate::phase::Phase;
 use crate::plan::{Action, Plan, Step, StepId, Wait};
@@ -103,7 +102,11 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             istiod_running,
             on_event,
             state: Mutex::new(State::default()),
-            done: plan.steps.iter().map(|_| watch::Sender::new(false)).collect(),
+            done: plan
+                .steps
+                .iter()
+                .map(|_| watch::Sender::new(false))
+                .collect(),
         }
     }
 

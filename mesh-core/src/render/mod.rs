@@ -66,8 +66,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pki::ClusterBundle;
 use crate::phase::Phase;
+use crate::pki::ClusterBundle;
 use crate::spec::{ClusterSpec, Dataplane, MeshSpec, Model};
 pub use reader::ReaderIdentity;
 

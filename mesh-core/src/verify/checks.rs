@@ -72,13 +72,10 @@ pub(crate) fn check(spec: &MeshSpec, facts: &MeshFacts, options: &VerifyOptions)
         let name = secret_name(src);
         match labelled_in(read, ns).find(|s| name_of(s) == Some(name.as_str())) {
             Some(secret) => {
-                let expected_server = src_spec
-                    .api_server
-                    .clone()
-                    .or_else(|| {
-                        let read = facts.clusters.get(src)?.as_ref().ok()?;
-                        Some(read.server.clone())
-                    });
+                let expected_server = src_spec.api_server.clone().or_else(|| {
+                    let read = facts.clusters.get(src)?.as_ref().ok()?;
+                    Some(read.server.clone())
+                });
                 let (finding, kubeconfig) = check_remote_secret(
                     src_spec,
                     dst,
@@ -180,7 +177,9 @@ fn name_of(object: &Value) -> Option<&str> {
 }
 
 fn namespace_of(object: &Value) -> Option<&str> {
-    object.pointer("/metadata/namespace").and_then(Value::as_str)
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
 }
 
 /// The finding for a cluster that could not be read at all (no client, or every read failed
@@ -706,5 +705,339 @@ fn error(cluster: &str, check: Check, message: String, hint: Option<&str>) -> Fi
         check,
         message,
         hint: hint.map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::pki::{CaDir, CaOptions, ClusterBundle, KeyAlgorithm};
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn spec(model: &str, clusters: &str) -> MeshSpec {
+        let yaml = format!(
+            "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nmodel: {model}\nclusters:\n{clusters}"
+        );
+        MeshSpec::from_yaml(&yaml, std::path::Path::new("/nonexistent"), "mesh.yaml").unwrap()
+    }
+
+    fn three() -> MeshSpec {
+        spec(
+            "multi-primary",
+            "  - {name: eu, network: n3, context: eu, apiServer: 'https://203.0.113.10:6443'}\n  - {name: ap, network: n1, context: ap}\n  - {name: us, network: n2, context: us}\n",
+        )
+    }
+
+    fn bundles(names: &[&str]) -> (tempfile::TempDir, Vec<ClusterBundle>) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = CaOptions {
+            key: KeyAlgorithm::EcdsaP256,
+            ..CaOptions::default()
+        };
+        let bundles = CaDir::open(dir.path()).ensure(&opts, names).unwrap();
+        (dir, bundles)
+    }
+
+    fn istiod_cacerts(b: &ClusterBundle) -> Value {
+        json!({"data": {"ca-cert.pem": b64(&b.ca_cert_pem), "ca-key.pem": b64(&b.ca_key_pem),
+                        "root-cert.pem": b64(&b.root_cert_pem), "cert-chain.pem": b64(&b.cert_chain_pem)}})
+    }
+
+    #[test]
+    fn cacerts_missing_incomplete_verified_and_misassigned() {
+        let (_dir, b) = bundles(&["eu", "ap"]);
+        let (f, root) = check_cacerts("eu", &Ok(None));
+        assert_eq!((f.severity, root), (Severity::Error, None));
+        assert!(f.message.contains("is missing"));
+
+        let mut partial = istiod_cacerts(&b[0]);
+        partial["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cert-chain.pem");
+        let (f, _) = check_cacerts("eu", &Ok(Some(partial)));
+        assert!(f.message.contains("lacks cert-chain.pem"), "{f}");
+
+        let (f, root) = check_cacerts("eu", &Ok(Some(istiod_cacerts(&b[0]))));
+        assert_eq!(f.severity, Severity::Ok, "{f}");
+        assert!(root.is_some());
+
+        let (f, _) = check_cacerts("eu", &Ok(Some(istiod_cacerts(&b[1]))));
+        assert!(f.message.contains("belongs to ap"), "{f}");
+    }
+
+    #[test]
+    fn a_cert_manager_style_cacerts_verifies_like_istiod_reads_it() {
+        // tls.crt/tls.key/ca.crt (reference/istio.md §1.2): istiod accepts it, so verify must;
+        // it used to report "lacks ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem".
+        let (_dir, b) = bundles(&["eu"]);
+        let secret = json!({"type": "kubernetes.io/tls", "data": {
+            "tls.crt": b64(&b[0].ca_cert_pem), "tls.key": b64(&b[0].ca_key_pem), "ca.crt": b64(&b[0].root_cert_pem)}});
+        let (f, root) = check_cacerts("eu", &Ok(Some(secret)));
+        assert_eq!(f.severity, Severity::Ok, "{f}");
+        assert!(root.is_some());
+    }
+
+    #[test]
+    fn roots_agree_or_are_named_apart() {
+        assert!(check_roots(&[]).is_none());
+        let one = check_roots(&[("eu".into(), "AA".into()), ("ap".into(), "AA".into())]).unwrap();
+        assert_eq!(one.severity, Severity::Ok);
+        assert!(one.message.starts_with("2 cluster(s) chain to one root AA"));
+        let two = check_roots(&[("eu".into(), "AA".into()), ("ap".into(), "BB".into())]).unwrap();
+        assert_eq!(two.severity, Severity::Error);
+        assert!(
+            two.message.contains("ap → BB") && two.message.contains("eu → AA"),
+            "{two}"
+        );
+    }
+
+    #[test]
+    fn clusters_must_chain_to_the_local_root() {
+        let local = LocalRoot::Read {
+            path: "pki/root-cert.pem".into(),
+            fingerprints: vec!["AA".into()],
+        };
+        let findings = check_local_root(
+            &local,
+            &[("eu".into(), "AA".into()), ("ap".into(), "BB".into())],
+        );
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].cluster.as_deref(), Some("ap"));
+        assert!(check_local_root(&LocalRoot::None, &[("ap".into(), "BB".into())]).is_empty());
+        let unreadable = check_local_root(&LocalRoot::Unreadable("x".into()), &[]);
+        assert_eq!(unreadable[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn network_label_must_match_the_mesh_file() {
+        let spec = three();
+        let eu = &spec.clusters[0];
+        let ns = |labels: Value| {
+            Ok(Some(
+                json!({"metadata": {"name": "istio-system", "labels": labels}}),
+            ))
+        };
+        assert_eq!(
+            check_network(eu, NS, &ns(json!({NETWORK_LABEL: "n3"}))).severity,
+            Severity::Ok
+        );
+        let wrong = check_network(eu, NS, &ns(json!({NETWORK_LABEL: "n1"})));
+        assert!(wrong.message.contains("mesh.yaml says n3"), "{wrong}");
+        assert!(
+            check_network(eu, NS, &ns(json!({})))
+                .message
+                .contains("has no")
+        );
+        assert!(
+            check_network(eu, NS, &Ok(None))
+                .message
+                .contains("does not exist")
+        );
+    }
+
+    const NS: &str = "istio-system";
+
+    #[test]
+    fn gateway_needs_an_address_other_networks_can_dial() {
+        let svc = |status: Value, spec: Value| Ok(Some(json!({"spec": spec, "status": status})));
+        let lb = check_gateway(
+            "eu",
+            NS,
+            &svc(
+                json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}),
+                json!({}),
+            ),
+        );
+        assert_eq!(lb.message, "external address 203.0.113.7");
+        let ips = check_gateway(
+            "eu",
+            NS,
+            &svc(json!({}), json!({"externalIPs": ["192.0.2.1"]})),
+        );
+        assert_eq!(ips.message, "external address 192.0.2.1");
+        let none = check_gateway("eu", NS, &svc(json!({"loadBalancer": {}}), json!({})));
+        assert_eq!(none.severity, Severity::Error);
+        assert!(
+            check_gateway("eu", NS, &Ok(None))
+                .message
+                .contains("is missing")
+        );
+    }
+
+    fn remote_secret(key: &str, server: &str) -> Value {
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {key}\n  cluster: {{server: '{server}'}}\ncontexts:\n- name: {key}\n  context: {{cluster: {key}, user: {key}}}\ncurrent-context: {key}\nusers:\n- name: {key}\n  user: {{token: t}}\n"
+        );
+        json!({"metadata": {"name": format!("istio-remote-secret-{key}"), "namespace": NS,
+                            "labels": {MULTICLUSTER_LABEL: "true"}},
+               "data": {key: b64(&kubeconfig)}})
+    }
+
+    #[test]
+    fn remote_secret_key_server_and_loopback() {
+        let spec = three();
+        let eu = &spec.clusters[0];
+        let opts = VerifyOptions::default();
+        let mut cache = BTreeMap::new();
+        let good = remote_secret("eu", "https://203.0.113.10:6443");
+        let (f, kc) = check_remote_secret(
+            eu,
+            "ap",
+            &good,
+            Some("https://203.0.113.10:6443/"),
+            &opts,
+            &mut cache,
+        );
+        assert_eq!(f.severity, Severity::Ok, "{f}");
+        assert!(kc.is_some());
+        let (f, kc) = check_remote_secret(
+            eu,
+            "ap",
+            &good,
+            Some("https://198.51.100.1:6443"),
+            &opts,
+            &mut cache,
+        );
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(kc.is_some(), "a server mismatch still gets its token tried");
+
+        let mut wrong_key = good.clone();
+        wrong_key["data"] = json!({"europe": "x"});
+        let (f, kc) = check_remote_secret(eu, "ap", &wrong_key, None, &opts, &mut cache);
+        assert!(
+            f.message
+                .contains("not keyed by cluster name eu (keys: europe)"),
+            "{f}"
+        );
+        assert!(kc.is_none());
+
+        let loopback = remote_secret("eu", "https://127.0.0.1:6443");
+        let (f, _) = check_remote_secret(eu, "ap", &loopback, None, &opts, &mut cache);
+        assert!(f.message.contains("loopback"), "{f}");
+        let allow = VerifyOptions {
+            allow_loopback: true,
+            ..opts
+        };
+        let (f, _) = check_remote_secret(eu, "ap", &loopback, None, &allow, &mut cache);
+        assert_eq!(f.severity, Severity::Ok);
+
+        let plain = remote_secret("eu", "http://203.0.113.10:6443");
+        let (f, _) = check_remote_secret(eu, "ap", &plain, None, &opts, &mut cache);
+        assert!(f.message.contains("not https"));
+    }
+
+    #[test]
+    fn a_missing_remote_secret_is_told_from_an_unlabelled_one() {
+        let absent = explain_missing("eu", "ap", None);
+        assert!(
+            absent.message.contains("istio-remote-secret-eu is missing"),
+            "{absent}"
+        );
+        let unlabelled = json!({"metadata": {"labels": {MULTICLUSTER_LABEL: "yes"}}});
+        let found = explain_missing("eu", "ap", Some(&unlabelled));
+        assert!(
+            found.message.contains("not labelled") && found.message.contains("\"yes\""),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn unexpected_secrets_self_unknown_and_out_of_model() {
+        let spec = spec(
+            "primary-remote",
+            "  - {name: hub, network: n1, context: hub, role: primary}\n  - {name: edge, network: n1, context: edge, role: remote}\n",
+        );
+        let expected: BTreeSet<(String, String)> = spec.remote_secret_pairs().into_iter().collect();
+        let secrets = [
+            json!({"metadata": {"name": "istio-remote-secret-hub"}, "data": {"hub": ""}}),
+            json!({"metadata": {"name": "istio-remote-secret-mars"}, "data": {"mars": ""}}),
+            json!({"metadata": {"name": "istio-remote-secret-edge"}, "data": {"edge": ""}}),
+        ];
+        let refs: Vec<&Value> = secrets.iter().collect();
+        let at_hub = check_unexpected(&spec, "hub", &refs, &expected);
+        assert_eq!(at_hub.len(), 2, "{at_hub:?}");
+        assert_eq!(at_hub[0].severity, Severity::Error);
+        assert!(at_hub[0].message.contains("for hub itself"));
+        assert!(
+            at_hub[1]
+                .message
+                .contains("mars, which is not in mesh.yaml")
+        );
+        // A primary's secret in a remote: the model has no such pair.
+        let at_edge = check_unexpected(&spec, "edge", &refs[..1], &expected);
+        assert!(
+            at_edge[0].message.contains("should not watch hub"),
+            "{at_edge:?}"
+        );
+    }
+
+    #[test]
+    fn token_verdicts_read_as_the_user_needs_them() {
+        assert_eq!(
+            token_finding("eu", "ap", &TokenVerdict::Accepted).severity,
+            Severity::Ok
+        );
+        assert!(
+            token_finding("eu", "ap", &TokenVerdict::CannotRead)
+                .message
+                .contains("may not list services")
+        );
+        assert!(
+            token_finding("eu", "ap", &TokenVerdict::Rejected)
+                .message
+                .contains("rejects the token")
+        );
+        let failed = token_finding("eu", "ap", &TokenVerdict::Failed("refused".into()));
+        assert!(failed.hint.unwrap().contains("--skip-token-check"));
+    }
+
+    fn down(name: &str) -> ClusterFacts {
+        let err = || ClusterError::Unauthorized {
+            cluster: name.into(),
+            object: "get".into(),
+            message: "no".into(),
+        };
+        ClusterFacts {
+            server: "https://198.51.100.9:6443".into(),
+            cacerts: Err(err()),
+            namespace: Err(err()),
+            secrets: Err(err()),
+            gateway: Err(err()),
+            unlisted: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_cluster_is_one_finding_not_a_cascade() {
+        let spec = three();
+        let mut clusters = BTreeMap::new();
+        clusters.insert("eu".to_string(), Ok(down("eu")));
+        clusters.insert(
+            "ap".to_string(),
+            Err("kubeconfig: no context ap".to_string()),
+        );
+        clusters.insert("us".to_string(), Ok(down("us")));
+        let facts = MeshFacts {
+            clusters,
+            local_root: LocalRoot::None,
+            tokens: BTreeMap::new(),
+        };
+        let report = check(&spec, &facts, &VerifyOptions::default());
+        assert_eq!(report.findings.len(), 3, "{:#?}", report.findings);
+        assert!(report.findings.iter().all(|f| f.check == Check::Reachable));
+        assert_eq!(
+            report.findings[0].hint.as_deref(),
+            Some("the kubeconfig credentials were rejected")
+        );
+        assert!(report.findings[1].message.contains("no context ap"));
+        assert!(unlisted_pairs(&spec, &facts).is_empty());
+        assert!(token_candidates(&spec, &facts, &VerifyOptions::default()).is_empty());
     }
 }

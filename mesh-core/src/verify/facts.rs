@@ -130,7 +130,8 @@ pub(crate) async fn gather<C: ClusterOps, K: Connector>(
     if options.check_tokens {
         // Every destination usually holds the same kubeconfig of a source: try each distinct
         // one once (N checks instead of N·(N−1) for a multi-primary mesh).
-        let candidates: BTreeSet<(String, String)> = checks::token_candidates(spec, &facts, options);
+        let candidates: BTreeSet<(String, String)> =
+            checks::token_candidates(spec, &facts, options);
         facts.tokens = futures::stream::iter(candidates)
             .map(|(src, kc)| async move {
                 let verdict = try_token(connector, &src, &kc).await;

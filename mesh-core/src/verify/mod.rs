@@ -231,14 +231,7 @@ pub async fn verify_mesh(spec: &MeshSpec, options: &VerifyOptions) -> VerifyRepo
             }
         }
     }
-    let facts = facts::gather(
-        spec,
-        &clients,
-        &connect_errors,
-        &token_connector(),
-        options,
-    )
-    .await;
+    let facts = facts::gather(spec, &clients, &connect_errors, &token_connector(), options).await;
     checks::check(spec, &facts, options)
 }
 
