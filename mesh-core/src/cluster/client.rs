@@ -158,14 +158,7 @@ impl ClusterClient {
     /// ```
     pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let what = format!("get {object}");
-        let collection = self
-            .collection(
-                &object.api_version,
-                &object.kind,
-                object.namespace.as_deref(),
-                &what,
-            )
-            .await?;
+        let collection = self.collection_of(object, &what).await?;
         let raw = self
             .send(&what, || {
                 kube::core::Request::new(collection.as_str())
@@ -244,14 +237,7 @@ impl ClusterClient {
     pub async fn create(&self, object: &Value) -> Result<Value, ClusterError> {
         let oref = self.object_ref(object)?;
         let what = format!("create {oref}");
-        let collection = self
-            .collection(
-                &oref.api_version,
-                &oref.kind,
-                oref.namespace.as_deref(),
-                &what,
-            )
-            .await?;
+        let collection = self.collection_of(&oref, &what).await?;
         let body = serde_json::to_vec(&normalize_secret(object.clone()))
             .map_err(|e| self.invalid_object(&oref.to_string(), &e.to_string()))?;
         let raw = self
@@ -287,14 +273,7 @@ impl ClusterClient {
         let mut oref = self.object_ref(desired)?;
         let mut desired = normalize_secret(desired.clone());
         let what = format!("apply {oref}");
-        let collection = self
-            .collection(
-                &oref.api_version,
-                &oref.kind,
-                oref.namespace.as_deref(),
-                &what,
-            )
-            .await?;
+        let collection = self.collection_of(&oref, &what).await?;
         // A namespace on a cluster-scoped object is ignored by the server and never read
         // back: left in, it would make every re-apply look like a change.
         if oref.namespace.is_some() && !self.resource(&oref.api_version, &oref.kind).await?.1 {

@@ -6,12 +6,27 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ClusterClient, ClusterError};
+use super::{ClusterClient, ClusterError, ObjectRef};
 
 /// kind → (plural, namespaced) for one apiVersion.
 pub(super) type KindTable = HashMap<String, (String, bool)>;
 
 impl ClusterClient {
+    /// The URL path of the collection holding `object`.
+    pub(super) async fn collection_of(
+        &self,
+        object: &ObjectRef,
+        what: &str,
+    ) -> Result<String, ClusterError> {
+        self.collection(
+            &object.api_version,
+            &object.kind,
+            object.namespace.as_deref(),
+            what,
+        )
+        .await
+    }
+
     /// The URL path of the collection holding `kind`, checking the scope against `namespace`.
     pub(super) async fn collection(
         &self,

@@ -12,7 +12,6 @@ mod facts;
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::cluster::{ClusterOps, Connector, KubeConnector, RetryPolicy};
@@ -208,17 +207,7 @@ impl Default for VerifyOptions {
 /// # Ok(()) }
 /// ```
 pub async fn verify_mesh(spec: &MeshSpec, options: &VerifyOptions) -> VerifyReport {
-    let connector = KubeConnector::default();
-    let connected: Vec<_> = futures::stream::iter(spec.clusters.iter())
-        .map(|c| async {
-            let client = connector
-                .connect(&c.name, c.kubeconfig.as_deref(), &c.context)
-                .await;
-            (c.name.clone(), client)
-        })
-        .buffered(CONNECTS_IN_FLIGHT)
-        .collect()
-        .await;
+    let connected = crate::execute::connect_with(spec, &KubeConnector::default()).await;
     let mut clients = BTreeMap::new();
     let mut connect_errors = BTreeMap::new();
     for (name, client) in connected {
@@ -234,9 +223,6 @@ pub async fn verify_mesh(spec: &MeshSpec, options: &VerifyOptions) -> VerifyRepo
     let facts = facts::gather(spec, &clients, &connect_errors, &token_connector(), options).await;
     checks::check(spec, &facts, options)
 }
-
-/// Clusters connected at once (each connection parses the whole kubeconfig).
-const CONNECTS_IN_FLIGHT: usize = 4;
 
 /// The connector of token checks: a remote secret's server may be reachable only from inside
 /// the clusters, so a few attempts, not the default patience.
