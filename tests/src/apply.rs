@@ -87,6 +87,28 @@ pub struct Conflict {
     pub manager: String,
     /// The field, spelled `.data.key`.
     pub field: String,
+    /// How the other manager wrote it: `Apply` or `Update`.
+    pub operation: String,
+    /// The apiVersion the other manager wrote it with.
+    pub api_version: String,
+    /// The subresource the other manager wrote through (`status`), if any.
+    pub subresource: Option<String>,
+}
+
+impl Conflict {
+    /// The other manager as the API server names it in conflict messages: `"helm"` for an
+    /// applier; `"kubectl-client-side-apply" using apps/v1` for an updater (the manager identifier
+    /// carries no time, so no `at <time>`); `with subresource "status"` when it wrote one.
+    pub fn owner(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if let Some(sub) = &self.subresource {
+            s.push_str(&format!(" with subresource {sub:?}"));
+        }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
 }
 
 /// Result of a server-side apply.
@@ -180,12 +202,15 @@ pub fn server_side_apply(
                 conflicts.push(Conflict {
                     manager: e.manager.clone(),
                     field: fields::display(&q),
+                    operation: e.operation.clone(),
+                    api_version: e.api_version.clone(),
+                    subresource: e.subresource.clone(),
                 });
             }
         }
     }
     if !conflicts.is_empty() {
-        conflicts.sort_by(|a, b| (&a.manager, &a.field).cmp(&(&b.manager, &b.field)));
+        conflicts.sort_by(|a, b| (a.owner(), &a.field).cmp(&(b.owner(), &b.field)));
         conflicts.dedup();
         return Err(conflicts);
     }
@@ -332,7 +357,10 @@ mod tests {
             err.map(|_| ()),
             Err(vec![Conflict {
                 manager: "one".into(),
-                field: ".data.a".into()
+                field: ".data.a".into(),
+                operation: "Apply".into(),
+                api_version: "v1".into(),
+                subresource: None,
             }])
         );
         let same = server_side_apply(Some(&live), &cm(json!({"a": "1"})), req("two", false));

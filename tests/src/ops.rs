@@ -317,12 +317,7 @@ fn apply_locked(
         apply::server_side_apply(old.as_ref(), &applied_for_merge, req).map_err(|conflicts| {
             let pairs: Vec<(String, String)> = conflicts
                 .into_iter()
-                .map(|c| {
-                    (
-                        c.manager,
-                        format!("using {}: {}", def.api_version(), c.field),
-                    )
-                })
+                .map(|c| (c.owner(), c.field))
                 .collect();
             ApiError::apply_conflict(&pairs)
         })?;

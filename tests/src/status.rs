@@ -109,29 +109,40 @@ impl ApiError {
     }
 
     /// 409 from server-side apply when other managers own fields with different values;
-    /// `conflicts` holds (manager, `using <apiVersion>: <field>`) pairs.
+    /// `conflicts` holds (owner as [`crate::apply::Conflict::owner`] prints it, field) pairs.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
+        // `conflicts` are (owner as the server prints it, field path), sorted by owner. The
+        // wording is apimachinery's: one conflict on one line; several grouped by manager.
         let causes: Vec<Value> = conflicts
             .iter()
-            .map(|(manager, field)| {
+            .map(|(owner, field)| {
                 json!({
                     "reason": "FieldManagerConflict",
-                    "message": format!("conflict with {manager:?} {field}"),
-                    "field": field.rsplit(": ").next().unwrap_or(field),
+                    "message": format!("conflict with {owner}"),
+                    "field": field,
                 })
             })
             .collect();
-        let lines: Vec<String> = conflicts
-            .iter()
-            .map(|(m, f)| format!("conflict with {m:?} {f}"))
-            .collect();
-        let message = match lines.as_slice() {
-            [one] => format!("Apply failed with 1 conflict: {one}"),
-            many => format!(
-                "Apply failed with {} conflicts: {}",
-                many.len(),
-                many.join("\n")
-            ),
+        let message = match conflicts {
+            [(owner, field)] => {
+                format!("Apply failed with 1 conflict: conflict with {owner}: {field}")
+            }
+            many => {
+                let mut lines: Vec<String> = Vec::new();
+                let mut current: Option<&str> = None;
+                for (owner, field) in many {
+                    if current != Some(owner.as_str()) {
+                        lines.push(format!("conflicts with {owner}:"));
+                        current = Some(owner);
+                    }
+                    lines.push(format!("- {field}"));
+                }
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    many.len(),
+                    lines.join("\n")
+                )
+            }
         };
         let mut e = Self::new(409, "Conflict", message);
         e.details = Some(Box::new(json!({"causes": causes})));

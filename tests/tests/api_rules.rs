@@ -198,9 +198,10 @@ async fn apply_conflicts_name_the_other_manager_and_force_takes_ownership() -> a
         apply_c(&api, &PatchParams::apply("meshboot"), json!({"mesh": "b"})).await?,
     );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    // An applier is named alone (apimachinery's printManager); updaters get "using <version>".
     assert_eq!(
         message,
-        "Apply failed with 1 conflict: conflict with \"helm\" using v1: .data.mesh"
+        "Apply failed with 1 conflict: conflict with \"helm\": .data.mesh"
     );
 
     let forced = apply_c(
@@ -715,6 +716,50 @@ async fn malformed_bodies_get_4xx_statuses_never_a_dropped_connection() -> anyho
         .await?
         .0,
         200
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn conflicts_with_updaters_and_several_fields_are_worded_as_the_real_server_words_them()
+-> anyhow::Result<()> {
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), "default");
+    // `kubectl apply` (client-side) writes with an update as manager kubectl-client-side-apply.
+    api.create(
+        &PostParams {
+            field_manager: Some("kubectl-client-side-apply".into()),
+            ..Default::default()
+        },
+        &cm("c", json!({"a": "1", "b": "1"}))?,
+    )
+    .await?;
+    let (code, _, message) =
+        common::status_of(apply_c(&api, &PatchParams::apply("helm"), json!({"a": "2"})).await?);
+    assert_eq!(code, 409);
+    assert_eq!(
+        message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.a"
+    );
+    let (_, body) = common::raw(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/c?fieldManager=helm",
+        "application/apply-patch+yaml",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2", "b": "2"}}),
+    )
+    .await?;
+    assert_eq!(
+        body["message"],
+        "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using v1:\n- .data.a\n- .data.b"
+    );
+    assert_eq!(
+        body["details"]["causes"],
+        json!([
+            {"reason": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.a"},
+            {"reason": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using v1", "field": ".data.b"},
+        ])
     );
     Ok(())
 }
