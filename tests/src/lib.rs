@@ -76,6 +76,7 @@ pub mod kubeconfig;
 pub mod openapi;
 mod ops;
 pub mod proto;
+pub mod quantity;
 pub mod rbac;
 pub mod resources;
 mod reviews;

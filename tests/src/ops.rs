@@ -450,6 +450,9 @@ pub(crate) fn finish_write(
 ) -> ApiResult<Value> {
     validate::decode_checks(def, &new)?;
     validate::normalize(def, &mut new);
+    // After the merge, not before: server-side apply compares the applied spelling with the
+    // live one (another manager's "2" and an applied "2000m" conflict, as on a real server).
+    validate::canonicalize_quantities(def, &mut new)?;
     new["apiVersion"] = json!(def.api_version());
     new["kind"] = json!(def.kind);
     if !new["metadata"].is_object() {
@@ -689,6 +692,8 @@ pub(crate) fn insert_direct(st: &ClusterState, mut obj: Value) -> anyhow::Result
     }
     validate::decode_checks(&def, &obj).map_err(|e| anyhow::anyhow!("cluster {}: {e}", st.name))?;
     validate::normalize(&def, &mut obj);
+    validate::canonicalize_quantities(&def, &mut obj)
+        .map_err(|e| anyhow::anyhow!("cluster {}: {e}", st.name))?;
     let k = key(&def, ns.as_deref(), &name);
     let old = inner.store.get(&k).cloned();
     match &old {

@@ -391,6 +391,17 @@ pub fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> ApiResult
     }
 }
 
+/// Resource quantities of built-in kinds in the canonical form the API server stores (see
+/// [`crate::quantity`]); an unreadable quantity is the decoder's 400.
+pub fn canonicalize_quantities(def: &ResourceDef, obj: &mut Value) -> ApiResult<()> {
+    crate::quantity::canonicalize(&def.group, &def.plural, obj).map_err(|(field, e)| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {field}: {e}",
+            def.kind, def.version, def.kind
+        ))
+    })
+}
+
 /// What the API server does to every written object of a kind before storing it: Secret
 /// `stringData` merged into `data` (base64) and removed, Secret `type` defaulted to `Opaque`.
 pub fn normalize(def: &ResourceDef, obj: &mut Value) {
