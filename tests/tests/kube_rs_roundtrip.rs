@@ -308,3 +308,45 @@ async fn delete_collection_honours_the_label_selector() -> anyhow::Result<()> {
     assert_eq!(left, vec!["c".to_string()]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_watch_list_ends_its_initial_events_with_a_bookmark() -> anyhow::Result<()> {
+    // client-go's reflector (kubectl 1.35, Helm 4's --wait) lists by watching with
+    // sendInitialEvents=true and waits for the bookmark annotated k8s.io/initial-events-end.
+    use futures::StreamExt as _;
+    use kube::api::{WatchEvent, WatchParams};
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    for name in ["a", "b"] {
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            )
+            .await?;
+    }
+    let mut stream = secrets
+        .watch(&WatchParams::streaming_lists().timeout(5), "0")
+        .await?
+        .boxed();
+    let mut added = Vec::new();
+    let bookmark = loop {
+        match stream.next().await {
+            Some(Ok(WatchEvent::Added(s))) => added.push(s.metadata.name.unwrap_or_default()),
+            Some(Ok(WatchEvent::Bookmark(b))) => break b,
+            other => anyhow::bail!("unexpected watch event {other:?}"),
+        }
+    };
+    assert_eq!(added, ["a", "b"]);
+    assert_eq!(
+        bookmark
+            .metadata
+            .annotations
+            .get("k8s.io/initial-events-end")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(bookmark.types.kind, "Secret");
+    Ok(())
+}
