@@ -1,8 +1,9 @@
 //! The controllers meshboot relies on: the service-account token controller (fills
 //! `kubernetes.io/service-account-token` Secrets, cleans up after deleted ServiceAccounts), the
 //! `default` ServiceAccount of new namespaces, a load-balancer controller that gives
-//! `type: LoadBalancer` Services a TEST-NET address after the configured delay, and a stand-in
-//! for the Deployment controller that reports every generation as rolled out (there are no Pods).
+//! `type: LoadBalancer` Services a TEST-NET address after the configured delay, stand-ins for the
+//! Deployment (with its ReplicaSets), DaemonSet and StatefulSet controllers that report every
+//! generation as rolled out (there are no Pods), and the CRD controllers (see [`crate::crds`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -38,11 +39,19 @@ pub(crate) async fn run(st: Arc<ClusterState>, mut rx: mpsc::UnboundedReceiver<K
     let pending_lb: Arc<Mutex<HashSet<Key>>> = Arc::default();
     while let Some(key) = rx.recv().await {
         crate::istiod::on_change(&st, &key);
-        if key.group == "apps" && key.plural == "deployments" {
+        if key.group == "apps"
+            && matches!(
+                key.plural.as_str(),
+                "deployments" | "daemonsets" | "statefulsets"
+            )
+        {
             let st = st.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(TOKEN_DELAY).await;
-                roll_out(&st, &key);
+                match key.plural.as_str() {
+                    "deployments" => roll_out(&st, &key),
+                    _ => roll_out_set(&st, &key),
+                }
             });
             continue;
         }
@@ -259,33 +268,168 @@ fn service_changed(st: &Arc<ClusterState>, key: &Key, pending: &Arc<Mutex<HashSe
     });
 }
 
-/// Reports the Deployment's current generation as fully rolled out, as the Deployment controller
-/// does once its Pods are ready, so `kubectl rollout status` and kube-rs' `is_deployment_completed`
-/// finish.
+/// The Deployment controller, without Pods: keeps one ReplicaSet per pod template (named
+/// `<deployment>-<pod-template-hash>`, owned by the Deployment, older ones scaled to 0), numbers
+/// revisions in `deployment.kubernetes.io/revision`, and reports the current generation as fully
+/// rolled out, so `kubectl rollout status`, Helm's `--wait` (both strategies) and kube-rs'
+/// `is_deployment_completed` finish. A deleted Deployment takes its ReplicaSets with it.
 fn roll_out(st: &ClusterState, key: &Key) {
-    let Some(def) = st
-        .lock()
-        .registry
-        .by_plural("apps", "v1", "deployments")
-        .cloned()
-    else {
+    let (Some(def), Some(rs_def)) = (
+        def_in(st, "apps", "deployments"),
+        def_in(st, "apps", "replicasets"),
+    ) else {
         return;
     };
     let mut inner = st.lock();
+    let owned: Vec<Value> = inner
+        .store
+        .list("apps", "replicasets", Some(&key.namespace))
+        .filter(|rs| owner_uid(rs).is_some())
+        .cloned()
+        .collect();
     let Some(old) = inner.store.get(key).cloned() else {
+        // Garbage collection of the ReplicaSets a deleted Deployment owned.
+        for rs in owned {
+            let still_owned = owner_uid(&rs).is_some_and(|uid| {
+                inner
+                    .store
+                    .list("apps", "deployments", Some(&key.namespace))
+                    .any(|d| d["metadata"]["uid"].as_str() == Some(uid))
+            });
+            if !still_owned {
+                let name = rs["metadata"]["name"].as_str().unwrap_or_default();
+                let k = Key::new("apps", "replicasets", Some(&key.namespace), name);
+                if let Some(o) = inner.store.remove(&k) {
+                    st.watch
+                        .publish("apps", "replicasets", "DELETED", &o, inner.store.last_rv());
+                }
+            }
+        }
         return;
     };
-    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    let uid = old["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mine: Vec<Value> = owned
+        .into_iter()
+        .filter(|rs| owner_uid(rs) == Some(uid.as_str()))
+        .collect();
+    let name = key.name.as_str();
     let replicas = old["spec"]["replicas"].as_i64().unwrap_or(1);
+    let template = old["spec"]["template"].clone();
+    let hash = pod_template_hash(&template);
+    let rs_name = format!("{name}-{hash}");
+    let revision_of = |rs: &Value| {
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            .as_str()
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let current = mine
+        .iter()
+        .find(|rs| rs["metadata"]["name"].as_str() == Some(rs_name.as_str()))
+        .cloned();
+    let top = mine.iter().map(revision_of).max().unwrap_or(0);
+    let revision = match &current {
+        Some(rs) if revision_of(rs) == top => top,
+        _ => top + 1,
+    };
+    let opts = controller_opts("kube-controller-manager");
+    // Older ReplicaSets are scaled down; the current one carries the newest revision.
+    for rs in mine
+        .iter()
+        .filter(|rs| rs["metadata"]["name"].as_str() != Some(rs_name.as_str()))
+    {
+        if rs["spec"]["replicas"].as_i64() != Some(0) {
+            let mut new = rs.clone();
+            new["spec"]["replicas"] = json!(0);
+            new["status"] =
+                json!({"replicas": 0, "observedGeneration": rs["metadata"]["generation"]});
+            let _ = ops::finish_write(st, &mut inner, &rs_def, Some(rs), new, &opts, None, true);
+        }
+    }
+    let mut labels = template["metadata"]["labels"].clone();
+    labels["pod-template-hash"] = json!(hash);
+    let mut rs_template = template.clone();
+    rs_template["metadata"]["labels"] = labels.clone();
+    let mut selector = old["spec"]["selector"].clone();
+    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+    let annotations = json!({
+        "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+        "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string(),
+        "deployment.kubernetes.io/revision": revision.to_string(),
+    });
+    let wanted = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {
+            "name": rs_name, "namespace": key.namespace, "labels": labels, "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid,
+                                 "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+    });
+    let rs_now = match &current {
+        Some(rs)
+            if rs["spec"] == wanted["spec"]
+                && rs["metadata"]["annotations"] == wanted["metadata"]["annotations"] =>
+        {
+            Some(rs.clone())
+        }
+        Some(rs) => {
+            let mut new = rs.clone();
+            new["spec"] = wanted["spec"].clone();
+            new["metadata"]["annotations"] = wanted["metadata"]["annotations"].clone();
+            ops::finish_write(st, &mut inner, &rs_def, Some(rs), new, &opts, None, true).ok()
+        }
+        None => ops::finish_write(st, &mut inner, &rs_def, None, wanted, &opts, None, true).ok(),
+    };
+    if let Some(rs) = rs_now {
+        let status = json!({
+            "replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "observedGeneration": rs["metadata"]["generation"],
+        });
+        if rs["status"] != status {
+            let mut new = rs.clone();
+            new["status"] = status;
+            let _ = ops::finish_write(
+                st,
+                &mut inner,
+                &rs_def,
+                Some(&rs),
+                new,
+                &opts,
+                Some("status"),
+                true,
+            );
+        }
+    }
+
+    let mut old = old;
+    if old["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str()
+        != Some(revision.to_string().as_str())
+    {
+        let mut new = old.clone();
+        new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            json!(revision.to_string());
+        match ops::finish_write(st, &mut inner, &def, Some(&old), new, &opts, None, true) {
+            Ok(stored) => old = stored,
+            Err(e) => {
+                tracing::warn!(cluster = %st.name, deployment = %key.name, "deployment controller: {e}");
+                return;
+            }
+        }
+    }
+    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
     let status = &old["status"];
     if status["observedGeneration"].as_i64() == Some(generation)
         && status["availableReplicas"].as_i64() == Some(replicas)
+        && status["replicas"].as_i64() == Some(replicas)
     {
         return;
     }
     let now = crate::store::now_rfc3339();
     let condition = |ty: &str, reason: &str, message: String| json!({"type": ty, "status": "True", "reason": reason, "message": message, "lastUpdateTime": now, "lastTransitionTime": now});
-    let name = key.name.as_str();
     let mut new = old.clone();
     new["status"] = json!({
         "observedGeneration": generation,
@@ -295,9 +439,59 @@ fn roll_out(st: &ClusterState, key: &Key) {
         "availableReplicas": replicas,
         "conditions": [
             condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()),
-            condition("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{name}\" has successfully progressed.")),
+            condition("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{rs_name}\" has successfully progressed.")),
         ],
     });
+    if let Err(e) = ops::finish_write(
+        st,
+        &mut inner,
+        &def,
+        Some(&old),
+        new,
+        &opts,
+        Some("status"),
+        true,
+    ) {
+        tracing::warn!(cluster = %st.name, deployment = %key.name, "deployment controller: {e}");
+    }
+}
+
+/// The DaemonSet and StatefulSet controllers, without Pods: every generation is reported rolled
+/// out on every node (one, when the cluster has no Node objects), so Helm's `--wait` finishes.
+fn roll_out_set(st: &ClusterState, key: &Key) {
+    let Some(def) = def_in(st, "apps", &key.plural) else {
+        return;
+    };
+    let mut inner = st.lock();
+    let Some(old) = inner.store.get(key).cloned() else {
+        return;
+    };
+    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    let status = if key.plural == "daemonsets" {
+        let nodes = inner.store.list("", "nodes", None).count().max(1) as i64;
+        json!({
+            "observedGeneration": generation, "desiredNumberScheduled": nodes,
+            "currentNumberScheduled": nodes, "updatedNumberScheduled": nodes,
+            "numberReady": nodes, "numberAvailable": nodes, "numberMisscheduled": 0,
+        })
+    } else {
+        let replicas = old["spec"]["replicas"].as_i64().unwrap_or(1);
+        let revision = format!(
+            "{}-{}",
+            key.name,
+            pod_template_hash(&old["spec"]["template"])
+        );
+        json!({
+            "observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
+            "currentReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas,
+            "currentRevision": revision, "updateRevision": revision, "collisionCount": 0,
+        })
+    };
+    if old["status"] == status {
+        return;
+    }
+    let mut new = old.clone();
+    new["status"] = status;
     if let Err(e) = ops::finish_write(
         st,
         &mut inner,
@@ -308,8 +502,41 @@ fn roll_out(st: &ClusterState, key: &Key) {
         Some("status"),
         true,
     ) {
-        tracing::warn!(cluster = %st.name, deployment = %key.name, "deployment controller: {e}");
+        tracing::warn!(cluster = %st.name, object = %key.name, "workload controller: {e}");
     }
+}
+
+fn def_in(st: &ClusterState, group: &str, plural: &str) -> Option<crate::resources::ResourceDef> {
+    st.lock().registry.by_plural(group, "v1", plural).cloned()
+}
+
+/// The uid of the Deployment controlling a ReplicaSet.
+fn owner_uid(rs: &Value) -> Option<&str> {
+    rs["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["controller"] == true)?["uid"]
+        .as_str()
+}
+
+/// A pod template's hash in the alphabet the controllers use for generated names (FNV-1a here;
+/// the value only has to be stable and change with the template).
+fn pod_template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h: u32 = 0x811c_9dc5;
+    for b in template.to_string().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let mut out = String::new();
+    for _ in 0..10 {
+        out.push(ALPHABET[(h % ALPHABET.len() as u32) as usize] as char);
+        h /= ALPHABET.len() as u32;
+        if h == 0 {
+            break;
+        }
+    }
+    out
 }
 
 fn set_ingress(st: &ClusterState, key: &Key, load_balancer: Value) {

@@ -38,6 +38,7 @@ pub fn merge_keys(field: &str, parent_is_item: bool) -> Option<&'static [&'stati
         | "volumes"
         | "imagePullSecrets" => Some(&["name"]),
         "volumeMounts" => Some(&["mountPath"]),
+        "webhooks" => Some(&["name"]),
         "conditions" => Some(&["type"]),
         "ports" if parent_is_item => Some(&["containerPort", "protocol"]),
         "ports" => Some(&["port", "protocol"]),

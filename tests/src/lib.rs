@@ -65,10 +65,12 @@
 
 pub mod apply;
 pub mod auth;
+pub mod charts;
 mod cluster;
 mod controllers;
 pub mod counters;
 pub mod crds;
+pub mod defaults;
 pub mod faults;
 pub mod fields;
 pub mod istiod;

@@ -500,6 +500,8 @@ pub(crate) fn finish_write(
             }));
         }
     }
+    // Defaults before the generation: a write that only omits defaulted fields changes nothing.
+    apply_defaults(def, &mut new, old);
     match old {
         Some(old) => {
             for f in ["uid", "creationTimestamp", "resourceVersion"] {
@@ -523,7 +525,6 @@ pub(crate) fn finish_write(
             }
         }
     }
-    apply_defaults(def, &mut new, old);
     if track_update {
         apply::record_update(old, &mut new, &opts.manager, &def.api_version(), sub);
     }
@@ -574,6 +575,7 @@ fn tracks_generation(def: &ResourceDef) -> bool {
 /// port protocol and target port, node ports for NodePort/LoadBalancer, traffic policies.
 /// Allocated values (cluster IP, node ports) carry over from the stored object.
 fn apply_defaults(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
+    crate::defaults::apply(&def.group, &def.plural, obj);
     if !def.group.is_empty() {
         return;
     }

@@ -233,9 +233,48 @@ impl Helm {
             .env("HELM_CACHE_HOME", h.join("cache"))
             .env("HELM_CONFIG_HOME", h.join("config"))
             .env("HELM_DATA_HOME", h.join("data"))
+            // client-go caches discovery per host:port; emulator ports are reused with other
+            // CRDs installed, so each runner keeps its own cache.
+            .env("KUBECACHEDIR", h.join("kube-cache"))
             .env_remove("HELM_KUBECONTEXT")
             .env_remove("HELM_NAMESPACE");
         c
+    }
+
+    /// Runs `helm <args> --kube-context <context>`, requires success and returns standard output.
+    pub fn ok<I, S>(&self, context: &str, args: I) -> anyhow::Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+        let out = self.run(context, &args)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "helm {} failed: {}{}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `helm <args> --kube-context <context>`, requires failure and returns standard error.
+    pub fn fails<I, S>(&self, context: &str, args: I) -> anyhow::Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.run(context, args)?;
+        anyhow::ensure!(
+            !out.status.success(),
+            "helm succeeded where it should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// Runs `helm <args> --kube-context <context>` and returns its output.
