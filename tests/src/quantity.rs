@@ -166,7 +166,7 @@ impl Amount {
             self.exponent = 0;
             return self;
         }
-        while self.mantissa % 10 == 0 {
+        while self.mantissa.is_multiple_of(10) {
             self.mantissa /= 10;
             self.exponent += 1;
         }
@@ -343,7 +343,7 @@ fn render(amount: Amount, format: Format) -> String {
         && let Some(mut v) = amount.as_integer()
     {
         let mut e = 0;
-        while e < 6 && v % 1024 == 0 {
+        while e < 6 && v.is_multiple_of(1024) {
             v /= 1024;
             e += 1;
         }
