@@ -133,7 +133,11 @@ fn kubectl_create_deployment_is_stored_with_its_pod_template() -> anyhow::Result
         let c = &tpl["spec"]["containers"][0];
         assert_eq!(c["name"], "nginx");
         assert_eq!(c["image"], "nginx:1.27");
-        assert_eq!(c["ports"], json!([{"containerPort": 8080}]));
+        // As a real server stores it: the port's protocol defaulted.
+        assert_eq!(
+            c["ports"],
+            json!([{"containerPort": 8080, "protocol": "TCP"}])
+        );
         // `kubectl rollout status` finishes, as against a real cluster once pods are ready.
         run(
             &kubectl,
