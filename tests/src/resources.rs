@@ -85,6 +85,62 @@ impl ResourceDef {
         }
     }
 
+    /// The categories a kind belongs to (`kubectl get all` lists the `all` ones).
+    pub fn categories(&self) -> &'static [&'static str] {
+        match (self.group.as_str(), self.plural.as_str()) {
+            ("", "pods" | "services" | "replicationcontrollers")
+            | ("apps", "deployments" | "replicasets" | "daemonsets" | "statefulsets")
+            | ("autoscaling", "horizontalpodautoscalers")
+            | ("batch", "jobs" | "cronjobs") => &["all"],
+            ("apiextensions.k8s.io", "customresourcedefinitions") => &["api-extensions"],
+            (
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations" | "validatingwebhookconfigurations",
+            ) => &["api-extensions"],
+            _ => &[],
+        }
+    }
+
+    fn verbs(&self) -> Vec<&'static str> {
+        match self.behaviour {
+            Behaviour::Stored => STORED_VERBS.to_vec(),
+            Behaviour::Review => vec!["create"],
+        }
+    }
+
+    /// This kind as an `APIResourceDiscovery` of aggregated discovery (`apidiscovery.k8s.io/v2`).
+    fn aggregated_entry(&self) -> Value {
+        let kind = |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
+        let mut e = json!({
+            "resource": self.plural,
+            "responseKind": kind(&self.group, &self.version, &self.kind),
+            "scope": if self.namespaced { "Namespaced" } else { "Cluster" },
+            "singularResource": self.singular,
+            "verbs": self.verbs(),
+        });
+        if !self.short_names.is_empty() {
+            e["shortNames"] = json!(self.short_names);
+        }
+        if !self.categories().is_empty() {
+            e["categories"] = json!(self.categories());
+        }
+        let mut subs = Vec::new();
+        if self.has_status {
+            subs.push(json!({"subresource": "status",
+                "responseKind": kind(&self.group, &self.version, &self.kind),
+                "verbs": ["get", "patch", "update"]}));
+        }
+        if self.group.is_empty() && self.plural == "serviceaccounts" {
+            subs.push(json!({"subresource": "token",
+                "responseKind": kind("authentication.k8s.io", "v1", "TokenRequest"),
+                "verbs": ["create"]}));
+        }
+        if !subs.is_empty() {
+            e["subresources"] = json!(subs);
+        }
+        e
+    }
+
     fn discovery_entries(&self) -> Vec<Value> {
         let verbs: Vec<&str> = match self.behaviour {
             Behaviour::Stored => STORED_VERBS.to_vec(),
@@ -99,6 +155,9 @@ impl ResourceDef {
         });
         if !self.short_names.is_empty() {
             main["shortNames"] = json!(self.short_names);
+        }
+        if !self.categories().is_empty() {
+            main["categories"] = json!(self.categories());
         }
         let mut out = vec![main];
         if self.has_status {
@@ -454,6 +513,41 @@ impl Registry {
         Some(
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
         )
+    }
+
+    /// Aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`): the core group
+    /// for `GET /api` (`core`), every other group for `GET /apis`, each with all its versions
+    /// and resources, so a client learns everything in one request instead of one per
+    /// group-version.
+    pub fn aggregated(&self, core: bool) -> Value {
+        let mut items = Vec::new();
+        let groups: Vec<(String, Vec<String>)> = if core {
+            vec![(String::new(), vec!["v1".to_string()])]
+        } else {
+            self.groups()
+        };
+        for (group, versions) in groups {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = self
+                        .defs
+                        .iter()
+                        .filter(|d| d.group == group && &d.version == v)
+                        .map(ResourceDef::aggregated_entry)
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if group.is_empty() {
+                json!({"creationTimestamp": null})
+            } else {
+                json!({"name": group, "creationTimestamp": null})
+            };
+            items.push(json!({"metadata": metadata, "versions": versions}));
+        }
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+               "metadata": {}, "items": items})
     }
 
     /// All stored kinds (for the OpenAPI stub).

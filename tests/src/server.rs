@@ -258,7 +258,7 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
             )
             .await
         }
-        Some(other) => discovery(&st, &other, parts.uri.path()),
+        Some(other) => discovery(&st, &other, parts.uri.path(), &parts.headers),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -309,9 +309,48 @@ fn authenticate(
         .ok_or_else(ApiError::unauthorized)
 }
 
-fn discovery(st: &ClusterState, route: &Route, path: &str) -> ApiResult<Response> {
+/// The aggregated-discovery media type a client accepts, if any (`v2`, or `v2beta1` from older
+/// clients), as client-go asks for it on `/api` and `/apis`.
+fn aggregated_discovery(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    accept.split(',').find_map(|part| {
+        let p: Vec<&str> = part.split(';').map(str::trim).collect();
+        let wants = |k: &str| p.contains(&k);
+        if !(wants("as=APIGroupDiscoveryList") && wants("g=apidiscovery.k8s.io")) {
+            return None;
+        }
+        if wants("v=v2") {
+            Some("v2")
+        } else if wants("v=v2beta1") {
+            Some("v2beta1")
+        } else {
+            None
+        }
+    })
+}
+
+fn discovery(
+    st: &ClusterState,
+    route: &Route,
+    path: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let inner = st.lock();
     let ok = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::OK, v)) };
+    if let (Route::Api | Route::Apis, Some(version)) = (route, aggregated_discovery(headers)) {
+        let mut body = inner.registry.aggregated(*route == Route::Api);
+        body["apiVersion"] = json!(format!("apidiscovery.k8s.io/{version}"));
+        let content_type =
+            format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::VARY, "Accept")
+            .body(Body::from(body.to_string()))
+            .unwrap_or_else(|_| {
+                ApiError::internal("building the discovery response").into_response()
+            }));
+    }
     match route {
         Route::Version => ok(json!({
             "major": "1", "minor": "33", "gitVersion": "v1.33.0-meshboot-emulator",

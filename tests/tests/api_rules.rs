@@ -763,3 +763,75 @@ async fn conflicts_with_updaters_and_several_fields_are_worded_as_the_real_serve
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_every_group_version_and_resource_in_one_answer()
+-> anyhow::Result<()> {
+    // client-go (kubectl, Helm) asks /api and /apis for apidiscovery.k8s.io/v2 first and falls
+    // back to one request per group-version only when the server answers plain JSON.
+    let clusters = TestClusters::start(&["eu"])?;
+    clusters.install_istio_crds()?;
+    let client = common::admin(&clusters, "eu").await?;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = axum::http::Request::get(path)
+                .header("accept", accept)
+                .body(Vec::new())?;
+            anyhow::Ok(client.request::<Value>(req).await?)
+        }
+    };
+    let apis = get("/apis").await?;
+    assert_eq!(apis["kind"], "APIGroupDiscoveryList");
+    assert_eq!(apis["apiVersion"], "apidiscovery.k8s.io/v2");
+    let group = |name: &str| {
+        apis["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|g| g["metadata"]["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let istio = group("networking.istio.io");
+    let versions: Vec<&str> = istio["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(versions, ["v1", "v1alpha3", "v1beta1"]);
+    let deployments = group("apps")["versions"][0]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["resource"] == "deployments")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        deployments["responseKind"],
+        json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+    );
+    assert_eq!(deployments["scope"], "Namespaced");
+    assert_eq!(deployments["categories"], json!(["all"]));
+    assert_eq!(deployments["subresources"][0]["subresource"], "status");
+
+    let core = get("/api").await?;
+    let sa = core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["resource"] == "serviceaccounts")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        sa["subresources"][0],
+        json!({"subresource": "token", "verbs": ["create"],
+               "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}})
+    );
+    // Without the media type, the legacy document.
+    let req = axum::http::Request::get("/apis").body(Vec::new())?;
+    assert_eq!(client.request::<Value>(req).await?["kind"], "APIGroupList");
+    Ok(())
+}

@@ -128,14 +128,19 @@ async fn server_side_apply_stores_canonical_quantities_and_a_reapply_changes_not
         resources(&serde_json::to_value(&applied)?),
         json!({"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1000Mi"}})
     );
-    // The canonical spelling applied again is a no-op: same resourceVersion.
+    // The canonical spelling applied again is a no-op: same resourceVersion. (A non-canonical
+    // one differs from what is stored, so the server renews the manager's timestamp when a new
+    // second has begun: kubernetes#121404.)
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let before = api
         .get("istio-eastwestgateway")
         .await?
         .metadata
         .resource_version;
-    let canonical: Deployment = serde_json::from_value(deployment("2", "1Gi"))?;
+    let mut canonical = deployment("2", "1Gi");
+    canonical["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] =
+        json!("2");
+    let canonical: Deployment = serde_json::from_value(canonical)?;
     let again = api
         .patch("istio-eastwestgateway", &params, &Patch::Apply(&canonical))
         .await?;
