@@ -14,7 +14,9 @@
 //!
 //! A need may name a step on another cluster (the pairs do); the executor waits for it. That is
 //! the hook for steps such as a primary-remote remote's control plane, which needs its primary's
-//! east-west gateway address: push the primary's step id into the remote step's `needs`.
+//! east-west gateway address: push the primary's step id into the remote step's `needs`. The
+//! executor runs namespace, then cacerts, then everything else side by side, so a need must be
+//! in the same group as its step or an earlier one (a cacerts step cannot need a gateway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -896,3 +896,31 @@ async fn verify_goes_through_the_same_door_and_dials_each_token_once() {
     dialled.sort();
     assert_eq!(dialled, ["ap", "eu", "us"]);
 }
+
+#[tokio::test]
+async fn a_converged_run_reads_each_object_once_and_lists_remote_secrets_once() {
+    // What a converged re-run costs per cluster (issue 12 cares at fleet scale): one read per
+    // object it applies, the three preflight reads, one read for each of its two bounded waits
+    // (reader token, gateway address), one list of remote secrets, and no write of any kind.
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    for cluster in world.emulator.clusters() {
+        cluster.reset_counters();
+    }
+    let report = world.apply(&local()).await;
+    assert_eq!(report.totals.written(), 0);
+    for cluster in world.emulator.clusters() {
+        let counters = cluster.counters();
+        let applied = report
+            .cluster(cluster.name())
+            .unwrap()
+            .steps
+            .iter()
+            .filter(|s| s.phase != Phase::RemoteSecrets)
+            .count() as u64;
+        assert_eq!(counters.writes, 0, "{counters}");
+        assert_eq!(counters.requests("apply") + counters.requests("patch"), 0);
+        assert_eq!(counters.requests("list"), 1, "{counters}");
+        assert!(counters.requests("get") <= applied + 3 + 2, "{counters}");
+    }
+}

@@ -1,12 +1,22 @@
 //! The one door to the clusters: every request meshboot makes to a Kubernetes API server goes
-//! through a [`ClusterClient`].
+//! through the [`ClusterOps`] trait, which [`ClusterClient`] implements for real API servers;
+//! clients are made by a [`Connector`] ([`KubeConnector`] for real ones). Apply, verify and
+//! `remote-secret` all take any implementation, so they share the retries below and one test
+//! double (the API-server emulator) drives them all.
 //!
 //! - [`ClusterClient::connect`] picks a kubeconfig context (never the current one by accident);
-//! - [`ClusterClient::apply`] reads first and writes only when the live object lacks something
-//!   (server-side apply, field manager `meshboot`), so a converged cluster sees zero writes;
+//! - [`ClusterClient::apply`] reads first and writes only when the live object differs from
+//!   what an apply would make of it ([`is_converged`]: values as the server stores them, and
+//!   no field meshboot owns but no longer sets), so a converged cluster sees zero writes;
 //! - every request is retried with backoff and jitter on 429 (honouring `Retry-After`), 500,
 //!   502, 503, 504 and connection errors ([`RetryPolicy`]);
 //! - every error is a [`ClusterError`] naming the cluster and the object.
+//!
+//! Inside, one file per seam: reading kubeconfig files (`kubeconfig`) apart from resolving a
+//! context in them (`context`), as kube-rs keeps `file_config` apart from `file_loader`; the
+//! transport with its retries (`transport`); where a kind lives (`discovery`); the verbs
+//! (`client`); bounded waits (`wait`); and the comparison of desired and live objects
+//! (`converge`, `quantity`).
 
 mod client;
 mod context;

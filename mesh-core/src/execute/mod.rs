@@ -80,8 +80,9 @@ pub type EventSink<'a> = &'a (dyn Fn(&Event<'_>) + Send + Sync);
 pub struct ExecuteOptions {
     /// Read and compare only: nothing is written to any cluster or to the CA directory.
     pub dry_run: bool,
-    /// How many operations run at once: clusters worked on in parallel in the per-cluster
-    /// phases, and remote secrets being written (each is one read and at most one write).
+    /// How many operations run at once, per kind of work: steps of the per-cluster phases
+    /// (namespace, cacerts; then gateways and readers, side by side, each with this bound), and
+    /// remote secrets being written (each is one read and at most one write).
     pub concurrency: usize,
     /// Continue without the clusters that cannot be reached at preflight (their steps are
     /// skipped and reported) instead of stopping.
