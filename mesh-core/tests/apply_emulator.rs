@@ -413,25 +413,43 @@ async fn a_missing_load_balancer_address_fails_the_gateway_steps_only() {
     );
 }
 
+fn p256() -> CaOptions {
+    CaOptions {
+        key: KeyAlgorithm::EcdsaP256,
+        ..CaOptions::default()
+    }
+}
+
+/// Puts a `cacerts` of another CA's intermediate for `cluster` there, with its files under
+/// `names` (signing cert, key, root), as someone else bootstrapped it.
+fn insert_foreign_cacerts(world: &World, cluster: &str, secret_type: &str, names: [&str; 3]) {
+    let other = tempfile::tempdir().unwrap();
+    let foreign = CaDir::open(other.path())
+        .ensure(&p256(), &[cluster])
+        .unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let [cert, key, root] = names;
+    world
+        .emulator
+        .cluster(cluster)
+        .insert_object(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": secret_type,
+            "metadata": {"name": "cacerts", "namespace": NS},
+            "data": {cert: b64(&foreign[0].ca_cert_pem), key: b64(&foreign[0].ca_key_pem),
+                     root: b64(&foreign[0].root_cert_pem)},
+        }))
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_cacerts_from_another_root_stops_everything_before_any_write() {
     let world = World::three();
-    let other = tempfile::tempdir().unwrap();
-    let opts = CaOptions {
-        key: KeyAlgorithm::EcdsaP256,
-        ..CaOptions::default()
-    };
-    let foreign = CaDir::open(other.path()).ensure(&opts, &["ap"]).unwrap();
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    world
-        .emulator
-        .cluster("ap")
-        .insert_object(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "cacerts", "namespace": NS},
-            "data": {"root-cert.pem": b64(&foreign[0].root_cert_pem)},
-        }))
-        .unwrap();
+    insert_foreign_cacerts(
+        &world,
+        "ap",
+        "Opaque",
+        ["ca-cert.pem", "ca-key.pem", "root-cert.pem"],
+    );
     let before = world.writes();
 
     let report = world.apply(&local()).await;
@@ -463,27 +481,16 @@ async fn a_cert_manager_style_cacerts_is_compared_by_its_ca_crt() {
     // istiod reads tls.crt/tls.key/ca.crt when tls.crt is present (reference/istio.md §1.2);
     // apply must judge that root the same way, and refuse a foreign one.
     let world = World::three();
-    let other = tempfile::tempdir().unwrap();
-    let opts = CaOptions {
-        key: KeyAlgorithm::EcdsaP256,
-        ..CaOptions::default()
-    };
-    let foreign = CaDir::open(other.path()).ensure(&opts, &["ap"]).unwrap();
     // The mesh has a root of its own already.
     CaDir::open(world.dir.path().join("pki"))
-        .ensure(&opts, &["eu"])
+        .ensure(&p256(), &["eu"])
         .unwrap();
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    world
-        .emulator
-        .cluster("ap")
-        .insert_object(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": "cacerts", "namespace": NS},
-            "data": {"tls.crt": b64(&foreign[0].ca_cert_pem), "tls.key": b64(&foreign[0].ca_key_pem),
-                     "ca.crt": b64(&foreign[0].root_cert_pem)},
-        }))
-        .unwrap();
+    insert_foreign_cacerts(
+        &world,
+        "ap",
+        "kubernetes.io/tls",
+        ["tls.crt", "tls.key", "ca.crt"],
+    );
     let report = world.apply(&local()).await;
     let error = report.cluster("ap").unwrap().error.clone().unwrap();
     assert!(error.contains("trusts a different root"), "{error}");

@@ -13,7 +13,7 @@ use futures::stream;
 use serde_json::Value;
 
 use super::report::{self, CaReport, Event, Problem, Report};
-use super::run::Runner;
+use super::run::{Clusters, Runner};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{ClusterError, ClusterOps, ObjectRef};
 use crate::plan::Plan;
@@ -236,16 +236,13 @@ impl<C: ClusterOps> Preflight<C> {
                 }
             }
         }
-        let runner = Runner::new(
-            spec,
-            plan,
-            options,
-            usable,
+        let clusters = Clusters {
+            clients: usable,
             excluded,
-            self.servers,
+            servers: self.servers,
             istiod_running,
-            on_event,
-        );
+        };
+        let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, blockers)
     }
 }

@@ -50,19 +50,24 @@ pub(crate) struct Runner<'a, C> {
     spec: &'a MeshSpec,
     plan: &'a Plan,
     options: &'a ExecuteOptions,
-    /// Clients of the clusters that passed preflight.
-    clients: BTreeMap<String, C>,
-    /// Clusters whose steps are skipped, with the reason (unreachable at preflight).
-    excluded: BTreeMap<String, String>,
-    /// The server written into each source cluster's remote secret.
-    servers: BTreeMap<String, String>,
-    /// Clusters where istiod already ran at preflight.
-    istiod_running: BTreeSet<String>,
+    clusters: Clusters<C>,
     on_event: EventSink<'a>,
     state: Mutex<State>,
     /// One flag per step, raised when its result is recorded: what a step waits on for a need
     /// that runs elsewhere.
     done: Vec<watch::Sender<bool>>,
+}
+
+/// What preflight hands the runner about the clusters.
+pub(crate) struct Clusters<C> {
+    /// Clients of the clusters that passed preflight.
+    pub clients: BTreeMap<String, C>,
+    /// Clusters whose steps are skipped, with the reason (unreachable at preflight).
+    pub excluded: BTreeMap<String, String>,
+    /// The server written into each source cluster's remote secret.
+    pub servers: BTreeMap<String, String>,
+    /// Clusters where istiod already ran at preflight.
+    pub istiod_running: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -81,25 +86,18 @@ pub(crate) struct RunResult {
 }
 
 impl<'a, C: ClusterOps> Runner<'a, C> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         spec: &'a MeshSpec,
         plan: &'a Plan,
         options: &'a ExecuteOptions,
-        clients: BTreeMap<String, C>,
-        excluded: BTreeMap<String, String>,
-        servers: BTreeMap<String, String>,
-        istiod_running: BTreeSet<String>,
+        clusters: Clusters<C>,
         on_event: EventSink<'a>,
     ) -> Self {
         Runner {
             spec,
             plan,
             options,
-            clients,
-            excluded,
-            servers,
-            istiod_running,
+            clusters,
             on_event,
             state: Mutex::new(State::default()),
             done: plan
@@ -229,14 +227,14 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .plan
             .pair_steps()
             .map(|s| s.cluster.as_str())
-            .filter(|c| self.clients.contains_key(*c))
+            .filter(|c| self.clusters.clients.contains_key(*c))
             .collect();
         let namespace = self.plan.istio_namespace.as_str();
         let selector = multicluster_selector();
         let selector = selector.as_str();
         let listed: Vec<(&str, Result<Vec<Value>, ClusterError>)> = stream::iter(destinations)
             .map(|dst| async move {
-                let client = &self.clients[dst];
+                let client = &self.clusters.clients[dst];
                 let items = client
                     .list("v1", "Secret", Some(namespace), Some(selector))
                     .await;
@@ -306,7 +304,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     /// (a need on the same cluster that was itself skipped passes its reason on, so the step
     /// that failed is named).
     fn blocked_by(&self, step: &Step) -> Option<String> {
-        if let Some(why) = self.excluded.get(&step.cluster) {
+        if let Some(why) = self.clusters.excluded.get(&step.cluster) {
             return Some(format!("cluster {} was skipped: {why}", step.cluster));
         }
         let state = self.lock();
@@ -335,7 +333,8 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     }
 
     fn client(&self, cluster: &str) -> Result<&C, String> {
-        self.clients
+        self.clusters
+            .clients
             .get(cluster)
             .ok_or_else(|| format!("cluster {cluster} is not connected"))
     }
@@ -366,7 +365,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                     && step.phase == Phase::CaCerts
                     && step.object.kind == "Secret"
                     && step.object.name == "cacerts"
-                    && self.istiod_running.contains(&step.cluster)
+                    && self.clusters.istiod_running.contains(&step.cluster)
                 {
                     self.istiod_restart_notice(&step.cluster);
                 }
@@ -433,6 +432,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     ) -> Result<Outcome, String> {
         let token = self.lock().tokens.get(source).cloned();
         let server = self
+            .clusters
             .servers
             .get(source)
             .ok_or_else(|| format!("no API server address known for {source}"))?;
