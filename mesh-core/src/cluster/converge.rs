@@ -46,9 +46,9 @@ pub fn is_converged(desired: &Value, live: &Value) -> bool {
 /// list items other managers own.
 ///
 /// - objects compare key by key; map order never matters;
-/// - a desired `null` means "absent"; a desired zero value (`""`, `false`, `0`, `[]`, or an
-///   object of those) also matches an absent field, as Go's `omitempty` drops those when the
-///   server stores them;
+/// - a desired `null` means "absent"; a desired zero value (`false`, `0`, `[]`, or an object
+///   of those) also matches an absent field, as Go's `omitempty` drops those when the server
+///   stores them (an empty string does not: labels and data keep it);
 /// - numbers compare by value (`1` and `1.0` agree);
 /// - resource quantities compare by value ([`same_quantity`]) at fields that are quantities
 ///   (`resources.requests`/`limits`, `sizeLimit`, `overhead`, `hard`, HPA targets), never
@@ -236,12 +236,14 @@ fn holds_at(desired: &Value, live: &Value, place: &Place<'_>) -> bool {
     }
 }
 
-/// What an absent live field can stand for: nothing, or a zero value the server dropped.
+/// What an absent live field can stand for: nothing, or a zero value the server dropped. An
+/// empty string is not one of them: it is a value in a map (a label, a data key), which the
+/// server keeps.
 fn is_absent(desired: &Value) -> bool {
     match desired {
         Value::Null => true,
         Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
+        Value::String(_) => false,
         Value::Number(n) => n.as_f64() == Some(0.0),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.values().all(is_absent),
@@ -416,6 +418,17 @@ mod tests {
         assert!(holds(&desired, &stored));
         let nodeport = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "NodePort"}});
         assert!(!holds(&nodeport, &stored));
+    }
+
+    #[test]
+    fn an_empty_label_value_is_a_value() {
+        let ns = |labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": labels}});
+        assert!(!holds(&ns(json!({"istio-injection": ""})), &ns(json!({}))));
+        assert!(holds(
+            &ns(json!({"a": ""})),
+            &ns(json!({"a": "", "b": "x"}))
+        ));
+        assert!(holds(&json!({"n": 1}), &json!({"n": 1.0})));
     }
 
     #[test]
