@@ -259,6 +259,22 @@ impl World {
             .object(api_version, kind, Some(NS), name)
     }
 
+    /// Every cluster of the three regions holds each other's remote secret, never its own.
+    fn assert_fully_linked(&self) {
+        for (cluster, others) in [
+            ("eu", ["ap", "us"]),
+            ("ap", ["eu", "us"]),
+            ("us", ["eu", "ap"]),
+        ] {
+            let mut expected: Vec<String> = others
+                .iter()
+                .map(|o| format!("istio-remote-secret-{o}"))
+                .collect();
+            expected.sort();
+            assert_eq!(self.remote_secrets_in(cluster), expected, "in {cluster}");
+        }
+    }
+
     fn remote_secrets_in(&self, cluster: &str) -> Vec<String> {
         self.emulator
             .cluster(cluster)
@@ -296,14 +312,7 @@ async fn three_regions_converge_and_a_second_run_writes_nothing() {
     assert_eq!(report.ca.as_ref().unwrap().root, "created");
 
     // Every cluster holds the remote secret of each other cluster, never its own.
-    assert_eq!(
-        world.remote_secrets_in("eu"),
-        ["istio-remote-secret-ap", "istio-remote-secret-us"]
-    );
-    assert_eq!(
-        world.remote_secrets_in("ap"),
-        ["istio-remote-secret-eu", "istio-remote-secret-us"]
-    );
+    world.assert_fully_linked();
     let secret = world
         .object("eu", "v1", "Secret", "istio-remote-secret-us")
         .unwrap();
@@ -407,10 +416,7 @@ async fn a_missing_load_balancer_address_fails_the_gateway_steps_only() {
         }
     }
     // The mesh is still linked: every remote secret is there.
-    assert_eq!(
-        world.remote_secrets_in("eu"),
-        ["istio-remote-secret-ap", "istio-remote-secret-us"]
-    );
+    world.assert_fully_linked();
 }
 
 fn p256() -> CaOptions {
@@ -592,14 +598,7 @@ async fn a_failing_gateway_only_fails_what_depends_on_it() {
                 .contains("needs Service istio-system/istio-eastwestgateway, which failed on ap")
     }));
     // ap's reader and every remote secret do not need its gateway: the mesh is fully linked.
-    assert_eq!(
-        world.remote_secrets_in("eu"),
-        ["istio-remote-secret-ap", "istio-remote-secret-us"]
-    );
-    assert_eq!(
-        world.remote_secrets_in("ap"),
-        ["istio-remote-secret-eu", "istio-remote-secret-us"]
-    );
+    world.assert_fully_linked();
     assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::Ok);
 }
 
