@@ -5,8 +5,11 @@
 //! secrets. Nothing in it writes an object a chart owns, so the charts can be upgraded later
 //! without a conflict.
 
+use std::path::Path;
+use std::time::Duration;
+
 use super::{ClusterRender, helm};
-use crate::helm::ChartRef;
+use crate::helm::{ChartRef, Release, Target, Wait, upgrade_args};
 use crate::spec::{ClusterSpec, Dataplane, Install, MeshSpec, Model, Role};
 
 /// How PLAN.md refers to things outside the output tree.
@@ -20,6 +23,8 @@ pub struct PlanContext {
 
 /// The shell variable PLAN.md uses when the mesh file pins no chart version.
 const VERSION_VAR: &str = "ISTIO_VERSION";
+/// How long `--wait` may take (Helm's own default).
+const WAIT: Duration = Duration::from_secs(300);
 
 fn kubectl_flags(c: &ClusterSpec) -> String {
     let mut s = String::new();
@@ -60,32 +65,36 @@ fn helm_upgrade(
     c: &ClusterSpec,
     chart: &str,
     values: &str,
+    wait: bool,
     extra: &str,
 ) -> String {
-    let (version, version_word) = match &spec.control_plane.version {
-        Some(v) => (v.clone(), shell_word(v)),
-        None => (String::new(), format!("\"${{{VERSION_VAR}}}\"")),
+    let placeholder = format!("${{{VERSION_VAR}}}");
+    let version = spec
+        .control_plane
+        .version
+        .clone()
+        .unwrap_or_else(|| placeholder.clone());
+    let release = Release {
+        name: helm::release_name(chart).to_string(),
+        chart: chart.to_string(),
+        chart_ref: ChartRef::resolve(&spec.control_plane.source, chart, &version),
+        version,
+        values: serde_json::Value::Null,
+        target: Target::of(spec, c),
     };
-    let chart_ref = ChartRef::resolve(&spec.control_plane.source, chart, &version)
-        .args()
+    let wait = wait.then(|| Wait::for_at_most(WAIT));
+    let words: Vec<String> = upgrade_args(&release, Path::new(values), wait)
         .iter()
-        .map(|a| shell_word(a))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut s = format!(
-        "helm upgrade --install {} {chart_ref} -n {} --kube-context {}",
-        helm::release_name(chart),
-        shell_word(&spec.istio_namespace),
-        shell_word(&c.context)
-    );
-    if let Some(k) = &c.kubeconfig {
-        s.push_str(&format!(
-            " --kubeconfig {}",
-            shell_word(&k.display().to_string())
-        ));
-    }
-    s.push_str(&format!(" --version {version_word} -f {values}{extra}"));
-    s
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a == placeholder {
+                format!("\"{a}\"")
+            } else {
+                shell_word(&a)
+            }
+        })
+        .collect();
+    format!("helm {}{extra}", words.join(" "))
 }
 
 /// Where the charts come from, in words.
@@ -113,7 +122,7 @@ fn chart_source(spec: &MeshSpec) -> String {
 /// let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
 /// let ctx = plan_doc::PlanContext { mesh_file: "m.yaml".into(), out_dir: "out".into() };
 /// let md = plan_doc::plan_markdown(&spec, &renders, &ctx);
-/// assert!(md.contains("helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n istio-system --kube-context ctx-a --version 1.28.2 -f out/a/helm/istiod-values.yaml --wait"));
+/// assert!(md.contains("helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n istio-system --kube-context ctx-a --version 1.28.2 -f out/a/helm/istiod-values.yaml --wait --timeout 300s"));
 /// assert!(md.contains("meshboot remote-secret --context ctx-b --name b | kubectl apply --context ctx-a -f -"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -190,10 +199,16 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
 
     line("## Prerequisites");
     line("");
-    line(
-        "`helm` v3.14+ or v4 and `kubectl`, with a kubeconfig context per cluster. The charts are",
-    );
-    line("named with `--repo` (or a chart folder), so no `helm repo add` is needed.");
+    line("`helm` v3.14+ or v4 and `kubectl`, with a kubeconfig context per cluster.");
+    match &spec.control_plane.source {
+        crate::spec::ChartSource::Repo(_) => line(
+            "The charts are named with their repository (`--repo`), so no `helm repo add` is needed.",
+        ),
+        crate::spec::ChartSource::Dir(d) => line(&format!(
+            "The charts are read from `{}` (`controlPlane.chartDir`).",
+            d.display()
+        )),
+    }
     if spec.control_plane.version.is_none() {
         line("");
         line(&format!(
@@ -267,7 +282,7 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         }
         line("");
         line("```sh");
-        line(&helm_upgrade(spec, c, "base", &values("base"), ""));
+        line(&helm_upgrade(spec, c, "base", &values("base"), false, ""));
         if c.role == Role::Remote {
             if let Some(p) = spec.control_plane_of(c) {
                 line(&format!(
@@ -280,15 +295,19 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
                 c,
                 "istiod",
                 &values("istiod"),
+                false,
                 " --set global.remotePilotAddress=\"${DISCOVERY_ADDRESS}\"",
             ));
         } else {
+            // istiod must run before the gateway (its injector) and the remotes (their
+            // control plane).
             line(&helm_upgrade(
                 spec,
                 c,
                 "istiod",
                 &values("istiod"),
-                " --wait",
+                true,
+                "",
             ));
         }
         for ambient_chart in ["cni", "ztunnel"] {
@@ -298,7 +317,8 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
                     c,
                     ambient_chart,
                     &values(ambient_chart),
-                    " --wait",
+                    true,
+                    "",
                 ));
             }
         }
@@ -310,7 +330,14 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
             );
             line("");
             line("```sh");
-            line(&helm_upgrade(spec, c, "gateway", &values("gateway"), ""));
+            line(&helm_upgrade(
+                spec,
+                c,
+                "gateway",
+                &values("gateway"),
+                false,
+                "",
+            ));
             line(&format!(
                 "kubectl{k} -n {ns_word} wait --for=jsonpath='{{.status.loadBalancer.ingress}}' service/istio-eastwestgateway --timeout=5m"
             ));
@@ -465,7 +492,7 @@ mod tests {
             "kubectl --kubeconfig conf/a.kubeconfig --context 'my ctx' apply -f out/a/01-namespace.yaml"
         ), "{md}");
         assert!(md.contains(
-            "helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n mesh-system --kube-context 'my ctx' --kubeconfig conf/a.kubeconfig --version \"${ISTIO_VERSION}\" -f out/a/helm/istiod-values.yaml --wait"
+            "helm upgrade --install istiod istiod --repo https://istio-release.storage.googleapis.com/charts -n mesh-system --kube-context 'my ctx' --kubeconfig conf/a.kubeconfig --version \"${ISTIO_VERSION}\" -f out/a/helm/istiod-values.yaml --wait --timeout 300s"
         ), "{md}");
         assert!(md.contains(
             "meshboot remote-secret --kubeconfig conf/a.kubeconfig --context 'my ctx' --name a -n mesh-system | kubectl apply --context b -f -"
@@ -487,6 +514,33 @@ mod tests {
         assert!(md.contains(
             "DISCOVERY_ADDRESS=$(kubectl --context p -n istio-system get svc istio-eastwestgateway"
         ), "{md}");
+    }
+
+    #[test]
+    fn a_chart_dir_is_named_by_path_packaged_or_not() {
+        let charts = tempfile::tempdir().unwrap();
+        std::fs::write(charts.path().join("base-1.28.2.tgz"), b"packaged").unwrap();
+        let dir = charts.path().display().to_string();
+        let md = plan(&format!(
+            "controlPlane: {{install: helm, version: 1.28.2, chartDir: {dir}}}\nclusters:\n  - {{name: a, network: n1, context: a}}\n  - {{name: b, network: n2, context: b}}\n"
+        ));
+        assert!(
+            md.contains(&format!(
+                "helm upgrade --install istio-base {dir}/base-1.28.2.tgz -n istio-system --kube-context a --version 1.28.2 -f out/a/helm/base-values.yaml\n"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "helm upgrade --install istiod {dir}/istiod -n istio-system --kube-context a --version 1.28.2"
+            )),
+            "{md}"
+        );
+        assert!(!md.contains("--repo "), "{md}");
+        assert!(
+            md.contains(&format!("version `1.28.2` from `{dir}`")),
+            "{md}"
+        );
     }
 
     #[test]
