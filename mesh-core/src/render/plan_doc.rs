@@ -97,6 +97,57 @@ fn helm_upgrade(
     format!("helm {}{extra}", words.join(" "))
 }
 
+/// `meshboot remote-secret` for the pair `src` → `dst`, piped into `kubectl apply` in `dst`.
+fn remote_secret_cmd(spec: &MeshSpec, src: &ClusterSpec, dst: &ClusterSpec) -> String {
+    let server = src
+        .api_server
+        .as_deref()
+        .map(|a| format!(" --server {}", shell_word(a)))
+        .unwrap_or_default();
+    let ns_flag = if spec.istio_namespace == "istio-system" {
+        String::new()
+    } else {
+        format!(" -n {}", shell_word(&spec.istio_namespace))
+    };
+    format!(
+        "meshboot remote-secret{} --name {}{server}{ns_flag} | kubectl apply{} -f -",
+        kubectl_flags(src),
+        src.name,
+        kubectl_flags(dst)
+    )
+}
+
+/// The step that applies `06-reader.yaml`, when the cluster has one.
+fn reader_lines(r: &ClusterRender, k: &str, dir: &str) -> Vec<String> {
+    if !has(r, "06-reader") {
+        return Vec::new();
+    }
+    let own_identity = r
+        .objects
+        .iter()
+        .any(|o| o.file_stem == "06-reader" && o.object["kind"] == "ServiceAccount");
+    let mut out: Vec<String> = if own_identity {
+        vec![
+            "The reader identity the other clusters' istiod will use (its ServiceAccount, RBAC and"
+                .into(),
+            "token Secret):".into(),
+        ]
+    } else {
+        vec![
+            "The token of the reader account the other clusters' istiod will use".into(),
+            "(`istio-reader-service-account`, created by `istio/base` above; no chart makes its token):".into(),
+        ]
+    };
+    out.extend([
+        String::new(),
+        "```sh".into(),
+        format!("kubectl{k} apply -f {dir}/06-reader.yaml"),
+        "```".into(),
+        String::new(),
+    ]);
+    out
+}
+
 /// Where the charts come from, in words.
 fn chart_source(spec: &MeshSpec) -> String {
     let version = match &spec.control_plane.version {
@@ -240,6 +291,7 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
     line("");
 
     let mut step = 0;
+    let mut attached: Vec<(String, String)> = Vec::new();
     for c in order {
         let Some(r) = by_name(&c.name) else { continue };
         let k = kubectl_flags(c);
@@ -324,6 +376,26 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         }
         line("```");
         line("");
+        if c.role == Role::Remote
+            && let Some(p) = spec.control_plane_of(c)
+        {
+            // Istio's documented order (reference/istio.md §6.2 C7, D8-D9): the remote is
+            // attached to its primary before anything runs in it, its gateway included, because
+            // the primary's istiod injects and configures the remote's workloads.
+            for l in reader_lines(r, &k, &dir) {
+                line(&l);
+            }
+            line(&format!(
+                "Attach it to `{}`: the remote secret through which `{}`'s istiod reads and serves it:",
+                p.name, p.name
+            ));
+            line("");
+            line("```sh");
+            line(&remote_secret_cmd(spec, c, p));
+            line("```");
+            line("");
+            attached.push((c.name.clone(), p.name.clone()));
+        }
         if chart(r, "gateway") {
             line(
                 "East-west gateway (the `istio/gateway` chart), then wait for its external address:",
@@ -372,63 +444,36 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
             line("```");
             line("");
         }
-        if has(r, "06-reader") {
-            let own_identity = r
-                .objects
-                .iter()
-                .any(|o| o.file_stem == "06-reader" && o.object["kind"] == "ServiceAccount");
-            if own_identity {
-                line(
-                    "The reader identity the other clusters' istiod will use (its ServiceAccount, RBAC and",
-                );
-                line("token Secret):");
-            } else {
-                line("The token of the reader account the other clusters' istiod will use");
-                line(
-                    "(`istio-reader-service-account`, created by `istio/base` above; no chart makes its token):",
-                );
+        if c.role != Role::Remote {
+            for l in reader_lines(r, &k, &dir) {
+                line(&l);
             }
-            line("");
-            line("```sh");
-            line(&format!("kubectl{k} apply -f {dir}/06-reader.yaml"));
-            line("```");
-            line("");
         }
     }
 
     step += 1;
     line(&format!("## {step}. Remote secrets (not rendered)"));
     line("");
-    let pairs = spec.remote_secret_pairs();
-    if pairs.is_empty() {
+    let pairs: Vec<(String, String)> = spec
+        .remote_secret_pairs()
+        .into_iter()
+        .filter(|p| !attached.contains(p))
+        .collect();
+    if spec.remote_secret_pairs().is_empty() {
         line("None: no cluster reads another one.");
+    } else if pairs.is_empty() {
+        line("Every remote secret was created above, with its remote.");
     } else {
         line(
             "They carry live ServiceAccount tokens, so they are never written to disk. One per ordered",
         );
         line("pair (source → destination):");
-        let ns_flag = if ns == "istio-system" {
-            String::new()
-        } else {
-            format!(" -n {ns_word}")
-        };
         line("");
         line("```sh");
         for (src, dst) in &pairs {
-            let (Some(s), Some(d)) = (spec.cluster(src), spec.cluster(dst)) else {
-                continue;
-            };
-            let server = s
-                .api_server
-                .as_deref()
-                .map(|a| format!(" --server {}", shell_word(a)))
-                .unwrap_or_default();
-            line(&format!(
-                "meshboot remote-secret{} --name {}{server}{ns_flag} | kubectl apply{} -f -",
-                kubectl_flags(s),
-                s.name,
-                kubectl_flags(d)
-            ));
+            if let (Some(s), Some(d)) = (spec.cluster(src), spec.cluster(dst)) {
+                line(&remote_secret_cmd(spec, s, d));
+            }
         }
         line("```");
         line("");
