@@ -173,15 +173,17 @@ fn helm_again(run: &Run, script: &str) {
     );
 }
 
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let helm = mesh_tests::tools::require(mesh_tests::tools::Tool::Helm, "plan_md")?;
-    let kubectl = mesh_tests::tools::require(mesh_tests::tools::Tool::Kubectl, "plan_md")?;
+/// helm and kubectl, or `None` after printing why `test` skips.
+fn tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let helm = mesh_tests::tools::require(mesh_tests::tools::Tool::Helm, test)?;
+    let kubectl = mesh_tests::tools::require(mesh_tests::tools::Tool::Kubectl, test)?;
     Some((helm, kubectl))
 }
 
 #[test]
 fn multi_primary_on_two_networks_from_bare_clusters() {
-    let Some((helm, kubectl)) = tools() else {
+    let Some((helm, kubectl)) = tools("plan_md::multi_primary_on_two_networks_from_bare_clusters")
+    else {
         return;
     };
     let run = Run::new(
@@ -268,7 +270,8 @@ fn multi_primary_on_two_networks_from_bare_clusters() {
 
 #[test]
 fn primary_remote_on_two_networks_from_bare_clusters() {
-    let Some((helm, kubectl)) = tools() else {
+    let Some((helm, kubectl)) = tools("plan_md::primary_remote_on_two_networks_from_bare_clusters")
+    else {
         return;
     };
     let run = Run::new(

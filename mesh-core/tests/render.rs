@@ -574,6 +574,15 @@ fn render_new(spec: &MeshSpec, opts: &render::RenderOptions) -> Vec<ClusterRende
     render::render_mesh_with(spec, &bundles, opts).expect("renders")
 }
 
+/// `Kind/namespace/name` of the objects written to `stem`.yaml.
+fn stem_objects(r: &ClusterRender, stem: &str) -> Vec<String> {
+    r.objects
+        .iter()
+        .filter(|o| o.file_stem == stem)
+        .map(|o| o.describe())
+        .collect()
+}
+
 /// `reference/istio.md` §9: what istio/base, istio/istiod and istio/gateway (with
 /// name=istio-eastwestgateway) install, by kind and name.
 fn chart_owned(kind: &str, name: &str) -> bool {
@@ -632,14 +641,8 @@ fn the_sidecar_gateway_is_the_charts_and_the_reader_only_a_token() {
                 .iter()
                 .any(|o| o.file_stem == "03-eastwest-gateway")
         );
-        let reader: Vec<_> = r
-            .objects
-            .iter()
-            .filter(|o| o.file_stem == "06-reader")
-            .map(|o| o.describe())
-            .collect();
         assert_eq!(
-            reader,
+            stem_objects(&r, "06-reader"),
             ["Secret/istio-system/istio-reader-service-account-istio-remote-secret-token"]
         );
         // Still everything else meshboot owns, in order.
@@ -664,14 +667,8 @@ fn meshboots_own_reader_uses_names_no_chart_uses() {
         .insert("c2".into(), render::ReaderIdentity::Meshboot);
     let r = render_new(&spec, &opts);
     let remote = &r[1];
-    let names: Vec<_> = remote
-        .objects
-        .iter()
-        .filter(|o| o.file_stem == "06-reader")
-        .map(|o| o.describe())
-        .collect();
     assert_eq!(
-        names,
+        stem_objects(remote, "06-reader"),
         [
             "ServiceAccount/istio-system/meshboot-reader",
             "ClusterRole/meshboot-reader-istio-system",
