@@ -31,6 +31,7 @@ fn controller_opts(manager: &str) -> WriteOpts {
         dry_run: false,
         manager: manager.into(),
         force: false,
+        ..Default::default()
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) fn apply_all(st: &ClusterState, crds: &[Value]) -> anyhow::Result<usi
         dry_run: false,
         manager: CRD_MANAGER.into(),
         force: false,
+        ..Default::default()
     };
     for crd in crds {
         let name = crd["metadata"]["name"].as_str().unwrap_or_default();
@@ -164,6 +165,7 @@ pub(crate) fn establish(st: &ClusterState, key: &Key) {
         dry_run: false,
         manager: "kube-apiserver".into(),
         force: false,
+        ..Default::default()
     };
     if let Err(e) = ops::finish_write(
         st,

@@ -497,6 +497,7 @@ fn write(st: &ClusterState, plural: &str, old: Option<&Value>, obj: Value) {
         dry_run: false,
         manager: MANAGER.into(),
         force: false,
+        ..Default::default()
     };
     if let Err(e) = ops::finish_write(st, &mut inner, &def, old, obj, &opts, None, true) {
         tracing::warn!(cluster = %st.name, "istiod stand-in: {e}");

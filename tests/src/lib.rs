@@ -43,8 +43,10 @@
 //! - `kubectl get` receives Tables with kubectl's columns for Secrets, ConfigMaps, Namespaces,
 //!   Services and Deployments (Name and Age for other kinds). Deployments are reported rolled out
 //!   (status follows the generation) although no Pods exist.
-//! - Not emulated: OpenAPI schemas (unknown fields are accepted, `fieldValidation` is ignored),
-//!   pagination (`limit` returns everything), admission webhooks, finalizers and graceful deletion
+//! - Custom resources are pruned, defaulted and validated against their CRD's schema, with
+//!   `fieldValidation` Ignore/Warn/Strict ([`schema`]); built-in kinds are not schema-checked
+//!   (unknown fields are kept, `fieldValidation` is ignored for them).
+//! - Not emulated: pagination (`limit` returns everything), admission webhooks, finalizers and graceful deletion
 //!   (deletes are immediate; deleting a namespace deletes its objects at once), Pods and the other
 //!   workload controllers.
 //!
@@ -83,6 +85,7 @@ pub mod rbac;
 pub mod resources;
 mod reviews;
 pub mod route;
+pub mod schema;
 pub mod selector;
 mod server;
 pub mod status;

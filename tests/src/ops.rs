@@ -15,7 +15,7 @@ use crate::store::{Key, new_uid, now_rfc3339};
 use crate::validate;
 
 /// Options shared by every write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct WriteOpts {
     /// `dryRun=All`: validate and answer, store nothing.
     pub(crate) dry_run: bool,
@@ -23,6 +23,10 @@ pub(crate) struct WriteOpts {
     pub(crate) manager: String,
     /// `force=true` (server-side apply only).
     pub(crate) force: bool,
+    /// `fieldValidation` (custom resources: what unknown fields cause).
+    pub(crate) field_validation: crate::schema::FieldValidation,
+    /// Where the write's `Warning` headers collect.
+    pub(crate) warnings: crate::schema::Warnings,
 }
 
 /// The patch flavours the server accepts, by Content-Type.
@@ -480,6 +484,17 @@ pub(crate) fn finish_write(
     {
         m.remove("status");
     }
+    // Custom resources: prune, default and validate against the CRD schema. Server-side apply is
+    // the one path that records ownership itself (`track_update` false), and words Strict
+    // refusals its own way.
+    crate::schema::check(
+        inner,
+        def,
+        &mut new,
+        opts.field_validation,
+        &opts.warnings,
+        !track_update,
+    )?;
     validate::validate_object(def, &new)?;
     let name = new["metadata"]["name"]
         .as_str()

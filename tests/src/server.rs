@@ -468,6 +468,8 @@ async fn resource_request(
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
         manager: manager_of(query, headers),
         force: query.flag("force"),
+        field_validation: crate::schema::FieldValidation::parse(query.get("fieldValidation"))?,
+        warnings: Default::default(),
     };
     let created = |v: Value| -> ApiResult<Response> { Ok(json_response(StatusCode::CREATED, v)) };
 
@@ -491,7 +493,7 @@ async fn resource_request(
         };
     }
 
-    match (r.subresource.as_deref(), r.name.as_deref()) {
+    let result = match (r.subresource.as_deref(), r.name.as_deref()) {
         (Some("token"), Some(name))
             if def.group.is_empty()
                 && def.plural == "serviceaccounts"
@@ -544,7 +546,28 @@ async fn resource_request(
             )
             .await
         }
+    };
+    with_warnings(result, &opts.warnings)
+}
+
+/// Adds one `Warning: 299 - "<text>"` header per warning the write produced (as the real
+/// server's warning recorder does), on success and failure alike.
+fn with_warnings(
+    result: ApiResult<Response>,
+    warnings: &crate::schema::Warnings,
+) -> ApiResult<Response> {
+    let texts = warnings.take();
+    if texts.is_empty() {
+        return result;
     }
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    for t in texts {
+        let escaped = t.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(response)
 }
 
 #[allow(clippy::too_many_arguments)]
