@@ -302,6 +302,41 @@ impl EmulatedCluster {
         self.state.istiod.root()
     }
 
+    /// Makes this cluster act as a Karmada API server: serves `Cluster`
+    /// (`cluster.karmada.io/v1alpha1`) and creates `karmada-cluster` ([`crate::karmada`]).
+    pub fn make_karmada_hub(&self) -> anyhow::Result<()> {
+        crate::karmada::make_hub(self)
+    }
+
+    /// Registers `member` in this hub as `karmadactl join` (Push) or `register` (Pull) would;
+    /// returns the stored `Cluster` object.
+    pub fn register_karmada_member(
+        &self,
+        member: &EmulatedCluster,
+        how: &crate::karmada::Member,
+    ) -> anyhow::Result<Value> {
+        crate::karmada::register(self, member, how)
+    }
+
+    /// Sets a registered member's `Ready` condition (True/`ClusterReady` or
+    /// False/`ClusterNotReachable`).
+    pub fn set_karmada_member_ready(&self, member: &str, ready: bool) -> anyhow::Result<()> {
+        crate::karmada::set_ready(self, member, ready)
+    }
+
+    /// Installs Karmada's real PropagationPolicy and OverridePolicy CRDs from
+    /// `../shared/data/karmada/`; an error naming the missing file when they are absent (tests
+    /// check with `require_shared_data!` first).
+    pub fn install_karmada_policy_crds(&self) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for rel in crate::karmada::POLICY_CRDS {
+            let path = crate::tools::shared_data(rel)
+                .ok_or_else(|| anyhow::anyhow!("../shared/data/{rel} not found"))?;
+            n += self.install_crds_from(path)?;
+        }
+        Ok(n)
+    }
+
     /// The `kube-system` namespace UID (istioctl's default cluster name).
     pub fn kube_system_uid(&self) -> Option<String> {
         self.object("v1", "Namespace", None, "kube-system")

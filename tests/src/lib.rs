@@ -76,6 +76,7 @@ pub mod defaults;
 pub mod faults;
 pub mod fields;
 pub mod istiod;
+pub mod karmada;
 pub mod kubeconfig;
 pub mod openapi;
 mod ops;

@@ -30,6 +30,9 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::{openapi, table, watch as watchhub};
 
+/// The `gitVersion` every emulated cluster reports at `/version`.
+pub(crate) const GIT_VERSION: &str = "v1.33.0-meshboot-emulator";
+
 /// Binds a listener with SO_REUSEADDR so the same port can be re-bound after "down".
 pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -353,7 +356,7 @@ fn discovery(
     }
     match route {
         Route::Version => ok(json!({
-            "major": "1", "minor": "33", "gitVersion": "v1.33.0-meshboot-emulator",
+            "major": "1", "minor": "33", "gitVersion": GIT_VERSION,
             "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
             "platform": "linux/amd64", "emulationMajor": "1", "emulationMinor": "33",

@@ -51,6 +51,10 @@ struct Args {
     /// server: about 10000).
     #[arg(long, default_value_t = 0)]
     token_cache_ms: u64,
+    /// Make this cluster a Karmada API server and register every other cluster in it as a
+    /// Ready Push member (credentials in `karmada-cluster`).
+    #[arg(long, value_name = "CLUSTER")]
+    karmada_hub: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -101,6 +105,18 @@ fn main() -> anyhow::Result<()> {
     }
     for file in &args.crds {
         clusters.install_crds_from(file)?;
+    }
+    if let Some(hub_name) = &args.karmada_hub {
+        let hub = clusters
+            .get(hub_name)
+            .with_context(|| format!("--karmada-hub {hub_name}: no such cluster"))?;
+        hub.make_karmada_hub()?;
+        for member in clusters.clusters().iter().filter(|c| c.name() != hub_name) {
+            hub.register_karmada_member(
+                member,
+                &mesh_tests::karmada::Member::new(mesh_tests::karmada::SyncMode::Push),
+            )?;
+        }
     }
     for c in clusters.clusters() {
         println!("{} {}", c.name(), c.url());
