@@ -39,7 +39,8 @@
 //!   built-in kind ([`proto`]); custom resources get 415 as from a real server.
 //! - Watches with `sendInitialEvents=true` (client-go ≥ 1.35's WatchList) end their initial
 //!   events with the `k8s.io/initial-events-end` bookmark.
-//! - Optional stand-ins: istiod's handling of `cacerts` ([`istiod`], off by default).
+//! - Optional stand-ins: istiod's handling of `cacerts` ([`istiod`], off by default) and a
+//!   Karmada API server with registered members ([`karmada`]).
 //! - `kubectl get` receives Tables with kubectl's columns for Secrets, ConfigMaps, Namespaces,
 //!   Services and Deployments (Name and Age for other kinds). Deployments are reported rolled out
 //!   (status follows the generation) although no Pods exist.
