@@ -422,10 +422,18 @@ pub(crate) fn delete(
     Ok(obj)
 }
 
+/// What a write must change to be stored: everything but the resourceVersion and the
+/// managedFields timestamps (a no-op write does not bump them on a real server; comparing them
+/// made an unchanged apply that crossed a second boundary look like a change).
 fn content(obj: &Value) -> Value {
     let mut o = obj.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
         m.remove("resourceVersion");
+        if let Some(entries) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
+            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                e.remove("time");
+            }
+        }
     }
     o
 }

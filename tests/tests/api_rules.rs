@@ -835,3 +835,42 @@ async fn aggregated_discovery_lists_every_group_version_and_resource_in_one_answ
     assert_eq!(client.request::<Value>(req).await?["kind"], "APIGroupList");
     Ok(())
 }
+
+/// A real server stores nothing for a no-op apply, whatever second it lands in: the
+/// managedFields timestamp is not a change. (The webhook's atomic `rules` make the merged object
+/// differ from the stored one until defaulting, which once let the clock decide.)
+#[tokio::test]
+async fn an_unchanged_apply_keeps_the_resource_version_across_a_second_boundary()
+-> anyhow::Result<()> {
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+    let clusters = TestClusters::start(&["eu"])?;
+    let client = common::admin(&clusters, "eu").await?;
+    let ar = ApiResource {
+        group: "admissionregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "admissionregistration.k8s.io/v1".into(),
+        kind: "ValidatingWebhookConfiguration".into(),
+        plural: "validatingwebhookconfigurations".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "istiod-default-validator"},
+        "webhooks": [{"name": "validation.istio.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system", "path": "/validate"}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": ["networking.istio.io"], "apiVersions": ["*"], "resources": ["*"]}]}]}))?;
+    let pp = PatchParams::apply("meshboot");
+    let first = api
+        .patch("istiod-default-validator", &pp, &Patch::Apply(&obj))
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = api
+        .patch("istiod-default-validator", &pp, &Patch::Apply(&obj))
+        .await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    assert_eq!(again.metadata.managed_fields, first.metadata.managed_fields);
+    Ok(())
+}
