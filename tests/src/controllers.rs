@@ -390,20 +390,15 @@ fn roll_out(st: &ClusterState, key: &Key) {
             "replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
             "availableReplicas": replicas, "observedGeneration": rs["metadata"]["generation"],
         });
-        if rs["status"] != status {
-            let mut new = rs.clone();
-            new["status"] = status;
-            let _ = ops::finish_write(
-                st,
-                &mut inner,
-                &rs_def,
-                Some(&rs),
-                new,
-                &opts,
-                Some("status"),
-                true,
-            );
-        }
+        ops::write_status(
+            st,
+            &mut inner,
+            &rs_def,
+            &rs,
+            status,
+            "kube-controller-manager",
+            "deployment controller",
+        );
     }
 
     let mut old = old;
@@ -431,8 +426,7 @@ fn roll_out(st: &ClusterState, key: &Key) {
     }
     let now = crate::store::now_rfc3339();
     let condition = |ty: &str, reason: &str, message: String| json!({"type": ty, "status": "True", "reason": reason, "message": message, "lastUpdateTime": now, "lastTransitionTime": now});
-    let mut new = old.clone();
-    new["status"] = json!({
+    let status = json!({
         "observedGeneration": generation,
         "replicas": replicas,
         "updatedReplicas": replicas,
@@ -443,18 +437,15 @@ fn roll_out(st: &ClusterState, key: &Key) {
             condition("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{rs_name}\" has successfully progressed.")),
         ],
     });
-    if let Err(e) = ops::finish_write(
+    ops::write_status(
         st,
         &mut inner,
         &def,
-        Some(&old),
-        new,
-        &opts,
-        Some("status"),
-        true,
-    ) {
-        tracing::warn!(cluster = %st.name, deployment = %key.name, "deployment controller: {e}");
-    }
+        &old,
+        status,
+        "kube-controller-manager",
+        "deployment controller",
+    );
 }
 
 /// The DaemonSet and StatefulSet controllers, without Pods: every generation is reported rolled
@@ -488,23 +479,15 @@ fn roll_out_set(st: &ClusterState, key: &Key) {
             "currentRevision": revision, "updateRevision": revision, "collisionCount": 0,
         })
     };
-    if old["status"] == status {
-        return;
-    }
-    let mut new = old.clone();
-    new["status"] = status;
-    if let Err(e) = ops::finish_write(
+    ops::write_status(
         st,
         &mut inner,
         &def,
-        Some(&old),
-        new,
-        &controller_opts("kube-controller-manager"),
-        Some("status"),
-        true,
-    ) {
-        tracing::warn!(cluster = %st.name, object = %key.name, "workload controller: {e}");
-    }
+        &old,
+        status,
+        "kube-controller-manager",
+        "workload controller",
+    );
 }
 
 fn def_in(st: &ClusterState, group: &str, plural: &str) -> Option<crate::resources::ResourceDef> {
@@ -548,18 +531,15 @@ fn set_ingress(st: &ClusterState, key: &Key, load_balancer: Value) {
     let Some(old) = inner.store.get(key).cloned() else {
         return;
     };
-    let mut new = old.clone();
-    new["status"]["loadBalancer"] = load_balancer;
-    if let Err(e) = ops::finish_write(
+    let mut status = old["status"].clone();
+    status["loadBalancer"] = load_balancer;
+    ops::write_status(
         st,
         &mut inner,
         &def,
-        Some(&old),
-        new,
-        &controller_opts("kube-controller-manager"),
-        Some("status"),
-        true,
-    ) {
-        tracing::warn!(cluster = %st.name, service = %key.name, "load-balancer controller: {e}");
-    }
+        &old,
+        status,
+        "kube-controller-manager",
+        "load-balancer controller",
+    );
 }

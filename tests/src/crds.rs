@@ -156,29 +156,15 @@ pub(crate) fn establish(st: &ClusterState, key: &Key) {
         ],
         "storedVersions": stored_versions,
     });
-    if *status == new_status {
-        return;
-    }
-    let mut new = old.clone();
-    new["status"] = new_status;
-    let opts = WriteOpts {
-        dry_run: false,
-        manager: "kube-apiserver".into(),
-        force: false,
-        ..Default::default()
-    };
-    if let Err(e) = ops::finish_write(
+    ops::write_status(
         st,
         &mut inner,
         &def,
-        Some(&old),
-        new,
-        &opts,
-        Some("status"),
-        true,
-    ) {
-        tracing::warn!(cluster = %st.name, crd = %key.name, "CRD establishing controller: {e}");
-    }
+        &old,
+        new_status,
+        "kube-apiserver",
+        "CRD establishing controller",
+    );
 }
 
 #[cfg(test)]

@@ -561,6 +561,39 @@ pub(crate) fn finish_write(
     Ok(store_and_notify(st, inner, def, k, new, old.is_some()))
 }
 
+/// A controller's write of an object's status through the `status` subresource (as manager
+/// `manager`); a failure is logged as `what` and reported to the caller. Nothing is written when
+/// the status is already `status`.
+pub(crate) fn write_status(
+    st: &ClusterState,
+    inner: &mut Inner,
+    def: &ResourceDef,
+    old: &Value,
+    status: Value,
+    manager: &str,
+    what: &str,
+) -> Option<Value> {
+    if old["status"] == status {
+        return Some(old.clone());
+    }
+    let mut new = old.clone();
+    new["status"] = status;
+    let opts = WriteOpts {
+        dry_run: false,
+        manager: manager.into(),
+        force: false,
+        ..Default::default()
+    };
+    match finish_write(st, inner, def, Some(old), new, &opts, Some("status"), true) {
+        Ok(stored) => Some(stored),
+        Err(e) => {
+            let name = old["metadata"]["name"].as_str().unwrap_or_default();
+            tracing::warn!(cluster = %st.name, object = %name, "{what}: {e}");
+            None
+        }
+    }
+}
+
 /// The one place an object is stored: registers a CRD's kind, tells watchers, wakes the
 /// controllers. Every write path (HTTP and test set-up) goes through it so none forgets a step.
 fn store_and_notify(
