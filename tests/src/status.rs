@@ -328,6 +328,16 @@ impl FieldCause {
         }
     }
 
+    /// A `FieldValueInvalid` cause for a number, printed bare as the API server prints integers
+    /// (`Invalid value: 70000: ...`).
+    pub fn invalid_number(field: impl Into<String>, value: i64, detail: &str) -> Self {
+        FieldCause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {value}: {detail}"),
+        }
+    }
+
     /// A `FieldValueRequired` cause.
     pub fn required(field: impl Into<String>) -> Self {
         FieldCause {

@@ -301,9 +301,9 @@ pub fn validate_object(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
         {
             let port = p["port"].as_i64().unwrap_or(0);
             if !(1..=65535).contains(&port) {
-                causes.push(FieldCause::invalid(
+                causes.push(FieldCause::invalid_number(
                     format!("spec.ports[{i}].port"),
-                    &port.to_string(),
+                    port,
                     "must be between 1 and 65535, inclusive",
                 ));
             }
@@ -520,5 +520,18 @@ mod tests {
                 && e.message
                     .contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable")
         }));
+    }
+
+    #[test]
+    fn a_port_out_of_range_is_printed_as_the_number_it_is() {
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}});
+        let e = validate_object(&def("services"), &svc).err();
+        assert_eq!(
+            e.map(|e| e.message),
+            Some(
+                "Service \"s\" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"
+                    .to_string()
+            )
+        );
     }
 }
