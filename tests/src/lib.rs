@@ -41,15 +41,30 @@
 //!   events with the `k8s.io/initial-events-end` bookmark.
 //! - Optional stand-ins: istiod's handling of `cacerts` ([`istiod`], off by default) and a
 //!   Karmada API server with registered members ([`karmada`]).
+//! - Objects are stored as a real server stores them: resource quantities of built-in kinds in
+//!   canonical form ([`quantity`]: `2000m` → `2`, `1024Mi` → `1Gi`) and the API groups' defaults
+//!   filled in ([`defaults`]: workloads, pod templates, HPAs, webhooks, …); an apply or update
+//!   that changes nothing else stores nothing (no new resourceVersion, whatever second it lands
+//!   in). Apply conflicts are worded as apimachinery words them (`conflict with "helm": .rules`;
+//!   updaters `"x" using <apiVersion>`).
+//! - Discovery answers aggregated (`apidiscovery.k8s.io/v2`) when the client asks for it, the
+//!   legacy documents otherwise. `/openapi/v3` serves stubs that declare `fieldValidation`, which
+//!   Helm needs before it applies anything (without them it fails with "failed to download
+//!   openapi"); it then leaves validation to the server.
+//! - Kinds Helm charts write are served: webhook configurations, HPAs (`autoscaling/v2`), PDBs,
+//!   DaemonSets, StatefulSets, ReplicaSets. Helm's release Secrets are ordinary labelled Secrets.
+//!   See [`charts`] for our test charts and [`tools::Helm`] for running the real helm.
 //! - `kubectl get` receives Tables with kubectl's columns for Secrets, ConfigMaps, Namespaces,
 //!   Services and Deployments (Name and Age for other kinds). Deployments are reported rolled out
-//!   (status follows the generation) although no Pods exist.
+//!   (status follows the generation, one ReplicaSet per pod template, as Helm's legacy waiter
+//!   reads them) although no Pods exist; DaemonSets and StatefulSets likewise.
 //! - Custom resources are pruned, defaulted and validated against their CRD's schema, with
 //!   `fieldValidation` Ignore/Warn/Strict ([`schema`]); built-in kinds are not schema-checked
-//!   (unknown fields are kept, `fieldValidation` is ignored for them).
-//! - Not emulated: pagination (`limit` returns everything), admission webhooks, finalizers and graceful deletion
-//!   (deletes are immediate; deleting a namespace deletes its objects at once), Pods and the other
-//!   workload controllers.
+//!   (unknown fields are kept, `fieldValidation` is ignored for them, although Helm asks for
+//!   Strict).
+//! - Not emulated: pagination (`limit` returns everything), admission webhooks, finalizers and
+//!   graceful deletion (deletes are immediate; deleting a namespace deletes its objects at once),
+//!   Pods, HPA and PDB status, and the other workload controllers.
 //!
 //! ```
 //! use mesh_tests::TestClusters;
