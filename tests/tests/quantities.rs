@@ -128,10 +128,8 @@ async fn server_side_apply_stores_canonical_quantities_and_a_reapply_changes_not
         resources(&serde_json::to_value(&applied)?),
         json!({"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1000Mi"}})
     );
-    // The canonical spelling applied again is a no-op: same resourceVersion. (A non-canonical
-    // one differs from what is stored, so the server renews the manager's timestamp when a new
-    // second has begun: kubernetes#121404.)
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Applied again, canonical or not, it is a no-op: same resourceVersion, even a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let before = api
         .get("istio-eastwestgateway")
         .await?
@@ -143,6 +141,10 @@ async fn server_side_apply_stores_canonical_quantities_and_a_reapply_changes_not
     let canonical: Deployment = serde_json::from_value(canonical)?;
     let again = api
         .patch("istio-eastwestgateway", &params, &Patch::Apply(&canonical))
+        .await?;
+    assert_eq!(again.metadata.resource_version, before);
+    let again = api
+        .patch("istio-eastwestgateway", &params, &Patch::Apply(&desired))
         .await?;
     assert_eq!(again.metadata.resource_version, before);
     Ok(())
