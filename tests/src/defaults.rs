@@ -1,5 +1,5 @@
 //! The defaults the API server fills into workloads, pod templates, autoscalers, webhook
-//! configurations, RBAC subjects and EndpointSlices on every write (the `SetDefaults_*`
+//! configurations, RBAC subjects, EndpointSlices and CRDs on every write (the `SetDefaults_*`
 //! functions of each API group), so what a client reads back — and compares with what it
 //! wants — is what a real server returns. Namespace and Service defaults live with the object
 //! operations (they depend on allocations).
@@ -57,6 +57,20 @@ pub fn apply(group: &str, plural: &str, obj: &mut Value) {
                     && matches!(s["kind"].as_str(), Some("User" | "Group"))
                 {
                     s["apiGroup"] = json!("rbac.authorization.k8s.io");
+                }
+            }
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            if let Some(spec) = child(obj, "spec") {
+                default(spec, "conversion", json!({"strategy": "None"}));
+                if let Some(svc) = spec
+                    .get_mut("conversion")
+                    .and_then(|c| c.get_mut("webhook"))
+                    .and_then(|w| w.get_mut("clientConfig"))
+                    .and_then(|c| c.get_mut("service"))
+                    .filter(|s| s.is_object())
+                {
+                    default(svc, "port", json!(443));
                 }
             }
         }
@@ -392,6 +406,14 @@ mod tests {
         apply("rbac.authorization.k8s.io", "clusterrolebindings", &mut b);
         assert_eq!(b["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
         assert!(b["subjects"][1].get("apiGroup").is_none());
+
+        let mut crd = json!({"spec": {"group": "example.com"}});
+        apply(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            &mut crd,
+        );
+        assert_eq!(crd["spec"]["conversion"], json!({"strategy": "None"}));
 
         let mut s = json!({"ports": [{"port": 15012}]});
         apply("discovery.k8s.io", "endpointslices", &mut s);
