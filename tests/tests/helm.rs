@@ -409,8 +409,6 @@ fn a_converged_upgrade_makes_a_new_revision_but_changes_no_object() -> anyhow::R
     install(&h, "eu", "istio-base", "base", &[])?;
     install(&h, "eu", "istiod", "istiod", &istiod)?;
     install(&h, "eu", "istio-eastwestgateway", "gateway", &gateway)?;
-    // Controllers (rollout status, load-balancer address, CRD status) settle first.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let snapshot = || -> Vec<(String, String, String, Value)> {
         releases
             .iter()
@@ -418,7 +416,17 @@ fn a_converged_upgrade_makes_a_new_revision_but_changes_no_object() -> anyhow::R
             .map(|(kind, name, o)| (kind, name, rv(&Some(o.clone())), content(&o)))
             .collect()
     };
-    let before = snapshot();
+    // Controllers (rollout status, load-balancer address, CRD status) settle first: two equal
+    // snapshots 200 ms apart, within 10 s.
+    let mut before = snapshot();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = snapshot();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     install(&h, "eu", "istio-base", "base", &[])?;
     install(&h, "eu", "istiod", "istiod", &istiod)?;
     install(&h, "eu", "istio-eastwestgateway", "gateway", &gateway)?;
