@@ -199,6 +199,17 @@ impl Walk {
         });
     }
 
+    /// `field.TooMany` when `n` exceeds `schema[key]`.
+    fn too_many(&mut self, schema: &Value, key: &str, n: u64, path: &str) {
+        if let Some(max) = schema[key].as_u64().filter(|m| n > *m) {
+            self.errors.push(FieldCause {
+                reason: "FieldValueTooMany",
+                field: path.to_string(),
+                message: format!("Too many: {n}: must have at most {max} items"),
+            });
+        }
+    }
+
     fn body(path: &str) -> String {
         if path.is_empty() {
             "body".to_string()
@@ -386,13 +397,7 @@ impl Walk {
             }
             Value::Array(items) => {
                 let n = items.len() as u64;
-                if let Some(max) = schema["maxItems"].as_u64().filter(|m| n > *m) {
-                    self.errors.push(FieldCause {
-                        reason: "FieldValueTooMany",
-                        field: path.to_string(),
-                        message: format!("Too many: {n}: must have at most {max} items"),
-                    });
-                }
+                self.too_many(schema, "maxItems", n, path);
                 if let Some(min) = schema["minItems"].as_u64().filter(|m| n < *m) {
                     self.invalid(
                         path,
@@ -403,13 +408,7 @@ impl Walk {
             }
             Value::Object(m) => {
                 let n = m.len() as u64;
-                if let Some(max) = schema["maxProperties"].as_u64().filter(|x| n > *x) {
-                    self.errors.push(FieldCause {
-                        reason: "FieldValueTooMany",
-                        field: path.to_string(),
-                        message: format!("Too many: {n}: must have at most {max} items"),
-                    });
-                }
+                self.too_many(schema, "maxProperties", n, path);
                 if let Some(min) = schema["minProperties"].as_u64().filter(|x| n < *x) {
                     self.invalid(
                         path,

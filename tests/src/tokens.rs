@@ -172,9 +172,8 @@ impl Tokens {
             "kubernetes.io/serviceaccount/service-account.uid": uid,
             "sub": format!("system:serviceaccount:{namespace}:{name}"),
         });
-        let token = jwt(&claims);
-        self.issued.insert(
-            token.clone(),
+        self.record(
+            jwt(&claims),
             Issued {
                 namespace: namespace.into(),
                 name: name.into(),
@@ -184,7 +183,11 @@ impl Tokens {
                 secret: Some(secret.into()),
                 bound: None,
             },
-        );
+        )
+    }
+
+    fn record(&mut self, token: String, issued: Issued) -> String {
+        self.issued.insert(token.clone(), issued);
         token
     }
 
@@ -220,20 +223,16 @@ impl Tokens {
             "nbf": unix(now),
             "sub": format!("system:serviceaccount:{namespace}:{name}"),
         });
-        let token = jwt(&claims);
-        self.issued.insert(
-            token.clone(),
-            Issued {
-                namespace: namespace.into(),
-                name: name.into(),
-                uid: uid.into(),
-                expires: Some(expires),
-                audiences,
-                secret: None,
-                bound,
-            },
-        );
-        (token, expires)
+        let issued = Issued {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+            expires: Some(expires),
+            audiences,
+            secret: None,
+            bound,
+        };
+        (self.record(jwt(&claims), issued), expires)
     }
 
     /// Checks a token as the service-account validator does, for a request to the API server

@@ -43,6 +43,14 @@ fn start(delay_ms: u64) -> anyhow::Result<TestClusters> {
     )
 }
 
+/// Creates `istio-system`, as a user or Helm does before writing `cacerts`.
+fn istio_system(eu: &EmulatedCluster) -> anyhow::Result<()> {
+    eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )?;
+    Ok(())
+}
+
 fn published(eu: &EmulatedCluster, ns: &str) -> Option<String> {
     eu.object("v1", "ConfigMap", Some(ns), "istio-ca-root-cert")
         .and_then(|c| c["data"]["root-cert.pem"].as_str().map(str::to_string))
@@ -76,9 +84,7 @@ fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyh
     let clusters = start(300)?;
     let eu = clusters.cluster("eu");
     let a = self_signed("Root A")?;
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.28.2", &[])?;
     std::thread::sleep(Duration::from_millis(100));
@@ -114,9 +120,7 @@ fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyh
 fn without_an_istiod_deployment_nothing_is_published() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(cacerts(&self_signed("Root A")?, &self_signed("I")?))?;
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(published(eu, "istio-system"), None);
@@ -128,9 +132,7 @@ fn a_new_root_is_refused_while_multi_root_is_off_and_the_bundle_stays() -> anyho
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
     let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.28.2", &[])?;
     assert!(eventually(
@@ -162,9 +164,7 @@ fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refu
         self_signed("Root B")?,
         self_signed("Root C")?,
     );
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
     eu.install_istiod("1.31.0", &[("ISTIO_MULTIROOT_MESH", "true")])?;
     assert!(eventually(
@@ -204,9 +204,7 @@ fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
     let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(cacerts(&format!("{a}{b}"), &self_signed("I")?))?;
     eu.install_istiod("1.30.3", &[("ISTIO_MULTIROOT_MESH", "true")])?;
     assert!(eventually(|| published(eu, "default").is_some()));
@@ -257,9 +255,7 @@ fn a_rollout_reloads_any_root_and_without_cacerts_istiod_self_signs() -> anyhow:
 fn an_incomplete_cacerts_keeps_istiod_from_starting() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    eu.insert_object(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
-    )?;
+    istio_system(eu)?;
     eu.insert_object(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "cacerts", "namespace": "istio-system"},
         "data": {"root-cert.pem": STANDARD.encode(self_signed("Root A")?)}}))?;
