@@ -20,6 +20,12 @@
 //!   then unless one bundle is a subset of the other (`Updating new ROOT-CA not supported`) —
 //!   compared as DER certificate sets from 1.31, byte-wise (`bytes.Contains`) in 1.20–1.30; before
 //!   1.20 every root change is refused. A refusal keeps the loaded bundle (and the intermediate).
+//! - **Verification** (at start and on every reload, as `util.Verify`): the signing cert must
+//!   chain, signatures checked, through `cert-chain.pem` to a root of `root-cert.pem`, every link
+//!   within its validity, be a CA, and come with a key of a PEM type istiod reads; otherwise
+//!   `Failed to update new Plug-in CA certs: cannot verify the cert with the provided root chain
+//!   and cert pool with error: x509: certificate signed by unknown authority` (reload) or no CA at
+//!   all (start). Whether the key matches the cert is not checked.
 //! - **Publish**: ConfigMap `istio-ca-root-cert` (label `istio.io/config: "true"`, key
 //!   `root-cert.pem` = the loaded bundle) in every namespace but `kube-public`,
 //!   `kube-node-lease` and `local-path-storage`, in namespaces created later, and back again
@@ -296,13 +302,24 @@ fn bundle_root(secret: &Value) -> Result<String, &'static str> {
 fn start(st: &ClusterState, generation: i64, cacerts: Option<&Value>, fingerprint: Option<String>) {
     let root = match cacerts {
         Some(c) => match bundle_root(c) {
-            Ok(root) => {
-                st.istiod.log_line(
-                    "info",
-                    "Use plugged-in cert at etc/cacerts/ca-key.pem".into(),
-                );
-                Some(root)
-            }
+            Ok(root) => match verify(c) {
+                Ok(()) => {
+                    st.istiod.log_line(
+                        "info",
+                        "Use plugged-in cert at etc/cacerts/ca-key.pem".into(),
+                    );
+                    Some(root)
+                }
+                Err(e) => {
+                    st.istiod.log_line(
+                        "error",
+                        format!(
+                            "failed to create an istiod CA: failed to create CA KeyCertBundle ({e})"
+                        ),
+                    );
+                    None
+                }
+            },
             Err(e) => {
                 st.istiod
                     .log_line("error", format!("failed to create an istiod CA: {e}"));
@@ -413,12 +430,103 @@ fn reload(st: &ClusterState, cacerts: &Value, compare: RootCompare, multiroot: b
         }
         st.istiod.log_line("info", "Updating new ROOT-CA".into());
     }
+    if let Err(e) = verify(cacerts) {
+        st.istiod.log_line(
+            "error",
+            format!("Failed to update new Plug-in CA certs: {e}"),
+        );
+        return;
+    }
     st.istiod.lock().running.root = Some(new_root);
     st.istiod.log_line(
         "info",
         "Istiod has detected the newly added intermediate CA and updated its key and certs accordingly"
             .into(),
     );
+}
+
+fn parse_cert(der: &[u8]) -> Option<x509_parser::certificate::X509Certificate<'_>> {
+    use x509_parser::prelude::FromDer as _;
+    x509_parser::certificate::X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .ok()
+}
+
+/// istiod's `util.Verify` of a plugged bundle, as far as the stand-in can: the signing cert
+/// parses, is a CA, and chains (signatures checked, every link within its validity) through the
+/// chain file's certificates to a root of the root file; the key is a PEM block of a type istiod
+/// reads. (That the key matches the cert is not checked.)
+fn verify(secret: &Value) -> Result<(), String> {
+    use x509_parser::certificate::X509Certificate;
+    let tls = secret["data"]["tls.crt"].is_string();
+    let (cert_file, key_file, root_file) = if tls {
+        ("tls.crt", "tls.key", "ca.crt")
+    } else {
+        ("ca-cert.pem", "ca-key.pem", "root-cert.pem")
+    };
+    let text = |k: &str| data(secret, k).unwrap_or_default();
+    let signing = der_list(&text(cert_file));
+    let chain = if tls {
+        der_list(&format!("{}{}", text("tls.crt"), text("ca.crt")))
+    } else {
+        der_list(&text("cert-chain.pem"))
+    };
+    let roots = der_list(&text(root_file));
+    let Some(leaf) = signing.first().and_then(|d| parse_cert(d)) else {
+        return Err("failed to parse cert PEM: invalid PEM encoded certificate".into());
+    };
+    let unknown = "cannot verify the cert with the provided root chain and cert pool with error: x509: certificate signed by unknown authority";
+    let expired = "cannot verify the cert with the provided root chain and cert pool with error: x509: certificate has expired or is not yet valid";
+    let roots: Vec<X509Certificate<'_>> = roots.iter().filter_map(|d| parse_cert(d)).collect();
+    let chain: Vec<X509Certificate<'_>> = chain.iter().filter_map(|d| parse_cert(d)).collect();
+    let signed_by = |c: &X509Certificate<'_>, by: &X509Certificate<'_>| {
+        c.issuer() == by.subject() && c.verify_signature(Some(by.public_key())).is_ok()
+    };
+    let mut current = leaf.clone();
+    let mut anchored = false;
+    for _ in 0..8 {
+        if !current.validity().is_valid() {
+            return Err(expired.into());
+        }
+        if let Some(root) = roots.iter().find(|r| signed_by(&current, r)) {
+            if !root.validity().is_valid() {
+                return Err(expired.into());
+            }
+            anchored = true;
+            break;
+        }
+        match chain
+            .iter()
+            .find(|i| i.subject() != current.subject() && signed_by(&current, i))
+        {
+            Some(next) => current = next.clone(),
+            None => break,
+        }
+    }
+    if !anchored {
+        return Err(unknown.into());
+    }
+    let key = text(key_file);
+    let key_type = key
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("-----BEGIN ")
+                .and_then(|r| r.strip_suffix("-----"))
+        })
+        .unwrap_or_default()
+        .to_string();
+    if !matches!(
+        key_type.as_str(),
+        "EC PRIVATE KEY" | "RSA PRIVATE KEY" | "PRIVATE KEY"
+    ) {
+        return Err(format!(
+            "failed to parse private key PEM: unsupported PEM block type for a private key: {key_type}"
+        ));
+    }
+    if !leaf.is_ca() {
+        return Err("certificate is not authorized to sign other certificates".into());
+    }
+    Ok(())
 }
 
 /// Whether one bundle is a subset of the other under `compare`.
@@ -435,7 +543,12 @@ fn nested(a: &str, b: &str, compare: RootCompare) -> bool {
 
 /// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle.
 pub fn der_set(pem: &str) -> std::collections::BTreeSet<Vec<u8>> {
-    let mut out = std::collections::BTreeSet::new();
+    der_list(pem).into_iter().collect()
+}
+
+/// The DER bodies of a PEM bundle's `CERTIFICATE` blocks, in order.
+fn der_list(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     let mut rest = pem;
     while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
         let body = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
@@ -444,7 +557,7 @@ pub fn der_set(pem: &str) -> std::collections::BTreeSet<Vec<u8>> {
         };
         let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
         if let Ok(der) = STANDARD.decode(b64) {
-            out.insert(der);
+            out.push(der);
         }
         rest = &body[end..];
     }

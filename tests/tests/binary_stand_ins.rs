@@ -35,33 +35,63 @@ fn kubectl(
     Ok(String::from_utf8(out.stdout)?)
 }
 
-const ISTIOD: &str = "apiVersion: v1
+/// `istio-system`, a real `cacerts` (root and an intermediate it signed) and an istiod
+/// Deployment, as one manifest.
+fn istiod_manifest() -> anyhow::Result<(String, String)> {
+    let ca = |cn: &str| {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = rcgen::KeyPair::generate()?;
+    let root_params = ca("Root CA");
+    let root = root_params.self_signed(&root_key)?.pem();
+    let issuer = rcgen::Issuer::new(root_params, root_key);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = ca("Intermediate CA").signed_by(&key, &issuer)?.pem();
+    let block = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let manifest = format!(
+        "apiVersion: v1
 kind: Namespace
-metadata: {name: istio-system}
+metadata: {{name: istio-system}}
 ---
 apiVersion: v1
 kind: Secret
-metadata: {name: cacerts, namespace: istio-system}
+metadata: {{name: cacerts, namespace: istio-system}}
 stringData:
-  ca-cert.pem: intermediate
-  ca-key.pem: key
-  cert-chain.pem: chain
+  ca-cert.pem: |
+{cert}
+  ca-key.pem: |
+{key}
+  cert-chain.pem: |
+{chain}
   root-cert.pem: |
-    -----BEGIN CERTIFICATE-----
-    AAEC
-    -----END CERTIFICATE-----
+{root}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: istiod, namespace: istio-system, labels: {app: istiod}}
+metadata: {{name: istiod, namespace: istio-system, labels: {{app: istiod}}}}
 spec:
-  selector: {matchLabels: {app: istiod}}
+  selector: {{matchLabels: {{app: istiod}}}}
   template:
-    metadata: {labels: {app: istiod}}
+    metadata: {{labels: {{app: istiod}}}}
     spec:
       containers:
-      - {name: discovery, image: 'docker.io/istio/pilot:1.28.2'}
-";
+      - {{name: discovery, image: 'docker.io/istio/pilot:1.28.2'}}
+",
+        cert = block(&cert),
+        key = block(&key.serialize_pem()),
+        chain = block(&format!("{cert}{root}")),
+        root = block(&root),
+    );
+    Ok((manifest, root))
+}
 
 #[test]
 fn kube_emulator_runs_a_karmada_hub_and_the_istiod_stand_in() -> anyhow::Result<()> {
@@ -116,10 +146,17 @@ fn kube_emulator_runs_a_karmada_hub_and_the_istiod_stand_in() -> anyhow::Result<
         )?;
         assert_eq!(creds.trim(), "secret/eu");
 
-        kubectl(&kubectl_bin, &kc, "eu", &["apply", "-f", "-"], Some(ISTIOD))?;
+        let (manifest, root) = istiod_manifest()?;
+        kubectl(
+            &kubectl_bin,
+            &kc,
+            "eu",
+            &["apply", "-f", "-"],
+            Some(&manifest),
+        )?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let root = kubectl(
+            let published = kubectl(
                 &kubectl_bin,
                 &kc,
                 "eu",
@@ -135,7 +172,7 @@ fn kube_emulator_runs_a_karmada_hub_and_the_istiod_stand_in() -> anyhow::Result<
                 ],
                 None,
             )?;
-            if root.contains("AAEC") {
+            if published.trim() == root.trim() {
                 break;
             }
             anyhow::ensure!(

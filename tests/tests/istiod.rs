@@ -10,22 +10,56 @@ use mesh_tests::istiod::{IstiodOptions, RootCompare};
 use mesh_tests::{EmulatedCluster, EmulatorOptions, TestClusters};
 use serde_json::{Value, json};
 
-fn self_signed(cn: &str) -> anyhow::Result<String> {
-    let key = rcgen::KeyPair::generate()?;
-    let mut p = rcgen::CertificateParams::default();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    Ok(p.self_signed(&key)?.pem())
+/// A root CA and what it signs, as meshboot or Istio's Makefiles would make them.
+struct Root {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
-fn cacerts(root_bundle: &str, intermediate: &str) -> Value {
+/// An intermediate: `ca-cert.pem` and `ca-key.pem`.
+struct Intermediate {
+    cert: String,
+    key: String,
+}
+
+fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Istio");
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p
+}
+
+impl Root {
+    fn new(cn: &str) -> anyhow::Result<Root> {
+        let key = rcgen::KeyPair::generate()?;
+        let params = ca_params(cn);
+        let pem = params.self_signed(&key)?.pem();
+        Ok(Root {
+            pem,
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    fn intermediate(&self) -> anyhow::Result<Intermediate> {
+        let key = rcgen::KeyPair::generate()?;
+        let cert = ca_params("Intermediate CA").signed_by(&key, &self.issuer)?;
+        Ok(Intermediate {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        })
+    }
+}
+
+fn cacerts(root_bundle: &str, intermediate: &Intermediate) -> Value {
     let e = |s: &str| STANDARD.encode(s);
     json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
     "metadata": {"name": "cacerts", "namespace": "istio-system"},
     "data": {
-        "ca-cert.pem": e(intermediate),
-        "ca-key.pem": e("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"),
-        "cert-chain.pem": e(&format!("{intermediate}{root_bundle}")),
+        "ca-cert.pem": e(&intermediate.cert),
+        "ca-key.pem": e(&intermediate.key),
+        "cert-chain.pem": e(&format!("{}{root_bundle}", intermediate.cert)),
         "root-cert.pem": e(root_bundle),
     }})
 }
@@ -83,9 +117,10 @@ fn push(eu: &EmulatedCluster, secret: Value) -> anyhow::Result<()> {
 fn istiod_publishes_the_root_bundle_in_every_namespace_after_its_delay() -> anyhow::Result<()> {
     let clusters = start(300)?;
     let eu = clusters.cluster("eu");
-    let a = self_signed("Root A")?;
+    let ra = Root::new("Root A")?;
+    let a = ra.pem.clone();
     istio_system(eu)?;
-    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.insert_object(cacerts(&a, &ra.intermediate()?))?;
     eu.install_istiod("1.28.2", &[])?;
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(published(eu, "istio-system"), None, "not before the delay");
@@ -121,7 +156,8 @@ fn without_an_istiod_deployment_nothing_is_published() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
     istio_system(eu)?;
-    eu.insert_object(cacerts(&self_signed("Root A")?, &self_signed("I")?))?;
+    let r = Root::new("Root A")?;
+    eu.insert_object(cacerts(&r.pem, &r.intermediate()?))?;
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(published(eu, "istio-system"), None);
     Ok(())
@@ -131,17 +167,15 @@ fn without_an_istiod_deployment_nothing_is_published() -> anyhow::Result<()> {
 fn a_new_root_is_refused_while_multi_root_is_off_and_the_bundle_stays() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
+    let (ra, rb) = (Root::new("Root A")?, Root::new("Root B")?);
+    let (a, b) = (ra.pem.clone(), rb.pem.clone());
     istio_system(eu)?;
-    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.insert_object(cacerts(&a, &ra.intermediate()?))?;
     eu.install_istiod("1.28.2", &[])?;
     assert!(eventually(
         || published(eu, "default").as_deref() == Some(a.as_str())
     ));
-    push(
-        eu,
-        cacerts(&format!("{a}{b}"), &self_signed("Intermediate A")?),
-    )?;
+    push(eu, cacerts(&format!("{a}{b}"), &ra.intermediate()?))?;
     assert!(
         eu.istiod_log()
             .iter()
@@ -159,13 +193,14 @@ fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refu
 -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    let (a, b, c) = (
-        self_signed("Root A")?,
-        self_signed("Root B")?,
-        self_signed("Root C")?,
+    let (ra, rb, rc) = (
+        Root::new("Root A")?,
+        Root::new("Root B")?,
+        Root::new("Root C")?,
     );
+    let (a, b, c) = (ra.pem.clone(), rb.pem.clone(), rc.pem.clone());
     istio_system(eu)?;
-    eu.insert_object(cacerts(&a, &self_signed("Intermediate A")?))?;
+    eu.insert_object(cacerts(&a, &ra.intermediate()?))?;
     eu.install_istiod("1.31.0", &[("ISTIO_MULTIROOT_MESH", "true")])?;
     assert!(eventually(
         || published(eu, "default").as_deref() == Some(a.as_str())
@@ -173,23 +208,23 @@ fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refu
 
     // Phase 1: A+B (superset).
     let ab = format!("{a}{b}");
-    push(eu, cacerts(&ab, &self_signed("Intermediate A")?))?;
+    push(eu, cacerts(&ab, &ra.intermediate()?))?;
     assert!(eventually(
         || published(eu, "default").as_deref() == Some(ab.as_str())
     ));
     // 1.31+ compares DER sets: B+A (reordered) is accepted.
     let ba = format!("{b}{a}");
-    push(eu, cacerts(&ba, &self_signed("Intermediate B")?))?;
+    push(eu, cacerts(&ba, &rb.intermediate()?))?;
     assert!(eventually(
         || published(eu, "default").as_deref() == Some(ba.as_str())
     ));
     // Phase 3: B only (subset).
-    push(eu, cacerts(&b, &self_signed("Intermediate B")?))?;
+    push(eu, cacerts(&b, &rb.intermediate()?))?;
     assert!(eventually(
         || published(eu, "default").as_deref() == Some(b.as_str())
     ));
     // Neither subset nor superset: refused, bundle unchanged.
-    push(eu, cacerts(&c, &self_signed("Intermediate C")?))?;
+    push(eu, cacerts(&c, &rc.intermediate()?))?;
     assert_eq!(
         eu.istiod_log().last().map(String::as_str),
         Some("warn\tUpdating new ROOT-CA not supported")
@@ -203,12 +238,13 @@ fn with_multi_root_a_superset_then_a_subset_is_accepted_and_a_disjoint_root_refu
 fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
     let clusters = start(10)?;
     let eu = clusters.cluster("eu");
-    let (a, b) = (self_signed("Root A")?, self_signed("Root B")?);
+    let (ra, rb) = (Root::new("Root A")?, Root::new("Root B")?);
+    let (a, b) = (ra.pem.clone(), rb.pem.clone());
     istio_system(eu)?;
-    eu.insert_object(cacerts(&format!("{a}{b}"), &self_signed("I")?))?;
+    eu.insert_object(cacerts(&format!("{a}{b}"), &ra.intermediate()?))?;
     eu.install_istiod("1.30.3", &[("ISTIO_MULTIROOT_MESH", "true")])?;
     assert!(eventually(|| published(eu, "default").is_some()));
-    push(eu, cacerts(&format!("{b}{a}"), &self_signed("I")?))?;
+    push(eu, cacerts(&format!("{b}{a}"), &ra.intermediate()?))?;
     assert_eq!(
         eu.istiod_log().last().map(String::as_str),
         Some("warn\tUpdating new ROOT-CA not supported")
@@ -218,7 +254,7 @@ fn before_1_31_a_reordered_bundle_is_refused_byte_wise() -> anyhow::Result<()> {
         delay: Duration::from_millis(10),
         compare: Some(RootCompare::DerSet),
     });
-    push(eu, cacerts(&format!("{b}{a}{a}"), &self_signed("I")?))?;
+    push(eu, cacerts(&format!("{b}{a}{a}"), &ra.intermediate()?))?;
     assert!(eventually(
         || published(eu, "default").is_some_and(|p| p.starts_with(&b))
     ));
@@ -237,8 +273,9 @@ fn a_rollout_reloads_any_root_and_without_cacerts_istiod_self_signs() -> anyhow:
         .unwrap_or_default();
     assert_eq!(ca_secret["type"], "istio.io/ca-root");
     // cacerts added later is a root change to a running istiod: refused (the known pitfall).
-    let a = self_signed("Root A")?;
-    push(eu, cacerts(&a, &self_signed("I")?))?;
+    let ra = Root::new("Root A")?;
+    let a = ra.pem.clone();
+    push(eu, cacerts(&a, &ra.intermediate()?))?;
     assert_eq!(
         published(eu, "default").as_deref(),
         Some(self_root.as_str())
@@ -258,7 +295,7 @@ fn an_incomplete_cacerts_keeps_istiod_from_starting() -> anyhow::Result<()> {
     istio_system(eu)?;
     eu.insert_object(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "cacerts", "namespace": "istio-system"},
-        "data": {"root-cert.pem": STANDARD.encode(self_signed("Root A")?)}}))?;
+        "data": {"root-cert.pem": STANDARD.encode(Root::new("Root A")?.pem)}}))?;
     eu.install_istiod("1.28.2", &[])?;
     assert!(eventually(|| eu.istiod_log().iter().any(
         |l| l == "error\tfailed to create an istiod CA: incomplete signing CA bundle detected"
@@ -276,5 +313,39 @@ fn istiod_is_off_by_default() -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(published(eu, "default"), None);
     assert!(eu.istiod_log().is_empty());
+    Ok(())
+}
+
+#[test]
+fn an_intermediate_that_does_not_chain_to_the_bundle_is_refused_and_the_old_one_kept()
+-> anyhow::Result<()> {
+    let clusters = start(10)?;
+    let eu = clusters.cluster("eu");
+    let (ra, rb) = (Root::new("Root A")?, Root::new("Root B")?);
+    istio_system(eu)?;
+    eu.insert_object(cacerts(&ra.pem, &ra.intermediate()?))?;
+    eu.install_istiod("1.31.0", &[("ISTIO_MULTIROOT_MESH", "true")])?;
+    assert!(eventually(
+        || published(eu, "default").as_deref() == Some(ra.pem.as_str())
+    ));
+    // Phase 2 before phase 1: a new intermediate from root B while the bundle holds only A.
+    push(eu, cacerts(&ra.pem, &rb.intermediate()?))?;
+    assert_eq!(
+        eu.istiod_log().last().map(String::as_str),
+        Some(
+            "error\tFailed to update new Plug-in CA certs: cannot verify the cert with the provided root chain and cert pool with error: x509: certificate signed by unknown authority"
+        )
+    );
+    // At start, the same bundle keeps istiod from coming up.
+    eu.install_istiod(
+        "1.31.0",
+        &[("ISTIO_MULTIROOT_MESH", "true"), ("X", "restart")],
+    )?;
+    assert!(eventually(|| eu
+        .istiod_log()
+        .last()
+        .is_some_and(|l| l.starts_with(
+            "error\tfailed to create an istiod CA: failed to create CA KeyCertBundle (cannot verify"
+        ))));
     Ok(())
 }
