@@ -181,10 +181,25 @@ fn bound_object(
         );
         return Err(e);
     }
+    // A scheduled Pod's token also names its Node (only when the Node exists).
+    let node = (bound_kind == BoundKind::Pod)
+        .then(|| obj["spec"]["nodeName"].as_str())
+        .flatten()
+        .and_then(|n| {
+            let node = store.get(&Key::new("", "nodes", None, n))?;
+            Some((
+                n.to_string(),
+                node["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
+        });
     Ok(BoundObject {
         kind: bound_kind,
         name: name.to_string(),
         uid: uid.to_string(),
+        node,
     })
 }
 

@@ -39,6 +39,9 @@ pub struct BoundObject {
     pub name: String,
     /// Its UID when the token was issued.
     pub uid: String,
+    /// For a Pod on a Node: that Node's name and UID, which the token also names (a `node` claim
+    /// beside `pod`, as servers with ServiceAccountTokenPodNodeInfo — GA in 1.32 — issue them).
+    pub node: Option<(String, String)>,
 }
 
 /// The kinds a token can be bound to.
@@ -212,6 +215,9 @@ impl Tokens {
         let mut k8s = json!({"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}});
         if let Some(b) = &bound {
             k8s[b.kind.claim()] = json!({"name": b.name, "uid": b.uid});
+            if let Some((node, node_uid)) = &b.node {
+                k8s["node"] = json!({"name": node, "uid": node_uid});
+            }
         }
         let claims = json!({
             "aud": audiences,
@@ -400,6 +406,7 @@ mod tests {
             kind: BoundKind::Secret,
             name: "pair".into(),
             uid: "s1".into(),
+            node: None,
         };
         let (t, _) = tokens.issue_bound(
             "ns",

@@ -275,17 +275,23 @@ async fn bound_object_refs_are_checked_as_the_real_server_checks_them() -> anyho
         st["message"],
         "cannot bind token for serviceaccount \"reader\" to pod running with serviceaccount \"default\""
     );
+    let node = eu.insert_object(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}),
+    )?;
     eu.insert_object(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "reader-pod", "namespace": "default"},
-        "spec": {"serviceAccountName": "reader", "containers": [{"name": "c", "image": "x"}]}}))?;
+        "spec": {"serviceAccountName": "reader", "nodeName": "node-1", "containers": [{"name": "c", "image": "x"}]}}))?;
     let token = issue(
         &clusters,
         json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "reader-pod"}}),
     )
     .await?;
+    let c = tokens::claims(&token).unwrap_or_default();
+    assert_eq!(c["kubernetes.io"]["pod"]["name"], "reader-pod");
     assert_eq!(
-        tokens::claims(&token).unwrap_or_default()["kubernetes.io"]["pod"]["name"],
-        "reader-pod"
+        c["kubernetes.io"]["node"],
+        json!({"name": "node-1", "uid": node["metadata"]["uid"]}),
+        "a scheduled pod's token names its node"
     );
     eu.remove_object("v1", "Pod", Some("default"), "reader-pod");
     assert_eq!(list_with(&clusters, &token).await?, 401);
