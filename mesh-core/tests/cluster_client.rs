@@ -415,3 +415,22 @@ async fn quantities_stored_in_canonical_form_are_unchanged() -> TestResult {
     );
     Ok(())
 }
+
+/// `istio/base` installs Istio's CRDs half-way through an apply whose preflight already asked
+/// for them: the client must see the kinds once they are served, not its answer from before.
+#[tokio::test]
+async fn a_kind_whose_crd_appears_later_is_served_to_the_same_client() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    let gateway = ObjectRef::namespaced(
+        "networking.istio.io/v1",
+        "Gateway",
+        "istio-system",
+        "cross-network-gateway",
+    );
+    let err = eu.get(&gateway).await.expect_err("no Istio CRDs yet");
+    assert!(matches!(err, ClusterError::UnknownKind { .. }), "{err:?}");
+    clusters.install_istio_crds()?;
+    assert_eq!(eu.get(&gateway).await?, None);
+    Ok(())
+}

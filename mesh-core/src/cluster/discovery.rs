@@ -75,16 +75,16 @@ impl ClusterClient {
             .lock()
             .ok()
             .and_then(|cache| cache.get(api_version).cloned());
-        let kinds = match cached {
-            Some(kinds) => kinds,
-            None => {
-                let kinds = Arc::new(self.discover(api_version).await?);
-                if let Ok(mut cache) = self.inner.discovery.lock() {
-                    cache.insert(api_version.to_string(), kinds.clone());
-                }
-                kinds
-            }
-        };
+        if let Some(found) = cached.as_ref().and_then(|kinds| kinds.get(kind)) {
+            return Ok(found.clone());
+        }
+        // A kind the cache does not know is asked for again rather than trusted: CRDs appear
+        // while meshboot runs (istio/base installs Istio's), and a group that was not served at
+        // preflight must be seen once the chart made it.
+        let kinds = Arc::new(self.discover(api_version).await?);
+        if let Ok(mut cache) = self.inner.discovery.lock() {
+            cache.insert(api_version.to_string(), kinds.clone());
+        }
         kinds
             .get(kind)
             .cloned()
