@@ -38,9 +38,13 @@ pub struct ApplyArgs {
     /// stderr when it is a terminal).
     #[command(flatten)]
     output: OutputArg,
-    /// How long to wait for a gateway's external address or a reader token, e.g. 90s, 2m.
+    /// How long to wait for a gateway's external address, a reader token, or a Helm release
+    /// (istiod available), e.g. 90s, 5m.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     timeout: Duration,
+    /// The helm binary (v3.14+ or v4) for controlPlane.install: helm; default: helm on PATH.
+    #[arg(long, value_name = "PATH")]
+    helm: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
@@ -57,6 +61,7 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         allow_loopback: args.allow_loopback,
         force: args.force,
         timeout: args.timeout,
+        helm: args.helm,
     };
     let started = Instant::now();
     let progress = Progress::new(

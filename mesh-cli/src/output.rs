@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mesh_core::execute::{
     ClusterStatus, Event, ExecuteOptions, Outcome, Problem, Report, StepReport,
 };
-use mesh_core::plan::{Phase, Step};
+use mesh_core::plan::{Action, Phase, Step};
 use mesh_core::spec::MeshSpec;
 
 use crate::args::OutputFormat;
@@ -108,8 +108,28 @@ impl Progress {
             Event::Preflight {
                 cluster,
                 error: None,
+                detected,
                 ..
-            } => format!("{:<14} {cluster:<14} ok", "preflight"),
+            } => {
+                let mut line = format!("{:<14} {cluster:<14} ok", "preflight");
+                if let Some(d) = detected {
+                    line.push_str(&format!(
+                        " (istiod: {}",
+                        d.istiod.as_deref().unwrap_or("none")
+                    ));
+                    if d.self_signed_ca {
+                        line.push_str(", on its self-signed CA");
+                    }
+                    if let Some(reader) = &d.reader {
+                        line.push_str(&format!(
+                            "; reader {}: {}",
+                            reader.service_account, reader.why
+                        ));
+                    }
+                    line.push(')');
+                }
+                line
+            }
             Event::Preflight {
                 cluster,
                 error: Some(error),
@@ -142,16 +162,19 @@ impl Progress {
                 step,
                 outcome,
                 error,
+                detail,
             } => {
                 let mut line = format!(
                     "{:<14} {:<14} {:<62} {}",
                     step.phase.as_str(),
                     step.cluster,
                     describe(step),
-                    self.outcome_word(*outcome)
+                    self.outcome_word(step, *outcome)
                 );
                 if let Some(error) = error {
                     line.push_str(&format!(": {error}"));
+                } else if let Some(detail) = detail {
+                    line.push_str(&format!(" ({detail})"));
                 }
                 line
             }
@@ -160,11 +183,16 @@ impl Progress {
         })
     }
 
-    fn outcome_word(&self, outcome: Outcome) -> &'static str {
-        match (self.dry_run, outcome) {
-            (true, Outcome::Created) => "would create",
-            (true, Outcome::Updated) => "would update",
-            (_, other) => other.as_str(),
+    fn outcome_word(&self, step: &Step, outcome: Outcome) -> &'static str {
+        let release = matches!(step.action, Action::Helm(_));
+        match (self.dry_run, release, outcome) {
+            (true, true, Outcome::Created) => "would install",
+            (true, true, Outcome::Updated) => "would upgrade",
+            (false, true, Outcome::Created) => "installed",
+            (false, true, Outcome::Updated) => "upgraded",
+            (true, false, Outcome::Created) => "would create",
+            (true, false, Outcome::Updated) => "would update",
+            (_, _, other) => other.as_str(),
         }
     }
 }
@@ -223,6 +251,7 @@ fn bars(
             step,
             outcome,
             error,
+            ..
         } => {
             if let Some(bar) = overall {
                 bar.inc(1);
@@ -295,9 +324,13 @@ pub fn hints(
                  jsonpath='{{.data.root-cert\\.pem}}' | base64 -d | openssl x509 -noout -subject \
                  -fingerprint -sha256` shows the root it trusts"
             )),
-            // The loopback error itself already says which field to set and which flag to
-            // pass; a hint would only repeat it.
-            Some(Problem::LoopbackServer) | Some(Problem::Other) | None => {}
+            // These errors already say which field to set, which flag to pass or which
+            // command to run; a hint would only repeat it.
+            Some(Problem::LoopbackServer)
+            | Some(Problem::IstioMissing)
+            | Some(Problem::ControlPlaneConflict)
+            | Some(Problem::Other)
+            | None => {}
         }
     }
     if report.stopped.is_none() {

@@ -92,7 +92,28 @@ async fn bootstrap_model(names: &[&str], options: EmulatorOptions, primary_remot
         .into_iter()
         .map(|b| (b.cluster.clone(), b))
         .collect();
-    let renders = render::render_mesh(&spec, &bundles).expect("render");
+    // Istio as a user installed it before meshboot: its CRDs and, where a network is crossed,
+    // the east-west gateway; meshboot's own reader (no chart made one).
+    let own_readers = render::RenderOptions {
+        readers: spec
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), reader::ReaderIdentity::Meshboot))
+            .collect(),
+        ..Default::default()
+    };
+    let renders = render::render_mesh_with(&spec, &bundles, &own_readers).expect("render");
+    for c in &spec.clusters {
+        if render::Needs::of(&spec, c).eastwest_gateway {
+            clusters
+                .cluster(&c.name)
+                .insert_object(mesh_tests::charts::eastwest_gateway_service(
+                    &spec.istio_namespace,
+                    &c.network,
+                ))
+                .expect("east-west gateway");
+        }
+    }
     let mut clients = BTreeMap::new();
     for c in &spec.clusters {
         let client = ClusterClient::connect(&c.name, c.kubeconfig.as_deref(), &c.context)
@@ -111,7 +132,11 @@ async fn bootstrap_model(names: &[&str], options: EmulatorOptions, primary_remot
     let ns = spec.istio_namespace.clone();
     for (src, dst) in spec.remote_secret_pairs() {
         let token = clients[&src]
-            .wait_for_token_secret(&ns, reader::TOKEN_SECRET, Duration::from_secs(10))
+            .wait_for_token_secret(
+                &ns,
+                reader::ReaderIdentity::Meshboot.token_secret(),
+                Duration::from_secs(10),
+            )
             .await
             .expect("reader token");
         let secret = RemoteSecret {

@@ -31,7 +31,7 @@
 //! let bundles = CaDir::open(&spec.ca.dir).ensure(&spec.ca_options(), &names)?;
 //! let bundles: BTreeMap<_, _> = bundles.into_iter().map(|b| (b.cluster.clone(), b)).collect();
 //! // Every object each cluster needs, in apply order.
-//! for cluster in render::render_mesh(&spec, &bundles)? {
+//! for cluster in render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())? {
 //!     assert_eq!(cluster.objects[0].object["kind"], "Namespace");
 //! }
 //! // Remote secrets go to every other cluster, never to the cluster itself.

@@ -12,11 +12,18 @@
 //! - a remote-secret step `(src, dst)` needs the reader token of `src` and the namespace of `dst`,
 //!   and nothing else, so the executor can start it as soon as both are there.
 //!
-//! A need may name a step on another cluster (the pairs do); the executor waits for it. That is
-//! the hook for steps such as a primary-remote remote's control plane, which needs its primary's
-//! east-west gateway address: push the primary's step id into the remote step's `needs`. The
-//! executor runs namespace, then cacerts, then everything else side by side, so a need must be
-//! in the same group as its step or an earlier one (a cacerts step cannot need a gateway).
+//! With `controlPlane.install: helm` the control plane is steps of the plan too ([`Action::Helm`]):
+//! per cluster `istio/base`, `istio/istiod` (waiting until it is ready), then ambient's
+//! `istio/cni` and `istio/ztunnel`, in the control-plane phase; the `istio/gateway` release
+//! (waiting for the gateway's external address) first in the gateways phase, before the
+//! exposure. The reader token of the charts' reader needs `istio/base` (which makes its
+//! ServiceAccount), not istiod or the gateway.
+//!
+//! A need may name a step on another cluster (the pairs do); the executor waits for it. A
+//! primary-remote remote's `istio/istiod` needs its primary's `istio/gateway` step, whose address
+//! becomes the remote's `global.remotePilotAddress`: so the primaries come first. The executor
+//! runs namespace, then cacerts, then everything else side by side, so a need must be in the
+//! same group as its step or an earlier one (a cacerts step cannot need a gateway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -25,9 +32,10 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::cluster::ObjectRef;
+use crate::helm::{HelmError, Release};
 pub use crate::phase::Phase;
-use crate::render::ClusterRender;
-use crate::spec::MeshSpec;
+use crate::render::{ClusterRender, eastwest};
+use crate::spec::{Install, MeshSpec, Model, Role};
 
 /// Errors building a plan. Each names the cluster (and object) it is about.
 ///
@@ -72,6 +80,21 @@ pub enum PlanError {
     MissingReaderToken {
         /// The source cluster.
         cluster: String,
+    },
+    /// A chart's release could not be named (`controlPlane.version` missing).
+    #[error(transparent)]
+    Helm(#[from] HelmError),
+    /// A primary-remote remote's primary installs no east-west gateway, so the remote's istiod
+    /// has no address to reach it at.
+    #[error(
+        "cluster {cluster:?}: its primary {primary:?} has no east-west gateway, whose address \
+         the remote's istiod needs as global.remotePilotAddress"
+    )]
+    NoPrimaryGateway {
+        /// The remote.
+        cluster: String,
+        /// Its primary.
+        primary: String,
     },
 }
 
@@ -154,7 +177,95 @@ pub enum Action {
         /// The cluster the remote secret gives access to.
         source: String,
     },
+    /// Install or upgrade one of Istio's charts with the real `helm` (`helm upgrade
+    /// --install`), unless the release is deployed with this chart version and these values
+    /// already ([`crate::helm::decide`]): a converged re-run runs no `helm upgrade`.
+    Helm(Box<HelmStep>),
 }
+
+/// One chart release of [`Action::Helm`].
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use mesh_core::{pki::ClusterBundle, plan::{Action, Phase, Plan, Wait}, render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nmodel: primary-remote\ncontrolPlane: {install: helm, version: 1.28.2}\nclusters:\n  - {name: p, network: n1, context: p, role: primary}\n  - {name: r, network: n1, context: r, role: remote}\n",
+///     std::path::Path::new("."), "mesh.yaml")?;
+/// let bundles: BTreeMap<_, _> = ["p", "r"].map(|c| (c.to_string(), ClusterBundle { cluster: c.into(),
+///     ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
+/// let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
+/// let plan = Plan::build(&spec, &renders)?;
+/// let istiod = plan.steps.iter().find(|s| s.cluster == "r" && s.object.name == "istiod").unwrap();
+/// let Action::Helm(h) = &istiod.action else { unreachable!() };
+/// assert_eq!(h.remote_pilot_address_from.as_deref(), Some("p"));
+/// // The remote's istiod waits for its primary's east-west gateway (and its address).
+/// let gateway = plan.step(*istiod.needs.last().unwrap());
+/// assert_eq!((gateway.cluster.as_str(), gateway.phase, gateway.object.name.as_str()), ("p", Phase::Gateways, "istio-eastwestgateway"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelmStep {
+    /// The release: its name, chart, chart version, values and cluster.
+    pub release: Release,
+    /// What to wait for once it is installed: [`Wait::Ready`] (istiod, cni, ztunnel) or the
+    /// gateway's [`Wait::ExternalAddress`].
+    pub wait: Option<Wait>,
+    /// A primary-remote remote's istiod: the primary whose east-west gateway address is its
+    /// `global.remotePilotAddress`, filled in when the step runs (the step needs that primary's
+    /// gateway step).
+    pub remote_pilot_address_from: Option<String>,
+}
+
+impl HelmStep {
+    /// The Service whose external address [`Wait::ExternalAddress`] waits for: the gateway the
+    /// `istio/gateway` chart makes, named after the release.
+    pub fn service(&self) -> ObjectRef {
+        ObjectRef::namespaced("v1", "Service", &self.release.target.namespace, eastwest::NAME)
+    }
+}
+
+impl Serialize for HelmStep {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("HelmStep", 7)?;
+        st.serialize_field("name", &self.release.name)?;
+        st.serialize_field("chart", &self.release.chart)?;
+        st.serialize_field("from", &self.release.chart_ref.args().join(" "))?;
+        st.serialize_field("version", &self.release.version)?;
+        // Identity and topology only (and the mesh file's overrides): no secret goes in values.
+        st.serialize_field("values", &self.release.values)?;
+        match &self.wait {
+            Some(w) => st.serialize_field("wait", w)?,
+            None => st.skip_field("wait")?,
+        }
+        match &self.remote_pilot_address_from {
+            Some(p) => st.serialize_field("remotePilotAddressFrom", p)?,
+            None => st.skip_field("remotePilotAddressFrom")?,
+        }
+        st.end()
+    }
+}
+
+/// The `apiVersion` and `kind` a Helm release is shown with in plans and reports (Helm keeps a
+/// release as Secrets of type `helm.sh/release.v1`), e.g. `HelmRelease istio-system/istiod`.
+pub const HELM_RELEASE: (&str, &str) = ("helm.sh/release.v1", "HelmRelease");
+
+/// What a Helm release of Istio's charts writes, as `(group, resource, cluster-scoped)`, for the
+/// access reviews of preflight: what `istioctl x precheck` asks for (`reference/istio.md` §7),
+/// and Helm's own release Secrets.
+const HELM_WRITES: [(&str, &str, bool); 11] = [
+    ("apiextensions.k8s.io", "customresourcedefinitions", true),
+    ("rbac.authorization.k8s.io", "clusterroles", true),
+    ("rbac.authorization.k8s.io", "clusterrolebindings", true),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", true),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", true),
+    ("rbac.authorization.k8s.io", "roles", false),
+    ("rbac.authorization.k8s.io", "rolebindings", false),
+    ("", "serviceaccounts", false),
+    ("", "services", false),
+    ("", "configmaps", false),
+    ("apps", "deployments", false),
+];
 
 /// What an [`Action::Apply`] waits for after writing.
 ///
@@ -170,14 +281,18 @@ pub enum Wait {
     /// The token controller filling a `kubernetes.io/service-account-token` Secret (`token`
     /// and `ca.crt`): the credentials of the remote secrets of this cluster.
     Token,
+    /// A Helm release's workloads being ready (`helm --wait`, bounded by the timeout): istiod
+    /// available before the gateway and anything else that needs its webhooks.
+    Ready,
 }
 
 impl Action {
-    /// A short name for output: `apply` or `remote-secret`.
+    /// A short name for output: `apply`, `remote-secret` or `helm`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::Apply { .. } => "apply",
             Action::RemoteSecret { .. } => "remote-secret",
+            Action::Helm(_) => "helm",
         }
     }
 }
@@ -189,6 +304,11 @@ impl fmt::Debug for Action {
                 write!(f, "Apply {{ object: <redacted>, wait: {wait:?} }}")
             }
             Action::RemoteSecret { source } => write!(f, "RemoteSecret {{ source: {source:?} }}"),
+            Action::Helm(h) => write!(
+                f,
+                "Helm {{ release: {:?}, chart: {:?}, version: {:?}, wait: {:?} }}",
+                h.release.name, h.release.chart, h.release.version, h.wait
+            ),
         }
     }
 }
@@ -219,7 +339,7 @@ pub struct StepId(pub usize);
 /// let bundle = |c: &str| ClusterBundle { cluster: c.into(), ca_cert_pem: "c".into(),
 ///     ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
 /// let bundles: BTreeMap<_, _> = ["eu", "us"].map(|c| (c.to_string(), bundle(c))).into();
-/// let plan = Plan::build(&spec, &render::render_mesh(&spec, &bundles)?)?;
+/// let plan = Plan::build(&spec, &render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?)?;
 /// // us's remote secret goes to eu, once its token and eu's namespace are there.
 /// let pair = plan.pair_steps().find(|s| s.cluster == "eu").unwrap();
 /// assert_eq!(pair.phase, Phase::RemoteSecrets);
@@ -228,7 +348,7 @@ pub struct StepId(pub usize);
 /// assert_eq!(pair.needs.len(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// Its position in [`Plan::steps`].
     pub id: StepId,
@@ -236,16 +356,44 @@ pub struct Step {
     pub phase: Phase,
     /// The cluster it reads or writes.
     pub cluster: String,
-    /// The object it is about.
-    #[serde(serialize_with = "serialize_object_ref")]
+    /// The object it is about (a Helm release is shown as [`HELM_RELEASE`]).
     pub object: ObjectRef,
     /// What it does.
     pub action: Action,
     /// The source cluster, for remote-secret steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Steps that must have succeeded before this one may run.
     pub needs: Vec<StepId>,
+}
+
+// By hand for the `release` of Helm steps: the chart, version and values are part of the plan
+// (`--dry-run -o json`), the bodies of applied objects are not (a cacerts holds a key).
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Object<'a>(&'a ObjectRef);
+        impl Serialize for Object<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize_object_ref(self.0, s)
+            }
+        }
+        let mut st = s.serialize_struct("Step", 8)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("phase", &self.phase)?;
+        st.serialize_field("cluster", &self.cluster)?;
+        st.serialize_field("object", &Object(&self.object))?;
+        st.serialize_field("action", &self.action)?;
+        match &self.action {
+            Action::Helm(h) => st.serialize_field("release", h)?,
+            _ => st.skip_field("release")?,
+        }
+        match &self.source {
+            Some(src) => st.serialize_field("source", src)?,
+            None => st.skip_field("source")?,
+        }
+        st.serialize_field("needs", &self.needs)?;
+        st.end()
+    }
 }
 
 /// Where a source cluster's reader token lives: the Secret the executor waits on before it can
@@ -279,7 +427,7 @@ pub struct ReaderToken {
 /// let names: Vec<&str> = spec.clusters.iter().map(|c| c.name.as_str()).collect();
 /// let bundles = CaDir::open(spec.ca.dir.clone()).ensure(&spec.ca_options(), &names)?;
 /// let bundles: BTreeMap<_, _> = bundles.into_iter().map(|b| (b.cluster.clone(), b)).collect();
-/// let renders = render::render_mesh(&spec, &bundles)?;
+/// let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
 /// let plan = Plan::build(&spec, &renders)?;
 /// for step in &plan.steps {
 ///     println!("{} {} {}", step.phase, step.cluster, step.object);
@@ -308,7 +456,8 @@ const CLUSTER_PHASES: [Phase; 5] = [
 ];
 
 impl Plan {
-    /// Builds the plan from the spec and every cluster's rendered objects.
+    /// Builds the plan from the spec and every cluster's rendered objects (and, with
+    /// `controlPlane.install: helm`, their Helm values).
     pub fn build(spec: &MeshSpec, renders: &[ClusterRender]) -> Result<Plan, PlanError> {
         let by_cluster: BTreeMap<&str, &ClusterRender> =
             renders.iter().map(|r| (r.cluster.as_str(), r)).collect();
@@ -320,6 +469,7 @@ impl Plan {
         let clusters: Vec<String> = spec.clusters.iter().map(|c| c.name.clone()).collect();
         let pairs = spec.remote_secret_pairs();
         let sources: BTreeSet<&str> = pairs.iter().map(|(src, _)| src.as_str()).collect();
+        let install_charts = spec.control_plane.install == Install::Helm;
 
         let mut steps: Vec<Step> = Vec::new();
         // The last step of each (cluster, phase), and the step that makes a cluster's reader
@@ -327,6 +477,11 @@ impl Plan {
         let mut last_of: BTreeMap<(&str, Phase), StepId> = BTreeMap::new();
         let mut token_ready: BTreeMap<&str, StepId> = BTreeMap::new();
         let mut reader_tokens = BTreeMap::new();
+        // The istio/base step (the charts' reader account) and the istio/gateway step (the
+        // east-west address) of each cluster, and the remotes' istiod steps needing the latter.
+        let mut base_release: BTreeMap<&str, StepId> = BTreeMap::new();
+        let mut gateway_release: BTreeMap<&str, StepId> = BTreeMap::new();
+        let mut needs_pilot_address: Vec<(StepId, String)> = Vec::new();
 
         for phase in CLUSTER_PHASES {
             for cluster in &clusters {
@@ -336,6 +491,25 @@ impl Plan {
                         .ok_or_else(|| PlanError::MissingRender {
                             cluster: cluster.clone(),
                         })?;
+                let mut entries: Vec<(ObjectRef, Action)> = Vec::new();
+                if install_charts && let Some(cluster_spec) = spec.cluster(cluster) {
+                    for values in render
+                        .helm_values
+                        .iter()
+                        .filter(|v| chart_phase(&v.chart) == phase)
+                    {
+                        let release = Release::for_chart(spec, cluster_spec, values)?;
+                        let helm = helm_step(spec, cluster_spec, release);
+                        let object = ObjectRef::namespaced(
+                            HELM_RELEASE.0,
+                            HELM_RELEASE.1,
+                            &helm.release.target.namespace,
+                            &helm.release.name,
+                        );
+                        entries.push((object, Action::Helm(Box::new(helm))));
+                    }
+                }
+                let mut tokens = BTreeMap::new();
                 for rendered in render.objects.iter().filter(|o| o.phase == phase) {
                     let object = ObjectRef::from_object(&rendered.object).map_err(|reason| {
                         PlanError::IncompleteObject {
@@ -349,15 +523,22 @@ impl Plan {
                     } else {
                         None
                     };
-                    let wait = if token.is_some() {
-                        Some(Wait::Token)
-                    } else if phase == Phase::Gateways && is_load_balancer(&rendered.object) {
-                        Some(Wait::ExternalAddress)
-                    } else {
-                        None
-                    };
+                    let wait = token.is_some().then_some(Wait::Token);
+                    if let Some(token) = token {
+                        tokens.insert(entries.len(), token);
+                    }
+                    entries.push((
+                        object,
+                        Action::Apply {
+                            object: Box::new(rendered.object.clone()),
+                            wait,
+                        },
+                    ));
+                }
+                for (index, (object, action)) in entries.into_iter().enumerate() {
                     // The previous step of this phase, else the last step of the phase it
                     // builds on (those form a chain of their own).
+                    let first = !last_of.contains_key(&(cluster.as_str(), phase));
                     let need = last_of
                         .get(&(cluster.as_str(), phase))
                         .copied()
@@ -368,26 +549,57 @@ impl Plan {
                                 .rev()
                                 .find_map(|p| last_of.get(&(cluster.as_str(), *p)).copied())
                         });
+                    let mut needs: Vec<StepId> = need.into_iter().collect();
+                    // The charts' reader account is istio/base's: its token waits for that
+                    // release, never for istiod or the gateway.
+                    if phase == Phase::Readers
+                        && first
+                        && let Some(base) = base_release.get(cluster.as_str())
+                    {
+                        needs.push(*base);
+                    }
                     let id = StepId(steps.len());
+                    if let Action::Helm(h) = &action {
+                        match h.release.chart.as_str() {
+                            "base" => {
+                                base_release.insert(cluster, id);
+                            }
+                            "gateway" => {
+                                gateway_release.insert(cluster, id);
+                            }
+                            _ => {}
+                        }
+                        if let Some(primary) = &h.remote_pilot_address_from {
+                            needs_pilot_address.push((id, primary.clone()));
+                        }
+                    }
                     steps.push(Step {
                         id,
                         phase,
                         cluster: cluster.clone(),
                         object,
-                        action: Action::Apply {
-                            object: Box::new(rendered.object.clone()),
-                            wait,
-                        },
+                        action,
                         source: None,
-                        needs: need.into_iter().collect(),
+                        needs,
                     });
                     last_of.insert((cluster, phase), id);
-                    if let Some(token) = token {
+                    if let Some(token) = tokens.remove(&index) {
                         token_ready.insert(cluster, id);
                         reader_tokens.insert(cluster.clone(), token);
                     }
                 }
             }
+        }
+
+        // A cross-cluster need, known once every cluster's gateway step has its id.
+        for (id, primary) in needs_pilot_address {
+            let gateway = gateway_release.get(primary.as_str()).copied().ok_or_else(|| {
+                PlanError::NoPrimaryGateway {
+                    cluster: steps[id.0].cluster.clone(),
+                    primary: primary.clone(),
+                }
+            })?;
+            steps[id.0].needs.push(gateway);
         }
 
         for (src, dst) in &pairs {
@@ -458,25 +670,57 @@ impl Plan {
     }
 
     /// What meshboot will write on `cluster`, as `(group, resource, namespace)` for access
-    /// reviews; remote secrets count for the cluster they are written to.
+    /// reviews; remote secrets count for the cluster they are written to, and a Helm release
+    /// for what Istio's charts create.
     pub fn writes_on(&self, cluster: &str) -> BTreeSet<(String, String, Option<String>)> {
-        self.steps
-            .iter()
-            .filter(|s| s.cluster == cluster)
-            .map(|s| {
-                (
-                    api_group(&s.object.api_version).to_string(),
-                    resource_of(&s.object),
-                    s.object.namespace.clone(),
-                )
-            })
-            .collect()
+        let mut writes = BTreeSet::new();
+        for s in self.steps.iter().filter(|s| s.cluster == cluster) {
+            if let Action::Helm(h) = &s.action {
+                let ns = &h.release.target.namespace;
+                writes.insert((String::new(), "secrets".into(), Some(ns.clone())));
+                for (group, resource, cluster_scoped) in HELM_WRITES {
+                    let namespace = (!cluster_scoped).then(|| ns.clone());
+                    writes.insert((group.to_string(), resource.to_string(), namespace));
+                }
+                continue;
+            }
+            writes.insert((
+                api_group(&s.object.api_version).to_string(),
+                resource_of(&s.object),
+                s.object.namespace.clone(),
+            ));
+        }
+        writes
     }
 }
 
-fn is_load_balancer(object: &Value) -> bool {
-    object.get("kind").and_then(Value::as_str) == Some("Service")
-        && object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+/// The phase a chart's release runs in: the east-west gateway with the exposure it serves,
+/// the others as the control plane.
+fn chart_phase(chart: &str) -> Phase {
+    match chart {
+        "gateway" => Phase::Gateways,
+        _ => Phase::ControlPlane,
+    }
+}
+
+/// How a release is run: istiod (and ambient's node agents) until ready, the gateway until it
+/// has an address, a remote's istiod with its primary's address.
+fn helm_step(spec: &MeshSpec, cluster: &crate::spec::ClusterSpec, release: Release) -> HelmStep {
+    let wait = match release.chart.as_str() {
+        "istiod" | "cni" | "ztunnel" => Some(Wait::Ready),
+        "gateway" => Some(Wait::ExternalAddress),
+        _ => None,
+    };
+    let remote_pilot_address_from = (release.chart == "istiod"
+        && spec.model == Model::PrimaryRemote
+        && cluster.role == Role::Remote)
+        .then(|| spec.control_plane_of(cluster).map(|p| p.name.clone()))
+        .flatten();
+    HelmStep {
+        release,
+        wait,
+        remote_pilot_address_from,
+    }
 }
 
 fn reader_token(object: &Value) -> Option<ReaderToken> {
@@ -509,7 +753,26 @@ mod tests {
         MeshSpec::from_yaml(&yaml, std::path::Path::new("/tmp"), "mesh.yaml").unwrap()
     }
 
+    /// The same mesh with `controlPlane.install: helm`.
+    fn helm_spec(yaml_clusters: &str, model: &str) -> MeshSpec {
+        let yaml = format!(
+            "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nmodel: {model}\ncontrolPlane: {{install: helm, version: 1.28.2}}\nclusters:\n{yaml_clusters}"
+        );
+        MeshSpec::from_yaml(&yaml, std::path::Path::new("/tmp"), "mesh.yaml").unwrap()
+    }
+
+    fn helm_of(step: &Step) -> &HelmStep {
+        match &step.action {
+            Action::Helm(h) => h,
+            other => panic!("{step:?} is {other:?}, not a Helm release"),
+        }
+    }
+
     fn plan_of(spec: &MeshSpec) -> Plan {
+        plan_with(spec, &crate::render::RenderOptions::default())
+    }
+
+    fn plan_with(spec: &MeshSpec, options: &crate::render::RenderOptions) -> Plan {
         // Render only looks at the bundle's text, so placeholders stand in for a real CA.
         let bundles: BTreeMap<String, ClusterBundle> = spec
             .clusters
@@ -525,7 +788,7 @@ mod tests {
                 (c.name.clone(), b)
             })
             .collect();
-        let renders = crate::render::render_mesh(spec, &bundles).unwrap();
+        let renders = crate::render::render_mesh_with(spec, &bundles, options).unwrap();
         Plan::build(spec, &renders).unwrap()
     }
 
@@ -594,7 +857,7 @@ mod tests {
 
     #[test]
     fn per_cluster_steps_are_chained_in_phase_order() {
-        let plan = plan_of(&spec(THREE, "multi-primary"));
+        let plan = plan_of(&helm_spec(THREE, "multi-primary"));
         let eu: Vec<&Step> = plan
             .steps
             .iter()
@@ -602,32 +865,101 @@ mod tests {
             .collect();
         assert_eq!(eu[0].phase, Phase::Namespace);
         assert!(eu[0].needs.is_empty());
-        for w in eu.windows(2) {
-            assert!(w[0].phase <= w[1].phase);
-            if w[0].phase == w[1].phase || w[1].phase != Phase::Readers {
-                assert_eq!(w[1].needs, [w[0].id]);
-            }
+        let chain: Vec<String> = eu
+            .iter()
+            .filter(|s| s.phase != Phase::Readers)
+            .map(|s| format!("{} {}", s.phase, s.object))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                "namespace Namespace istio-system",
+                "cacerts Secret istio-system/cacerts",
+                "control-plane HelmRelease istio-system/istio-base",
+                "control-plane HelmRelease istio-system/istiod",
+                "gateways HelmRelease istio-system/istio-eastwestgateway",
+                "gateways Gateway istio-system/cross-network-gateway",
+            ]
+        );
+        let chained: Vec<&&Step> = eu.iter().filter(|s| s.phase != Phase::Readers).collect();
+        for w in chained.windows(2) {
+            assert_eq!(w[1].needs, [w[0].id], "{:?}", w[1]);
         }
-        // The readers build on the namespace only: never on cacerts or a gateway.
+        // The readers build on the namespace and istio/base (the account) only: never on
+        // cacerts, istiod or the gateway.
         let first_reader = eu.iter().find(|s| s.phase == Phase::Readers).unwrap();
         let namespace = eu.iter().rfind(|s| s.phase == Phase::Namespace).unwrap();
-        assert_eq!(first_reader.needs, [namespace.id]);
-        // The east-west Service waits for its address; nothing else in the gateways phase does.
-        let waits: Vec<&Step> = eu
+        let base = eu.iter().find(|s| s.object.name == "istio-base").unwrap();
+        assert_eq!(first_reader.needs, [namespace.id, base.id]);
+        // istiod waits until ready, the gateway for its address; nothing else waits.
+        let istiod = eu.iter().find(|s| s.object.name == "istiod").unwrap();
+        assert_eq!(helm_of(istiod).wait, Some(Wait::Ready));
+        let gateway = eu
             .iter()
-            .copied()
-            .filter(|s| {
-                matches!(
-                    s.action,
-                    Action::Apply {
-                        wait: Some(Wait::ExternalAddress),
-                        ..
-                    }
-                )
-            })
+            .find(|s| s.object.name == "istio-eastwestgateway")
+            .unwrap();
+        assert_eq!(helm_of(gateway).wait, Some(Wait::ExternalAddress));
+        assert_eq!(helm_of(gateway).release.chart, "gateway");
+        assert_eq!(helm_of(base).wait, None);
+    }
+
+    #[test]
+    fn install_none_plans_no_release_and_no_chart_object() {
+        let plan = plan_of(&spec(THREE, "multi-primary"));
+        assert!(
+            plan.steps
+                .iter()
+                .all(|s| !matches!(s.action, Action::Helm(_))),
+            "install: none installs nothing"
+        );
+        let kinds: BTreeSet<&str> = plan.steps.iter().map(|s| s.object.kind.as_str()).collect();
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            ["Gateway", "Namespace", "Secret"],
+            "no Deployment, Service, ServiceAccount or RBAC of the charts"
+        );
+    }
+
+    #[test]
+    fn a_remote_istiod_needs_its_primarys_gateway_and_nothing_else_crosses() {
+        let plan = plan_of(&helm_spec(
+            "  - {name: hub, network: n1, context: hub, role: primary}\n  - {name: edge, network: n2, context: edge, role: remote}\n",
+            "primary-remote",
+        ));
+        let istiod = plan
+            .steps
+            .iter()
+            .find(|s| s.cluster == "edge" && s.object.name == "istiod")
+            .unwrap();
+        assert_eq!(helm_of(istiod).remote_pilot_address_from.as_deref(), Some("hub"));
+        let plan_ref = &plan;
+        let crossing: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.phase != Phase::RemoteSecrets)
+            .flat_map(|s| s.needs.iter().map(move |n| (s, plan_ref.step(*n))))
+            .filter(|(s, n)| s.cluster != n.cluster)
+            .map(|(s, n)| format!("{} {} -> {} {}", s.cluster, s.object, n.cluster, n.object))
             .collect();
-        assert_eq!(waits.len(), 1);
-        assert_eq!(waits[0].object.kind, "Service");
+        assert_eq!(
+            crossing,
+            ["edge HelmRelease istio-system/istiod -> hub HelmRelease istio-system/istio-eastwestgateway"]
+        );
+        // The primary's istiod is not waiting for anyone's address.
+        let hub_istiod = plan
+            .steps
+            .iter()
+            .find(|s| s.cluster == "hub" && s.object.name == "istiod")
+            .unwrap();
+        assert_eq!(helm_of(hub_istiod).remote_pilot_address_from, None);
+        // In the plan's JSON the release is data: chart, version, values, where from.
+        let json = serde_json::to_value(istiod).unwrap();
+        assert_eq!(json["action"], "helm");
+        assert_eq!(json["release"]["chart"], "istiod");
+        assert_eq!(json["release"]["version"], "1.28.2");
+        assert_eq!(json["release"]["remotePilotAddressFrom"], "hub");
+        assert_eq!(json["release"]["values"]["global"]["configCluster"], true);
+        assert_eq!(json["object"]["kind"], "HelmRelease");
     }
 
     #[test]
@@ -647,7 +979,11 @@ mod tests {
 
     #[test]
     fn writes_name_resources_for_access_reviews() {
-        let plan = plan_of(&spec(THREE, "multi-primary"));
+        let own_reader = crate::render::RenderOptions {
+            readers: [("eu".to_string(), crate::render::ReaderIdentity::Meshboot)].into(),
+            ..Default::default()
+        };
+        let plan = plan_with(&spec(THREE, "multi-primary"), &own_reader);
         let writes = plan.writes_on("eu");
         assert!(writes.contains(&(String::new(), "namespaces".into(), None)));
         assert!(writes.contains(&(String::new(), "secrets".into(), Some("istio-system".into()))));
@@ -656,6 +992,32 @@ mod tests {
             "clusterroles".into(),
             None
         )));
+        // The charts' reader: only its token is meshboot's to write.
+        let plan = plan_of(&spec(THREE, "multi-primary"));
+        assert!(
+            !plan
+                .writes_on("eu")
+                .iter()
+                .any(|(g, _, _)| g == "rbac.authorization.k8s.io")
+        );
+        // Installing the charts writes what they hold.
+        let plan = plan_of(&helm_spec(THREE, "multi-primary"));
+        let writes = plan.writes_on("eu");
+        for (group, resource, namespace) in [
+            ("apiextensions.k8s.io", "customresourcedefinitions", None),
+            ("apps", "deployments", Some("istio-system")),
+            ("", "secrets", Some("istio-system")),
+        ] {
+            assert!(
+                writes.contains(&(
+                    group.to_string(),
+                    resource.to_string(),
+                    namespace.map(str::to_string)
+                )),
+                "{resource}"
+            );
+        }
+        assert!(!writes.iter().any(|(_, r, _)| r == "helmreleases"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn render_all(spec: &MeshSpec) -> Vec<ClusterRender> {
         .iter()
         .map(|c| (c.name.clone(), bundle(&c.name)))
         .collect();
-    render::render_mesh(spec, &bundles).expect("renders")
+    render::render_mesh_with(spec, &bundles, &render::RenderOptions::default()).expect("renders")
 }
 
 fn names(r: &ClusterRender) -> Vec<String> {
@@ -179,59 +179,31 @@ fn three_region_gets_gateways_exposure_and_readers_everywhere() {
         let ns = find(&r, "Namespace", "istio-system").unwrap();
         assert_eq!(&ns["metadata"]["labels"]["topology.istio.io/network"], net);
         assert!(ns["metadata"].get("annotations").is_none());
-        let svc = find(&r, "Service", "istio-eastwestgateway").expect("east-west Service");
-        assert_eq!(svc["spec"]["type"], "LoadBalancer");
-        let ports: Vec<_> = svc["spec"]["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap(),
-                    p["port"].as_i64().unwrap(),
-                    p["protocol"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            ports,
-            [
-                ("status-port", 15021, "TCP"),
-                ("tls", 15443, "TCP"),
-                ("tls-istiod", 15012, "TCP"),
-                ("tls-webhook", 15017, "TCP")
-            ]
-        );
-        assert_eq!(&svc["metadata"]["labels"]["topology.istio.io/network"], net);
-        let dep = find(&r, "Deployment", "istio-eastwestgateway").unwrap();
-        let pod = &dep["spec"]["template"];
-        assert_eq!(
-            pod["metadata"]["annotations"]["inject.istio.io/templates"],
-            "gateway"
-        );
-        assert_eq!(pod["metadata"]["labels"]["sidecar.istio.io/inject"], "true");
-        assert_eq!(pod["spec"]["containers"][0]["image"], "auto");
-        assert_eq!(
-            pod["spec"]["containers"][0]["env"][0]["name"],
-            "ISTIO_META_REQUESTED_NETWORK_VIEW"
-        );
-        assert_eq!(&pod["spec"]["containers"][0]["env"][0]["value"], net);
-        // The selector the exposure Gateways use matches the gateway pods.
+        // The gateway itself is the istio/gateway chart's: no Service, Deployment or RBAC of
+        // it is rendered, only the values that make it a network gateway.
+        for kind in ["Service", "Deployment", "ServiceAccount", "Role", "RoleBinding"] {
+            assert!(find(&r, kind, "istio-eastwestgateway").is_none(), "{kind}");
+        }
+        // The selector the exposure Gateways use is the one the chart derives from the name
+        // (istio-eastwestgateway without `istio-`).
         let gw = find(&r, "Gateway", "cross-network-gateway")
             .expect("multi-network: cross-network-gateway");
-        assert_eq!(
-            gw["spec"]["selector"]["istio"],
-            pod["metadata"]["labels"]["istio"]
-        );
+        assert_eq!(gw["spec"]["selector"]["istio"], "eastwestgateway");
         assert_eq!(gw["spec"]["servers"][0]["port"]["number"], 15443);
         assert_eq!(gw["spec"]["servers"][0]["hosts"][0], "*.local");
         assert!(
             find(&r, "Gateway", "istiod-gateway").is_none(),
             "multi-primary exposes no istiod"
         );
-        let role = find(&r, "Role", "istio-eastwestgateway").unwrap();
-        assert_eq!(role["rules"][0]["resources"][0], "secrets");
-        assert!(find(&r, "ServiceAccount", "istio-reader-service-account").is_some());
+        assert!(find(&r, "ServiceAccount", "istio-reader-service-account").is_none());
+        assert!(
+            find(
+                &r,
+                "Secret",
+                "istio-reader-service-account-istio-remote-secret-token"
+            )
+            .is_some()
+        );
         // Helm: identity values and the gateway through networkGateway only.
         let istiod = values(&r, "istiod").unwrap();
         assert_eq!(istiod["global"]["meshID"], "mesh1");
@@ -259,9 +231,6 @@ fn one_network_multi_primary_needs_no_gateway() {
             [
                 "Namespace/istio-system",
                 "Secret/istio-system/cacerts",
-                "ServiceAccount/istio-system/istio-reader-service-account",
-                "ClusterRole/istio-reader-clusterrole-istio-system",
-                "ClusterRoleBinding/istio-reader-clusterrole-istio-system",
                 "Secret/istio-system/istio-reader-service-account-istio-remote-secret-token",
             ]
         );
@@ -276,8 +245,9 @@ fn primary_remote_on_one_network() {
     let (primary, remote) = (&r[0], &r[1]);
     assert!(find(primary, "Gateway", "istiod-gateway").is_some());
     assert!(find(primary, "VirtualService", "istiod-vs").is_some());
-    assert!(
-        find(primary, "Service", "istio-eastwestgateway").is_some(),
+    assert_eq!(
+        values(primary, "gateway").unwrap()["name"],
+        "istio-eastwestgateway",
         "istiod is exposed through it"
     );
     assert!(
@@ -324,18 +294,16 @@ fn primary_remote_on_one_network() {
         "unknown offline"
     );
     assert_eq!(values(remote, "base").unwrap()["profile"], "remote");
-    // The primary's istiod manages the remote's webhooks through the reader account.
-    let role = find(
-        remote,
-        "ClusterRole",
-        "istio-reader-clusterrole-istio-system",
-    )
-    .unwrap();
-    let rules = role["rules"].to_string();
+    // The primary's istiod reads the remote through the charts' reader: its RBAC (with the
+    // remote extras) is istio/istiod's, so only the token is meshboot's.
+    assert!(find(remote, "ClusterRole", "istio-reader-clusterrole-istio-system").is_none());
     assert!(
-        rules.contains("mutatingwebhookconfigurations")
-            && rules.contains("validatingwebhookconfigurations"),
-        "{rules}"
+        find(
+            remote,
+            "Secret",
+            "istio-reader-service-account-istio-remote-secret-token"
+        )
+        .is_some()
     );
 }
 
@@ -354,9 +322,11 @@ fn primary_remote_on_two_networks() {
     let (primary, remote) = (&r[0], &r[1]);
     assert!(find(primary, "Gateway", "cross-network-gateway").is_some());
     assert!(find(primary, "Gateway", "istiod-gateway").is_some());
-    let svc = find(remote, "Service", "istio-eastwestgateway")
-        .expect("remote crosses networks through its own gateway");
-    assert_eq!(svc["metadata"]["labels"]["topology.istio.io/network"], "n2");
+    assert_eq!(
+        values(remote, "gateway").unwrap()["networkGateway"],
+        "n2",
+        "remote crosses networks through its own gateway"
+    );
     // Istio config lives on the primary only (docs: expose-services in cluster1 only).
     assert!(find(remote, "Gateway", "cross-network-gateway").is_none());
     assert_eq!(
@@ -406,7 +376,15 @@ fn a_custom_namespace_and_trust_domain_flow_everywhere() {
         vs["spec"]["tls"][0]["route"][0]["destination"]["host"],
         "istiod.mesh-system.svc.cluster.local"
     );
-    assert!(find(&r[1], "ClusterRole", "istio-reader-clusterrole-mesh-system").is_some());
+    assert_eq!(
+        find(
+            &r[1],
+            "Secret",
+            "istio-reader-service-account-istio-remote-secret-token"
+        )
+        .unwrap()["metadata"]["namespace"],
+        "mesh-system"
+    );
     assert_eq!(
         values(&r[0], "istiod").unwrap()["meshConfig"]["trustDomain"],
         "corp.example"
@@ -455,7 +433,13 @@ fn debug_output_never_shows_the_key() {
 #[test]
 fn a_bundle_for_another_cluster_is_refused() {
     let spec = spec(THREE);
-    let err = render::render_cluster(&spec, &spec.clusters[0], &bundle("us")).unwrap_err();
+    let err = render::render_cluster_with(
+        &spec,
+        &spec.clusters[0],
+        &bundle("us"),
+        &render::RenderOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, RenderError::BundleMismatch { .. }));
     assert_eq!(
         err.to_string(),
@@ -545,7 +529,7 @@ fn writing_the_tree_is_safe_to_repeat() {
         "{stale:?}"
     );
     assert!(
-        stale.contains(&"eu/03-eastwest-gateway.yaml".to_string()),
+        stale.contains(&"eu/04-expose-services.yaml".to_string()),
         "{stale:?}"
     );
     assert!(
@@ -702,13 +686,24 @@ fn meshboots_own_reader_uses_names_no_chart_uses() {
 #[test]
 fn remote_secret_creates_exactly_istioctls_reader_set() {
     // The objects `meshboot remote-secret --create-service-account` creates are the charts'
-    // reader account and RBAC with the charts' default rules: the same objects the older apply
-    // shape writes for a multi-primary cluster, built once in reader.rs.
-    let spec = spec(THREE);
-    let legacy = mesh_core::render::reader::reader(&spec, &spec.clusters[0]).unwrap();
+    // reader account and RBAC with the charts' names and labels, as istioctl renders them from
+    // the charts; `meshboot apply` never creates them (it uses the charts' or its own).
     let istioctl = mesh_core::render::reader::istioctl_objects("istio-system");
-    assert_eq!(istioctl[0]["kind"], "Namespace");
-    assert_eq!(&istioctl[1..], &legacy[..3]);
+    let names: Vec<String> = istioctl
+        .iter()
+        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Namespace/istio-system",
+            "ServiceAccount/istio-reader-service-account",
+            "ClusterRole/istio-reader-clusterrole-istio-system",
+            "ClusterRoleBinding/istio-reader-clusterrole-istio-system",
+        ]
+    );
+    assert_eq!(istioctl[1]["metadata"]["labels"]["release"], "istio-base");
+    assert_eq!(istioctl[2]["metadata"]["labels"]["release"], "istiod");
 }
 
 #[test]
@@ -795,16 +790,4 @@ fn a_primarys_gateway_address_reaches_only_its_remotes() {
     assert_eq!(addr(2), "203.0.113.1");
     assert_eq!(addr(0), Value::Null, "a primary runs its own istiod");
     assert_eq!(addr(3), Value::Null, "p2's address is not known yet");
-}
-
-#[test]
-fn render_mesh_keeps_the_shape_apply_still_applies() {
-    // Until apply installs the charts, it applies the reader objects and the sidecar gateway
-    // itself; render_mesh must keep giving it those.
-    let spec = spec(THREE);
-    for r in render_all(&spec) {
-        assert!(find(&r, "Deployment", "istio-eastwestgateway").is_some());
-        assert!(find(&r, "ServiceAccount", "istio-reader-service-account").is_some());
-        assert!(find(&r, "ClusterRole", "istio-reader-clusterrole-istio-system").is_some());
-    }
 }

@@ -68,3 +68,52 @@ pub fn package_all(helm: &Helm, out: &Path, version: &str) -> anyhow::Result<Vec
     }
     Ok(archives)
 }
+
+/// The east-west gateway's Service as `helm install istio-eastwestgateway` of our `gateway`
+/// chart makes it with `name=istio-eastwestgateway` and `networkGateway=<network>`: Helm's
+/// ownership metadata, the network label, the four network-gateway ports, a `LoadBalancer` (the
+/// emulator's load-balancer controller gives it an address). For tests that need a cluster's
+/// gateway to be there (with `controlPlane.install: none` it is the user's to install) without
+/// running Helm; tests of Helm itself install the chart.
+///
+/// ```
+/// let svc = mesh_tests::charts::eastwest_gateway_service("istio-system", "network1");
+/// assert_eq!(svc["metadata"]["labels"]["topology.istio.io/network"], "network1");
+/// assert_eq!(svc["metadata"]["annotations"]["meta.helm.sh/release-name"], "istio-eastwestgateway");
+/// ```
+pub fn eastwest_gateway_service(namespace: &str, network: &str) -> serde_json::Value {
+    let name = "istio-eastwestgateway";
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app": name,
+                "istio": "eastwestgateway",
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/instance": name,
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/part-of": "istio",
+                "app.kubernetes.io/version": VERSION,
+                "helm.sh/chart": format!("gateway-{VERSION}"),
+                "topology.istio.io/network": network,
+            },
+            "annotations": {
+                "meta.helm.sh/release-name": name,
+                "meta.helm.sh/release-namespace": namespace,
+            },
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [
+                {"name": "status-port", "port": 15021, "targetPort": 15021},
+                {"name": "tls", "port": 15443, "targetPort": 15443},
+                {"name": "tls-istiod", "port": 15012, "targetPort": 15012},
+                {"name": "tls-webhook", "port": 15017, "targetPort": 15017},
+            ],
+            "selector": {"app": name, "istio": "eastwestgateway"},
+        },
+    })
+}

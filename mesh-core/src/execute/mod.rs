@@ -2,17 +2,21 @@
 //!
 //! [`apply_mesh`] is the whole job, in DESIGN §4's order:
 //!
-//! 1. **preflight** on every cluster, reads only: reachable, authenticated, existing `cacerts`
-//!    (a different root is a conflict that stops everything) and istiod; the server written
-//!    into remote secrets must not be loopback unless allowed;
+//! 1. **preflight**: with `controlPlane.install: helm`, the `helm` binary (found and new
+//!    enough) and the charts of a `chartDir`; then on every cluster, reads only: reachable,
+//!    authenticated, existing `cacerts` (a different root is a conflict that stops everything),
+//!    what of Istio is there and how it was installed, which reader identity the cluster gets
+//!    ([`Detected`]); the server written into remote secrets must not be loopback unless allowed;
 //! 2. **ca**, local: root and intermediates ([`CaDir`](crate::pki::CaDir));
 //! 3. render and plan; then access reviews for every kind the plan writes, still before the
 //!    first write;
 //! 4. namespace, then cacerts, each on every cluster before the next, clusters in parallel
 //!    (bounded by [`ExecuteOptions::concurrency`]);
-//! 5. side by side: the gateways of each cluster (waiting for the east-west gateway's external
-//!    address), and the readers with the remote secrets as a pipeline: the pairs of a source
-//!    start as soon as its reader token is there.
+//! 5. side by side: the control plane and gateways of each cluster (Istio's charts with
+//!    `install: helm`: base, istiod until ready, the east-west gateway until it has an
+//!    external address, then the exposure; a remote's istiod after its primary's gateway), and
+//!    the readers with the remote secrets as a pipeline: the pairs of a source start as soon as
+//!    its reader token is there.
 //!
 //! A step waits only for what it needs: a failure stops only the steps
 //! that depend on it, on its cluster and in the pairs it is the source or destination of; a
@@ -24,11 +28,12 @@
 //! against any implementation (the tests run it against the API-server emulator).
 
 mod ca;
+mod detect;
 mod preflight;
 mod report;
 mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,14 +42,17 @@ use futures::stream;
 use serde_json::Value;
 
 use crate::cluster::{ClusterClient, ClusterError, Connector, KubeConnector, TokenData};
+use crate::helm::{Helm, HelmError};
 use crate::pki::PkiError;
 use crate::plan::{Plan, PlanError};
 use crate::remote_secret::{RemoteSecret, RemoteSecretError, SecretType};
-use crate::render::RenderError;
-use crate::spec::MeshSpec;
+use crate::render::{RenderError, RenderOptions};
+use crate::spec::{Install, MeshSpec};
 
 pub use crate::cluster::ClusterOps;
 pub use ca::prepare_mesh_ca;
+pub use detect::{Detected, ReaderChoice};
+pub use run::HELM_IN_FLIGHT;
 pub use report::{
     CaReport, ClusterReport, ClusterStatus, Event, Notice, Outcome, Problem, Report, StepReport,
     Totals,
@@ -91,8 +99,11 @@ pub struct ExecuteOptions {
     pub allow_loopback: bool,
     /// Server-side apply with `force`: take over fields another field manager owns.
     pub force: bool,
-    /// The bound of each wait: a gateway's external address, a reader token.
+    /// The bound of each wait: a gateway's external address, a reader token, a Helm
+    /// release's `--wait` (istiod available).
     pub timeout: Duration,
+    /// The `helm` binary for `controlPlane.install: helm` (`None`: `helm` on `PATH`).
+    pub helm: Option<PathBuf>,
 }
 
 impl Default for ExecuteOptions {
@@ -104,6 +115,7 @@ impl Default for ExecuteOptions {
             allow_loopback: false,
             force: false,
             timeout: Duration::from_secs(120),
+            helm: None,
         }
     }
 }
@@ -141,9 +153,10 @@ pub enum ExecuteError {
         #[source]
         source: std::io::Error,
     },
-    /// A dry run could not make its scratch directory for a not-yet-existing CA.
-    #[error("cannot create a scratch directory for the dry-run CA: {0}")]
-    Scratch(#[source] std::io::Error),
+    /// `controlPlane.install: helm`, and `helm` is missing, too old, or a chart of the
+    /// `chartDir` is not there: found before anything is read from or written to a cluster.
+    #[error(transparent)]
+    Helm(#[from] HelmError),
 }
 
 /// Connects to every cluster of the mesh file (kubeconfig + context), a few at a time. A
@@ -229,6 +242,7 @@ pub async fn apply_with<C: ClusterOps>(
     options: &ExecuteOptions,
     on_event: EventSink<'_>,
 ) -> Result<Report, ExecuteError> {
+    let helm = locate_helm(spec, options).await?;
     let mut preflight = Preflight::probe(spec, clients, options, ca::local_root(spec)?).await;
     preflight.announce(spec, on_event);
     if let Some(stopped) = preflight.stopped(spec, options, None) {
@@ -236,7 +250,7 @@ pub async fn apply_with<C: ClusterOps>(
     }
     let (bundles, ca_report) = ca::prepare(spec, options.dry_run)?;
     on_event(&Event::Ca { report: &ca_report });
-    let plan = plan_mesh(spec, &bundles)?;
+    let plan = plan_mesh(spec, &bundles, &preflight.render_options(spec))?;
     drop(bundles);
     on_event(&Event::Planned { plan: &plan });
     preflight
@@ -245,17 +259,36 @@ pub async fn apply_with<C: ClusterOps>(
     if let Some(stopped) = preflight.stopped(spec, options, Some(&ca_report)) {
         return Ok(stopped);
     }
-    let (runner, blockers) = preflight.into_runner(spec, &plan, options, on_event);
+    let (runner, verdicts) = preflight.into_runner(spec, &plan, options, helm, on_event);
     let run = runner.run().await;
-    Ok(report::finished(spec, options, &blockers, ca_report, run))
+    Ok(report::finished(spec, options, &verdicts, ca_report, run))
 }
 
-/// Renders every cluster's objects and builds the plan over them.
+/// With `controlPlane.install: helm`: the `helm` binary, checked, and every chart a cluster
+/// installs present in a `chartDir`; before any cluster is read.
+async fn locate_helm(
+    spec: &MeshSpec,
+    options: &ExecuteOptions,
+) -> Result<Option<Helm>, ExecuteError> {
+    if spec.control_plane.install != Install::Helm {
+        return Ok(None);
+    }
+    let helm = Helm::locate(options.helm.as_deref()).await?;
+    let charts: BTreeSet<&str> = match spec.dataplane {
+        crate::spec::Dataplane::Sidecar => ["base", "istiod", "gateway"].into(),
+        crate::spec::Dataplane::Ambient => ["base", "istiod", "cni", "ztunnel"].into(),
+    };
+    crate::helm::check_sources(spec, &charts.into_iter().collect::<Vec<_>>())?;
+    Ok(Some(helm))
+}
+
+/// Renders every cluster's objects, with what preflight chose, and builds the plan over them.
 fn plan_mesh(
     spec: &MeshSpec,
     bundles: &BTreeMap<String, crate::pki::ClusterBundle>,
+    render_options: &RenderOptions,
 ) -> Result<Plan, ExecuteError> {
-    let renders = crate::render::render_mesh(spec, bundles)?;
+    let renders = crate::render::render_mesh_with(spec, bundles, render_options)?;
     Ok(Plan::build(spec, &renders)?)
 }
 

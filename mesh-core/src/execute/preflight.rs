@@ -1,7 +1,8 @@
 //! Preflight: everything read from the clusters before anything is written anywhere.
 //!
 //! Two passes, both read-only: [`Preflight::probe`] (reachable, authenticated, existing
-//! `cacerts` and istiod, a server other clusters can reach) runs before the local CA is
+//! `cacerts`, what of Istio is there and how it was installed ([`super::detect`]), a server
+//! other clusters can reach) runs before the local CA is
 //! touched, so a conflicting root stops the run with nothing written at all;
 //! [`Preflight::check_permissions`] needs the plan (it asks for exactly the kinds the plan
 //! writes) and runs after it, still before the first cluster write.
@@ -12,13 +13,16 @@ use futures::StreamExt;
 use futures::stream;
 use serde_json::Value;
 
-use super::report::{self, CaReport, Event, Problem, Report};
+use super::detect::{Detected, Found, detect};
+use super::report::{self, CaReport, Event, Notice, Problem, Report};
 use super::run::{Clusters, Runner};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{ClusterError, ClusterOps, ObjectRef};
+use crate::helm::Helm;
 use crate::plan::Plan;
 use crate::remote_secret::is_loopback_server;
-use crate::spec::MeshSpec;
+use crate::render::{Needs, RenderOptions};
+use crate::spec::{ClusterSpec, MeshSpec};
 use crate::verify::cacerts::CacertsSecret;
 
 /// What preflight knows of every cluster of the mesh file, pass after pass.
@@ -28,6 +32,17 @@ pub(crate) struct Preflight<C> {
     clients: BTreeMap<String, Result<C, ClusterError>>,
     /// The server written into each cluster's remote secrets.
     servers: BTreeMap<String, String>,
+    /// What the user should know before the run (an east-west gateway still to install).
+    notices: Vec<Notice>,
+}
+
+/// What preflight concluded, for the report: the clusters skipped from the start and what was
+/// found on each reachable one.
+pub(crate) struct Verdicts {
+    /// Clusters skipped from the start (unreachable, with `--skip-unreachable`).
+    pub blockers: BTreeMap<String, Blocker>,
+    /// What was found of Istio on each probed cluster, and the reader chosen.
+    pub detected: BTreeMap<String, Detected>,
 }
 
 impl<C: ClusterOps> Preflight<C> {
@@ -41,13 +56,12 @@ impl<C: ClusterOps> Preflight<C> {
         local_root: Option<BTreeSet<String>>,
     ) -> Preflight<C> {
         let clients: BTreeMap<String, Result<C, ClusterError>> = clients.into_iter().collect();
-        let namespace = spec.istio_namespace.as_str();
         let clients_ref = &clients;
         let probes: Vec<(String, Result<ClusterState, Blocker>)> =
             stream::iter(spec.clusters.iter())
                 .map(|cluster| async move {
                     let state = match clients_ref.get(&cluster.name) {
-                        Some(Ok(client)) => probe(client, namespace).await,
+                        Some(Ok(client)) => probe(client, spec, cluster).await,
                         Some(Err(err)) => Err(Blocker::from(err)),
                         None => Err(Blocker::new(
                             Problem::Other,
@@ -63,6 +77,7 @@ impl<C: ClusterOps> Preflight<C> {
             probes: probes.into_iter().collect(),
             clients,
             servers: BTreeMap::new(),
+            notices: Vec::new(),
         };
         preflight.judge(spec, options, local_root.as_ref());
         preflight
@@ -89,7 +104,9 @@ impl<C: ClusterOps> Preflight<C> {
                 .cacerts
                 .as_ref()
                 .and_then(|secret| cacerts_conflict(&cluster.name, secret, local_root))
-                .map(|message| Blocker::new(Problem::CacertsConflict, message));
+                .map(|message| Blocker::new(Problem::CacertsConflict, message))
+                .or_else(|| state.istio.blocker(spec, cluster));
+            self.notices.extend(state.istio.notices(spec, cluster));
             if let Some(Ok(client)) = self.clients.get(&cluster.name) {
                 let server = cluster
                     .api_server
@@ -118,20 +135,40 @@ impl<C: ClusterOps> Preflight<C> {
         }
     }
 
-    /// One [`Event::Preflight`] per cluster, in mesh-file order.
+    /// One [`Event::Preflight`] per cluster, in mesh-file order, then the notices.
     pub(crate) fn announce(&self, spec: &MeshSpec, on_event: EventSink<'_>) {
         for cluster in &spec.clusters {
             if let Some(result) = self.probes.get(&cluster.name) {
-                let (error, problem) = match result {
-                    Ok(_) => (None, None),
-                    Err(b) => (Some(b.message.as_str()), Some(b.problem)),
+                let (error, problem, detected) = match result {
+                    Ok(state) => (None, None, Some(&state.detected)),
+                    Err(b) => (Some(b.message.as_str()), Some(b.problem), None),
                 };
                 on_event(&Event::Preflight {
                     cluster: &cluster.name,
                     error,
                     problem,
+                    detected,
                 });
             }
+        }
+        for notice in &self.notices {
+            on_event(&Event::Notice { notice });
+        }
+    }
+
+    /// What rendering needs from preflight: the reader identity chosen for every cluster.
+    pub(crate) fn render_options(&self, spec: &MeshSpec) -> RenderOptions {
+        let install = spec.control_plane.install;
+        RenderOptions {
+            readers: self
+                .probes
+                .iter()
+                .filter_map(|(name, probe)| {
+                    let state = probe.as_ref().ok()?;
+                    Some((name.clone(), state.istio.reader(install).0))
+                })
+                .collect(),
+            eastwest_addresses: BTreeMap::new(),
         }
     }
 
@@ -198,23 +235,27 @@ impl<C: ClusterOps> Preflight<C> {
                 cluster: &name,
                 error: Some(&blocker.message),
                 problem: Some(blocker.problem),
+                detected: None,
             });
             self.probes.insert(name, Err(blocker));
         }
     }
 
-    /// The runner over the clusters that passed, and the blockers of those that are skipped.
+    /// The runner over the clusters that passed (with `helm` when the plan installs charts),
+    /// and what preflight concluded.
     pub(crate) fn into_runner<'a>(
         self,
         spec: &'a MeshSpec,
         plan: &'a Plan,
         options: &'a ExecuteOptions,
+        helm: Option<Helm>,
         on_event: EventSink<'a>,
-    ) -> (Runner<'a, C>, BTreeMap<String, Blocker>) {
+    ) -> (Runner<'a, C>, Verdicts) {
         let mut clients = self.clients;
         let mut usable = BTreeMap::new();
         let mut excluded = BTreeMap::new();
         let mut blockers = BTreeMap::new();
+        let mut detected = BTreeMap::new();
         let mut istiod_running = BTreeSet::new();
         for cluster in &spec.clusters {
             match (
@@ -222,9 +263,12 @@ impl<C: ClusterOps> Preflight<C> {
                 clients.remove(&cluster.name),
             ) {
                 (Some(Ok(state)), Some(Ok(client))) => {
-                    if state.istiod {
+                    // An istiod that runs, or ran, on its self-signed CA must restart to use a
+                    // cacerts that appears now.
+                    if state.istio.istiod.is_some() || state.istio.self_signed_ca {
                         istiod_running.insert(cluster.name.clone());
                     }
+                    detected.insert(cluster.name.clone(), state.detected.clone());
                     usable.insert(cluster.name.clone(), client);
                 }
                 (Some(Err(blocker)), _) => {
@@ -241,19 +285,23 @@ impl<C: ClusterOps> Preflight<C> {
             excluded,
             servers: self.servers,
             istiod_running,
+            helm,
+            notices: self.notices,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
-        (runner, blockers)
+        (runner, Verdicts { blockers, detected })
     }
 }
 
 /// What preflight learnt about a reachable cluster.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClusterState {
     /// The `cacerts` Secret, when present.
     pub cacerts: Option<Value>,
-    /// True when Deployment `istiod` exists in the Istio namespace.
-    pub istiod: bool,
+    /// What of Istio is there, and how it was installed.
+    pub istio: Found,
+    /// The same for the report, with the reader chosen.
+    pub detected: Detected,
 }
 
 /// Why a cluster cannot take part.
@@ -294,20 +342,30 @@ impl From<ClusterError> for Blocker {
     }
 }
 
-/// Reads the namespace (reachability and credentials), `cacerts` and Deployment `istiod`.
-async fn probe<C: ClusterOps>(client: &C, namespace: &str) -> Result<ClusterState, Blocker> {
+/// Reads the namespace (reachability and credentials), `cacerts`, and what of Istio is there.
+async fn probe<C: ClusterOps>(
+    client: &C,
+    spec: &MeshSpec,
+    cluster: &ClusterSpec,
+) -> Result<ClusterState, Blocker> {
+    let namespace = spec.istio_namespace.as_str();
     // The namespace read comes first and alone: when the server is down, one request pays the
-    // retries instead of three.
+    // retries instead of several.
     client
         .get(&ObjectRef::cluster_scoped("v1", "Namespace", namespace))
         .await?;
     let cacerts_ref = ObjectRef::namespaced("v1", "Secret", namespace, "cacerts");
-    let istiod_ref = ObjectRef::namespaced("apps/v1", "Deployment", namespace, "istiod");
-    let (cacerts, istiod) =
-        futures::future::join(client.get(&cacerts_ref), client.get(&istiod_ref)).await;
+    let (cacerts, istio) =
+        futures::future::join(client.get(&cacerts_ref), detect(client, spec, cluster)).await;
+    let istio = istio?;
+    let detected = istio.detected(
+        spec.control_plane.install,
+        Needs::of(spec, cluster).reader,
+    );
     Ok(ClusterState {
         cacerts: cacerts?,
-        istiod: istiod?.is_some(),
+        istio,
+        detected,
     })
 }
 

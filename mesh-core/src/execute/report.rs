@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::ExecuteOptions;
-use super::preflight::{Blocker, ClusterState};
+use super::detect::Detected;
+use super::preflight::{Blocker, ClusterState, Verdicts};
 use super::run::RunResult;
 use crate::cluster::ObjectRef;
 use crate::plan::{Phase, Step, serialize_object_ref};
@@ -179,6 +180,12 @@ pub enum Problem {
     CacertsConflict,
     /// The API server other clusters would dial is a loopback address.
     LoopbackServer,
+    /// Istio (or, for ambient, the Gateway API) is not installed, and the mesh file does not
+    /// have meshboot install it: the message has the command that does.
+    IstioMissing,
+    /// `controlPlane.install: helm`, but an object the charts own was installed another way
+    /// (istioctl, manifests, another Helm release): Helm would refuse it.
+    ControlPlaneConflict,
     /// Anything else (the message says what).
     Other,
 }
@@ -194,6 +201,7 @@ pub enum Problem {
 ///     source: Some("ap".into()),
 ///     outcome: Outcome::Created,
 ///     error: None,
+///     detail: None,
 /// };
 /// let json = serde_json::to_value(&step).unwrap();
 /// assert_eq!(json["object"]["name"], "istio-remote-secret-ap");
@@ -217,6 +225,10 @@ pub struct StepReport {
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it did what it did, when there is more to say than the outcome: for a Helm
+    /// release, why it is installed, upgraded or left (`values differ at global.network`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Everything about one cluster: its preflight, its steps (remote secrets are listed under the
@@ -229,6 +241,7 @@ pub struct StepReport {
 ///     status: ClusterStatus::Unreachable,
 ///     error: Some("cluster us: cannot reach API server".into()),
 ///     problem: Some(Problem::Unreachable),
+///     detected: None,
 ///     steps: vec![],
 ///     totals: Totals::default(),
 /// };
@@ -246,6 +259,9 @@ pub struct ClusterReport {
     /// The kind of preflight problem, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
+    /// What preflight found of Istio there, and the reader identity it chose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<Detected>,
     /// The steps, in plan order.
     pub steps: Vec<StepReport>,
     /// Outcome counts of `steps`.
@@ -366,6 +382,8 @@ pub enum Event<'a> {
         error: Option<&'a str>,
         /// What kind of problem it was.
         problem: Option<Problem>,
+        /// What it found of Istio there (when the cluster could be read and passed).
+        detected: Option<&'a Detected>,
     },
     /// The local CA is ready.
     Ca {
@@ -397,6 +415,8 @@ pub enum Event<'a> {
         outcome: Outcome,
         /// Why it failed or was skipped.
         error: Option<&'a str>,
+        /// Why it did what it did ([`StepReport::detail`]).
+        detail: Option<&'a str>,
     },
     /// A phase ended on every cluster.
     PhaseDone {
@@ -424,6 +444,10 @@ pub(crate) fn stopped(
         .clusters
         .iter()
         .map(|c| {
+            let detected = match probes.get(&c.name) {
+                Some(Ok(state)) => Some(state.detected.clone()),
+                _ => None,
+            };
             let (status, error, problem) = match probes.get(&c.name) {
                 Some(Err(b)) if b.problem == Problem::Unreachable => (
                     ClusterStatus::Unreachable,
@@ -442,6 +466,7 @@ pub(crate) fn stopped(
                 status,
                 error,
                 problem,
+                detected,
                 steps: Vec::new(),
                 totals: Totals::default(),
             }
@@ -462,15 +487,16 @@ pub(crate) fn stopped(
     }
 }
 
-/// The report of a run that reached the clusters' steps. `blockers` are the clusters skipped
-/// from the start (unreachable, with `--skip-unreachable`).
+/// The report of a run that reached the clusters' steps. `verdicts.blockers` are the clusters
+/// skipped from the start (unreachable, with `--skip-unreachable`).
 pub(crate) fn finished(
     spec: &MeshSpec,
     options: &ExecuteOptions,
-    blockers: &BTreeMap<String, Blocker>,
+    verdicts: &Verdicts,
     ca: CaReport,
     run: RunResult,
 ) -> Report {
+    let blockers = &verdicts.blockers;
     let mut per_cluster: BTreeMap<String, Vec<StepReport>> = BTreeMap::new();
     for (cluster, step) in run.steps {
         per_cluster.entry(cluster).or_default().push(step);
@@ -501,6 +527,7 @@ pub(crate) fn finished(
                 status,
                 error,
                 problem,
+                detected: verdicts.detected.get(&c.name).cloned(),
                 steps,
                 totals: cluster_totals,
             }

@@ -11,7 +11,13 @@
 //! So a gateway that never gets a load-balancer address fails the gateway steps of its cluster
 //! only: its readers and remote secrets do not need the address. A step whose need failed is
 //! skipped and says which step failed. A need on another cluster is waited for (without holding
-//! a concurrency slot), which is how a step on one cluster can depend on a step on another.
+//! a concurrency slot), which is how a step on one cluster can depend on a step on another: a
+//! primary-remote remote's `istio/istiod` on its primary's east-west gateway, whose address the
+//! runner keeps and hands to the remote's values as `global.remotePilotAddress`.
+//!
+//! Helm releases ([`Action::Helm`]) run the real `helm`, at most [`HELM_IN_FLIGHT`] processes at
+//! once across the clusters; each reads the release first and runs `helm upgrade --install`
+//! only when the chart version or values differ, so a converged re-run writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -24,12 +30,15 @@ use tokio::sync::{Semaphore, watch};
 use super::report::{Event, Notice, Outcome, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
-    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, is_converged, normalize_secret,
+    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, external_addresses,
+    is_converged, normalize_secret,
 };
+use crate::helm::{Decision, EnsureOptions, Helm, Release};
 use crate::phase::Phase;
-use crate::plan::{Action, Plan, Step, StepId, Wait};
+use crate::plan::{Action, HelmStep, Plan, Step, StepId, Wait};
 use crate::remote_secret::multicluster_selector;
-use crate::spec::MeshSpec;
+use crate::render::{self, Needs};
+use crate::spec::{Install, MeshSpec};
 
 /// Phases run one after the other, each on every cluster, before anything else.
 const BARRIER_PHASES: [Phase; 2] = [Phase::Namespace, Phase::CaCerts];
@@ -43,8 +52,20 @@ const GATEWAY_SIDE: [Phase; 2] = [Phase::ControlPlane, Phase::Gateways];
 /// the peak memory low; they overlap the barrier phases.
 const LISTS_IN_FLIGHT: usize = 4;
 
-/// A step's result: outcome and, for failed or skipped steps, why.
-type StepResult = (Outcome, Option<String>);
+/// `helm` processes at once, across every cluster: each renders its chart and holds a
+/// connection per resource kind it watches, and istiod's `--wait` can take minutes.
+pub const HELM_IN_FLIGHT: usize = 8;
+
+/// A step's result: outcome, why for failed or skipped steps, and what else it says.
+#[derive(Clone)]
+struct StepResult {
+    outcome: Outcome,
+    error: Option<String>,
+    detail: Option<String>,
+}
+
+/// What a step that ran did: its outcome, and why when there is more to say.
+type Done = (Outcome, Option<String>);
 
 pub(crate) struct Runner<'a, C> {
     spec: &'a MeshSpec,
@@ -56,6 +77,8 @@ pub(crate) struct Runner<'a, C> {
     /// One flag per step, raised when its result is recorded: what a step waits on for a need
     /// that runs elsewhere.
     done: Vec<watch::Sender<bool>>,
+    /// Slots for `helm` processes.
+    helm_slots: Semaphore,
 }
 
 /// What preflight hands the runner about the clusters.
@@ -66,8 +89,12 @@ pub(crate) struct Clusters<C> {
     pub excluded: BTreeMap<String, String>,
     /// The server written into each source cluster's remote secret.
     pub servers: BTreeMap<String, String>,
-    /// Clusters where istiod already ran at preflight.
+    /// Clusters where istiod already ran at preflight (or had made its self-signed CA).
     pub istiod_running: BTreeSet<String>,
+    /// The `helm` binary, when the plan installs charts.
+    pub helm: Option<Helm>,
+    /// Preflight's notices, reported with the run's.
+    pub notices: Vec<Notice>,
 }
 
 #[derive(Default)]
@@ -76,6 +103,8 @@ struct State {
     tokens: BTreeMap<String, TokenData>,
     /// Remote secrets already in each destination, by name (listed once per cluster).
     live_remote: BTreeMap<String, BTreeMap<String, Value>>,
+    /// The east-west gateway address of each cluster whose gateway step ran.
+    addresses: BTreeMap<String, String>,
     notices: Vec<Notice>,
 }
 
@@ -90,21 +119,26 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         spec: &'a MeshSpec,
         plan: &'a Plan,
         options: &'a ExecuteOptions,
-        clusters: Clusters<C>,
+        mut clusters: Clusters<C>,
         on_event: EventSink<'a>,
     ) -> Self {
+        let state = State {
+            notices: std::mem::take(&mut clusters.notices),
+            ..State::default()
+        };
         Runner {
             spec,
             plan,
             options,
             clusters,
             on_event,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             done: plan
                 .steps
                 .iter()
                 .map(|_| watch::Sender::new(false))
                 .collect(),
+            helm_slots: Semaphore::new(HELM_IN_FLIGHT),
         }
     }
 
@@ -263,8 +297,12 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     /// slot, when given, is held only while the step runs, never while it waits for a need.
     async fn run_step(&self, step: &Step, slots: Option<&Semaphore>) {
         self.await_needs(step).await;
-        let (outcome, error) = match self.blocked_by(step) {
-            Some(reason) => (Outcome::Skipped, Some(reason)),
+        let result = match self.blocked_by(step) {
+            Some(reason) => StepResult {
+                outcome: Outcome::Skipped,
+                error: Some(reason),
+                detail: None,
+            },
             None => {
                 let _slot = match slots {
                     Some(slots) => slots.acquire().await.ok(),
@@ -272,21 +310,28 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 };
                 self.emit(Event::StepStarted { step });
                 match self.execute(step).await {
-                    Ok(outcome) => (outcome, None),
-                    Err(error) => (Outcome::Failed, Some(error)),
+                    Ok((outcome, detail)) => StepResult {
+                        outcome,
+                        error: None,
+                        detail,
+                    },
+                    Err(error) => StepResult {
+                        outcome: Outcome::Failed,
+                        error: Some(error),
+                        detail: None,
+                    },
                 }
             }
         };
-        self.lock()
-            .results
-            .insert(step.id, (outcome, error.clone()));
+        self.lock().results.insert(step.id, result.clone());
         if let Some(done) = self.done.get(step.id.0) {
             done.send_replace(true);
         }
         self.emit(Event::StepDone {
             step,
-            outcome,
-            error: error.as_deref(),
+            outcome: result.outcome,
+            error: result.error.as_deref(),
+            detail: result.detail.as_deref(),
         });
     }
 
@@ -311,7 +356,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         for need in &step.needs {
             let needed = self.plan.step(*need);
             let same_cluster = needed.cluster == step.cluster;
-            let reason = match state.results.get(need) {
+            let reason = match state.results.get(need).map(|r| (r.outcome, &r.error)) {
                 Some((outcome, _)) if outcome.is_success() => continue,
                 Some((Outcome::Skipped, Some(reason))) if same_cluster => reason.clone(),
                 Some((Outcome::Failed, _)) if same_cluster => format!(
@@ -346,20 +391,27 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         }
     }
 
-    async fn execute(&self, step: &Step) -> Result<Outcome, String> {
+    async fn execute(&self, step: &Step) -> Result<Done, String> {
         let client = self.client(&step.cluster)?;
         match &step.action {
             Action::Apply { object, wait } => {
-                let outcome = client
-                    .apply(object, &self.apply_options())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match wait {
-                    Some(Wait::ExternalAddress) if !self.options.dry_run => {
-                        self.await_address(client, step).await?;
+                let outcome = match client.apply(object, &self.apply_options()).await {
+                    Ok(outcome) => outcome,
+                    Err(ClusterError::UnknownKind { .. }) if self.installed_by_a_chart(step) => {
+                        // A dry run installs no chart, so the kind istio/base would serve is
+                        // not there yet: the object would be created once it is.
+                        return Ok((
+                            Outcome::Created,
+                            Some(format!(
+                                "{} is served once istio/base has installed Istio's CRDs",
+                                step.object.kind
+                            )),
+                        ));
                     }
-                    Some(Wait::Token) => self.reader_token(client, step).await?,
-                    _ => {}
+                    Err(e) => return Err(e.to_string()),
+                };
+                if *wait == Some(Wait::Token) {
+                    self.reader_token(client, step).await?;
                 }
                 if outcome == ApplyOutcome::Created
                     && step.phase == Phase::CaCerts
@@ -369,10 +421,112 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 {
                     self.istiod_restart_notice(&step.cluster);
                 }
-                Ok(outcome.into())
+                Ok((outcome.into(), None))
             }
-            Action::RemoteSecret { source } => self.remote_secret(client, step, source).await,
+            Action::RemoteSecret { source } => Ok((
+                self.remote_secret(client, step, source).await?,
+                None,
+            )),
+            Action::Helm(helm) => self.helm_release(client, step, helm).await,
         }
+    }
+
+    /// In a dry run with `install: helm`, an Istio kind the charts have not installed yet.
+    fn installed_by_a_chart(&self, step: &Step) -> bool {
+        self.options.dry_run
+            && self.spec.control_plane.install == Install::Helm
+            && step.object.api_version.contains(".istio.io/")
+    }
+
+    /// Installs, upgrades or leaves one chart's release, then waits for what the release is
+    /// for: Helm's `--wait` for istiod (bounded by the timeout), the gateway's address.
+    async fn helm_release(&self, client: &C, step: &Step, helm_step: &HelmStep) -> Result<Done, String> {
+        let helm = self
+            .clusters
+            .helm
+            .as_ref()
+            .ok_or_else(|| "helm was not located in preflight".to_string())?;
+        let (release, unknown_address) = self.with_pilot_address(step, helm_step).await?;
+        let options = EnsureOptions {
+            dry_run: self.options.dry_run,
+            wait: helm_step.wait == Some(Wait::Ready),
+            timeout: self.options.timeout,
+        };
+        let report = {
+            let _slot = self.helm_slots.acquire().await.ok();
+            helm.ensure(&release, &options)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let outcome = match report.decision {
+            Decision::Install => Outcome::Created,
+            Decision::Upgrade => Outcome::Updated,
+            Decision::Unchanged | Decision::Blocked => Outcome::Unchanged,
+        };
+        let mut detail = report.reason;
+        if let Some(primary) = unknown_address {
+            detail.push_str(&format!(
+                "; global.remotePilotAddress is {primary}'s east-west gateway address, not known                  until that gateway has one"
+            ));
+        }
+        if helm_step.wait == Some(Wait::ExternalAddress) {
+            let service = helm_step.service();
+            let addresses = if self.options.dry_run {
+                match client.get(&service).await {
+                    Ok(Some(svc)) => external_addresses(&svc),
+                    _ => Vec::new(),
+                }
+            } else {
+                self.await_address(client, step, &service).await?
+            };
+            if let Some(first) = addresses.into_iter().next() {
+                self.lock().addresses.insert(step.cluster.clone(), first);
+            }
+        }
+        Ok((outcome, Some(detail)))
+    }
+
+    /// The release with its remote's `global.remotePilotAddress` filled in from the primary's
+    /// east-west gateway (rendered again with it, so the mesh file's overrides merge as always),
+    /// and the primary's name when its address is not known (only in a dry run of a fresh mesh).
+    async fn with_pilot_address(
+        &self,
+        step: &Step,
+        helm_step: &HelmStep,
+    ) -> Result<(Release, Option<String>), String> {
+        let Some(primary) = &helm_step.remote_pilot_address_from else {
+            return Ok((helm_step.release.clone(), None));
+        };
+        let mut address = self.lock().addresses.get(primary).cloned();
+        if address.is_none() && self.options.dry_run {
+            // The primary's gateway step of a dry run reads the address only when it exists.
+            if let Ok(client) = self.client(primary) {
+                let service = helm_step.service();
+                if let Ok(Some(svc)) = client.get(&service).await {
+                    address = external_addresses(&svc).into_iter().next();
+                }
+            }
+        }
+        let Some(address) = address else {
+            if self.options.dry_run {
+                return Ok((helm_step.release.clone(), Some(primary.clone())));
+            }
+            return Err(format!(
+                "no address of {primary}'s east-west gateway is known, and the remote's istiod \
+                 reaches {primary} through it (global.remotePilotAddress)"
+            ));
+        };
+        let cluster = self
+            .spec
+            .cluster(&step.cluster)
+            .ok_or_else(|| format!("cluster {} is not in the mesh file", step.cluster))?;
+        let values = render::helm::values(self.spec, cluster, Needs::of(self.spec, cluster), Some(&address))
+            .map_err(|e| e.to_string())?;
+        let mut release = helm_step.release.clone();
+        if let Some(v) = values.into_iter().find(|v| v.chart == release.chart) {
+            release.values = v.values;
+        }
+        Ok((release, None))
     }
 
     /// Waits for the token controller (or, in a dry run, reads whatever token exists so the
@@ -404,13 +558,17 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         Ok(())
     }
 
-    async fn await_address(&self, client: &C, step: &Step) -> Result<(), String> {
-        let service = &step.object;
+    async fn await_address(
+        &self,
+        client: &C,
+        step: &Step,
+        service: &crate::cluster::ObjectRef,
+    ) -> Result<Vec<String>, String> {
         match client
             .wait_for_external_address(service, self.options.timeout)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(addresses) => Ok(addresses),
             Err(ClusterError::Timeout { waited, .. }) => Err(format!(
                 "cluster {cluster}: {service} has no external address after {}s: the other \
                  networks reach {cluster}'s workloads through it, so only the gateway steps of \
@@ -500,8 +658,8 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let state = self.lock();
         let mut totals = Totals::default();
         for step in self.plan.steps.iter().filter(|s| s.phase == phase) {
-            if let Some((outcome, _)) = state.results.get(&step.id) {
-                totals.add(*outcome);
+            if let Some(result) = state.results.get(&step.id) {
+                totals.add(result.outcome);
             }
         }
         totals
@@ -514,11 +672,11 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .steps
             .iter()
             .map(|step| {
-                let (outcome, error) = state
-                    .results
-                    .get(&step.id)
-                    .cloned()
-                    .unwrap_or((Outcome::Skipped, Some("not attempted".to_string())));
+                let result = state.results.get(&step.id).cloned().unwrap_or(StepResult {
+                    outcome: Outcome::Skipped,
+                    error: Some("not attempted".to_string()),
+                    detail: None,
+                });
                 (
                     step.cluster.clone(),
                     StepReport {
@@ -526,8 +684,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                         action: step.action.as_str(),
                         object: step.object.clone(),
                         source: step.source.clone(),
-                        outcome,
-                        error,
+                        outcome: result.outcome,
+                        error: result.error,
+                        detail: result.detail,
                     },
                 )
             })

@@ -17,8 +17,8 @@
 //!
 //! Objects Istio's charts own are never rendered ([`render_mesh_with`]): the sidecar east-west
 //! gateway comes from the `istio/gateway` chart (its values are rendered), the reader account
-//! and RBAC from `istio/base` and `istio/istiod`. [`render_mesh`] is the older shape `meshboot
-//! apply` still uses (it writes both itself) until apply installs the charts.
+//! and RBAC from `istio/base` and `istio/istiod` (or meshboot's own reader, under names no chart
+//! uses, where preflight finds no chart reader: [`ReaderIdentity`]).
 //!
 //! Remote secrets are not rendered: they carry live tokens, so `meshboot apply` (or
 //! `meshboot remote-secret`) creates them.
@@ -280,28 +280,9 @@ pub struct RenderOptions {
     /// its remotes get it as `global.remotePilotAddress`. Empty offline (PLAN.md reads it from
     /// the cluster instead).
     pub eastwest_addresses: BTreeMap<String, String>,
-    /// Also render the sidecar east-west gateway (ServiceAccount, Role, RoleBinding, Service,
-    /// Deployment) as plain manifests, as [`render_mesh`] does for `meshboot apply` until apply
-    /// installs the `istio/gateway` chart. Those are the chart's objects: a later `helm install`
-    /// of the chart refuses them.
-    pub eastwest_manifests: bool,
 }
 
 impl RenderOptions {
-    /// The shape [`render_mesh`] renders for `meshboot apply` today: the charts' reader
-    /// objects and the east-west gateway written by meshboot.
-    pub fn apply_legacy(spec: &MeshSpec) -> RenderOptions {
-        RenderOptions {
-            readers: spec
-                .clusters
-                .iter()
-                .map(|c| (c.name.clone(), ReaderIdentity::ChartObjects))
-                .collect(),
-            eastwest_addresses: BTreeMap::new(),
-            eastwest_manifests: true,
-        }
-    }
-
     /// The reader identity of `cluster`.
     pub fn reader(&self, cluster: &str) -> ReaderIdentity {
         self.readers.get(cluster).copied().unwrap_or_default()
@@ -360,14 +341,12 @@ pub fn render_cluster_with(
         "02-cacerts",
         vec![cacerts::cacerts(spec, cluster, bundle)?],
     );
-    // Sidecar: the istio/gateway chart's objects, so rendered only in the legacy shape.
-    if needs.eastwest_gateway
-        && (spec.dataplane == Dataplane::Ambient || options.eastwest_manifests)
-    {
+    // Sidecar: the istio/gateway chart's objects, installed from the values below.
+    if needs.eastwest_gateway && spec.dataplane == Dataplane::Ambient {
         push(
             Phase::Gateways,
             "03-eastwest-gateway",
-            eastwest::eastwest_gateway(spec, cluster)?,
+            vec![eastwest::ambient_gateway(spec, cluster)],
         );
     }
     if needs.expose_services {
@@ -398,48 +377,6 @@ pub fn render_cluster_with(
         objects,
         helm_values: helm::values(spec, cluster, needs, address)?,
     })
-}
-
-/// [`render_cluster_with`] in the shape `meshboot apply` still applies
-/// ([`RenderOptions::apply_legacy`]): the chart-owned reader objects and east-west gateway
-/// included.
-///
-/// ```
-/// use mesh_core::{pki::ClusterBundle, render, spec::MeshSpec};
-/// let spec = MeshSpec::from_yaml(
-///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n1, context: a}, {name: b, network: n2, context: b}]\n",
-///     std::path::Path::new("."), "m.yaml")?;
-/// let bundle = ClusterBundle { cluster: "a".into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() };
-/// let r = render::render_cluster(&spec, &spec.clusters[0], &bundle)?;
-/// assert!(r.objects.iter().any(|o| o.object["kind"] == "Deployment"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn render_cluster(
-    spec: &MeshSpec,
-    cluster: &ClusterSpec,
-    bundle: &ClusterBundle,
-) -> Result<ClusterRender, RenderError> {
-    render_cluster_with(spec, cluster, bundle, &RenderOptions::apply_legacy(spec))
-}
-
-/// Render every cluster of the mesh, in file order, in the shape `meshboot apply` still applies
-/// ([`RenderOptions::apply_legacy`]). `bundles` is keyed by cluster name.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use mesh_core::{render, spec::MeshSpec};
-/// let spec = MeshSpec::from_yaml(
-///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
-///     std::path::Path::new("."), "m.yaml")?;
-/// let err = render::render_mesh(&spec, &BTreeMap::new()).unwrap_err();
-/// assert_eq!(err.to_string(), "cluster a: no CA bundle (run the CA step for it first)");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn render_mesh(
-    spec: &MeshSpec,
-    bundles: &BTreeMap<String, ClusterBundle>,
-) -> Result<Vec<ClusterRender>, RenderError> {
-    render_mesh_with(spec, bundles, &RenderOptions::apply_legacy(spec))
 }
 
 /// Render every cluster of the mesh, in file order, without any object Istio's charts own:

@@ -62,7 +62,7 @@ impl std::fmt::Debug for OutputFile {
 ///     std::path::Path::new("."), "m.yaml")?;
 /// let bundles: BTreeMap<_, _> = ["a", "b"].map(|c| (c.to_string(), ClusterBundle {
 ///     cluster: c.into(), ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
-/// let renders = render::render_mesh(&spec, &bundles)?;
+/// let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
 /// let ctx = output::PlanContext { mesh_file: "m.yaml".into(), out_dir: "out".into() };
 /// let files = output::files(&spec, &renders, output::Format::Kustomize, &ctx)?;
 /// let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();

@@ -11,9 +11,6 @@
 //!   with Istio's reader rules (plus the remote extras on a primary-remote remote) and token
 //!   Secret `meshboot-reader-token`. For clusters where Istio was installed by someone else and
 //!   the chart's ServiceAccount is absent.
-//! - [`ReaderIdentity::ChartObjects`]: the chart's ServiceAccount and RBAC written by meshboot
-//!   itself, plus the token. This is what `meshboot apply` still applies until it installs the
-//!   charts (and what makes `helm install istio-base` refuse afterwards); nothing new uses it.
 //!
 //! [`istioctl_objects`] is the separate set `meshboot remote-secret --create-service-account`
 //! creates, exactly what istioctl renders from the charts for that flag (§3.2 step 3).
@@ -51,16 +48,13 @@ pub enum ReaderIdentity {
     Chart,
     /// meshboot's own ServiceAccount, RBAC and token, under names no chart uses.
     Meshboot,
-    /// The charts' ServiceAccount and RBAC written by meshboot (what `meshboot apply` still
-    /// does until it installs the charts; blocks a later `helm install`).
-    ChartObjects,
 }
 
 impl ReaderIdentity {
     /// The ServiceAccount the remote secrets' token belongs to.
     pub fn service_account(self) -> &'static str {
         match self {
-            ReaderIdentity::Chart | ReaderIdentity::ChartObjects => SERVICE_ACCOUNT,
+            ReaderIdentity::Chart => SERVICE_ACCOUNT,
             ReaderIdentity::Meshboot => MESHBOOT_SERVICE_ACCOUNT,
         }
     }
@@ -68,7 +62,7 @@ impl ReaderIdentity {
     /// The long-lived token Secret meshboot writes for that ServiceAccount.
     pub fn token_secret(self) -> &'static str {
         match self {
-            ReaderIdentity::Chart | ReaderIdentity::ChartObjects => TOKEN_SECRET,
+            ReaderIdentity::Chart => TOKEN_SECRET,
             ReaderIdentity::Meshboot => MESHBOOT_TOKEN_SECRET,
         }
     }
@@ -76,7 +70,7 @@ impl ReaderIdentity {
     /// The ClusterRole and ClusterRoleBinding name of this identity in `istio_namespace`.
     pub fn cluster_role(self, istio_namespace: &str) -> String {
         match self {
-            ReaderIdentity::Chart | ReaderIdentity::ChartObjects => {
+            ReaderIdentity::Chart => {
                 cluster_role_name(istio_namespace)
             }
             ReaderIdentity::Meshboot => format!("{MESHBOOT_SERVICE_ACCOUNT}-{istio_namespace}"),
@@ -185,7 +179,7 @@ pub fn rules(remote: bool) -> Vec<PolicyRule> {
 /// The reader objects meshboot writes for `cluster` with `identity`, in apply order (the token
 /// controller fills the token Secret only once its ServiceAccount exists): the token Secret
 /// alone for [`ReaderIdentity::Chart`]; ServiceAccount, ClusterRole, ClusterRoleBinding and
-/// token for the other two.
+/// token for [`ReaderIdentity::Meshboot`].
 ///
 /// ```
 /// use mesh_core::{render::reader::{ReaderIdentity, reader_objects}, spec::MeshSpec};
@@ -225,10 +219,6 @@ pub fn reader_objects(
     let remote = cluster.role == Role::Remote;
     let mut out = match identity {
         ReaderIdentity::Chart => Vec::new(),
-        ReaderIdentity::ChartObjects => chart_identity(ns, rules(remote))
-            .into_iter()
-            .map(|(what, v)| v.map_err(|source| serialize(cluster, what, source)))
-            .collect::<Result<Vec<_>, _>>()?,
         ReaderIdentity::Meshboot => {
             let role_name = identity.cluster_role(ns);
             let labels = string_map([
@@ -258,21 +248,6 @@ pub fn reader_objects(
     };
     out.push(token);
     Ok(out)
-}
-
-/// The reader objects `meshboot apply` writes today ([`ReaderIdentity::ChartObjects`]).
-///
-/// ```
-/// use mesh_core::{render::reader::reader, spec::MeshSpec};
-/// let spec = MeshSpec::from_yaml(
-///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
-///     std::path::Path::new("."), "m.yaml")?;
-/// let objs = reader(&spec, &spec.clusters[0])?;
-/// assert_eq!(objs[3]["type"], "kubernetes.io/service-account-token");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn reader(spec: &MeshSpec, cluster: &ClusterSpec) -> Result<Vec<Value>, RenderError> {
-    reader_objects(spec, cluster, ReaderIdentity::ChartObjects)
 }
 
 /// What `meshboot remote-secret --create-service-account` creates when the reader account is
@@ -376,12 +351,4 @@ fn rbac(
         }]),
     };
     (role, binding)
-}
-
-fn serialize(cluster: &ClusterSpec, what: String, source: serde_json::Error) -> RenderError {
-    RenderError::Serialize {
-        cluster: cluster.name.clone(),
-        object: what,
-        source,
-    }
 }
