@@ -105,13 +105,12 @@ async fn bootstrap_model(names: &[&str], options: EmulatorOptions, primary_remot
     let renders = render::render_mesh_with(&spec, &bundles, &own_readers).expect("render");
     for c in &spec.clusters {
         if render::Needs::of(&spec, c).eastwest_gateway {
-            clusters
-                .cluster(&c.name)
-                .insert_object(mesh_tests::charts::eastwest_gateway_service(
-                    &spec.istio_namespace,
-                    &c.network,
-                ))
-                .expect("east-west gateway");
+            mesh_tests::charts::install_eastwest_gateway(
+                clusters.cluster(&c.name),
+                &spec.istio_namespace,
+                &c.network,
+            )
+            .expect("east-west gateway");
         }
     }
     let mut clients = BTreeMap::new();

@@ -117,3 +117,20 @@ pub fn eastwest_gateway_service(namespace: &str, network: &str) -> serde_json::V
         },
     })
 }
+
+/// Stores [`eastwest_gateway_service`] in `cluster`, creating the namespace first when it is
+/// missing (as `helm install --create-namespace` would; a real API server refuses objects in a
+/// namespace that does not exist). The load-balancer controller then gives it an address.
+pub fn install_eastwest_gateway(
+    cluster: &crate::EmulatedCluster,
+    namespace: &str,
+    network: &str,
+) -> anyhow::Result<()> {
+    if cluster.object("v1", "Namespace", None, namespace).is_none() {
+        cluster.insert_object(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace},
+        }))?;
+    }
+    cluster.insert_object(eastwest_gateway_service(namespace, network))?;
+    Ok(())
+}
