@@ -10,7 +10,7 @@ use base64::Engine as _;
 use mesh_tests::TestClusters;
 
 mod common;
-use common::{ISSUE_EU, meshboot_cmd, start_with_istio, stderr, write_mesh};
+use common::{ISSUE_EU, install_gateways, meshboot_cmd, start_with_istio, stderr, write_mesh};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     meshboot_cmd()
@@ -67,6 +67,7 @@ fn assert_no_secret(label: &str, log: &str, secrets: &[String]) {
 #[test]
 fn debug_output_of_real_runs_shows_requests_and_decisions_but_no_key_or_token() {
     let clusters = start_with_istio(&["eu", "ap"]);
+    install_gateways(&clusters, &[("eu", "network1"), ("ap", "network2")]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let kubeconfig = clusters.kubeconfig_path().to_str().unwrap().to_string();

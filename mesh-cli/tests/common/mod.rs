@@ -88,3 +88,17 @@ pub const ISSUE_EU: [&str; 8] = [
     "--key",
     "ecdsa-p256",
 ];
+
+/// The east-west gateway Service of each `(cluster, network)`, as the user's
+/// `helm install istio-eastwestgateway` makes it (`controlPlane.install: none` leaves it to
+/// them); the emulator gives it a load-balancer address.
+pub fn install_gateways(clusters: &mesh_tests::TestClusters, gateways: &[(&str, &str)]) {
+    for (name, network) in gateways {
+        mesh_tests::charts::install_eastwest_gateway(
+            clusters.cluster(name),
+            "istio-system",
+            network,
+        )
+        .expect("east-west gateway");
+    }
+}

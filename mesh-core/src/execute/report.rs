@@ -362,7 +362,7 @@ impl Report {
 /// use mesh_core::execute::{Event, ExecuteOptions, apply_mesh};
 /// let log = |event: &Event<'_>| match event {
 ///     Event::PhaseStarted { phase, steps } => eprintln!("{phase}: {steps} steps"),
-///     Event::StepDone { step, outcome, error } => {
+///     Event::StepDone { step, outcome, error, .. } => {
 ///         eprintln!("{} {} {outcome} {}", step.cluster, step.object, error.unwrap_or(""))
 ///     }
 ///     Event::Notice { notice } => eprintln!("notice: {}", notice.message),
