@@ -115,7 +115,7 @@ impl Progress {
                 if let Some(d) = detected {
                     line.push_str(&format!(
                         " (istiod: {}",
-                        d.istiod.as_deref().unwrap_or("none")
+                        d.istiod.as_deref().unwrap_or("not installed")
                     ));
                     if d.self_signed_ca {
                         line.push_str(", on its self-signed CA");

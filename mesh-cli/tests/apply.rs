@@ -227,7 +227,10 @@ fn json_report_lists_every_step_with_its_outcome_and_no_secret_material() -> Res
     assert_eq!(steps[1]["outcome"], "created");
     // What preflight found and chose is in the report.
     assert_eq!(eu["detected"]["istioCrds"], true);
-    assert_eq!(eu["detected"]["reader"]["serviceAccount"], "meshboot-reader");
+    assert_eq!(
+        eu["detected"]["reader"]["serviceAccount"],
+        "meshboot-reader"
+    );
     let pairs: Vec<&Value> = steps
         .iter()
         .filter(|s| s["phase"] == "remote-secrets")

@@ -177,7 +177,8 @@ async fn bench_verify(n: usize) {
         .into_iter()
         .map(|b| (b.cluster.clone(), b))
         .collect();
-    let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default()).expect("render");
+    let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())
+        .expect("render");
     let list = clients(&clusters, n).await;
     let by_name: BTreeMap<String, ClusterClient> = list
         .iter()

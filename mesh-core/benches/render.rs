@@ -85,8 +85,12 @@ fn main() {
             .iter()
             .map(|c| (c.name.clone(), bundle(&c.name)))
             .collect();
-        let render_t = time(|| render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default()).expect("renders"));
-        let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default()).expect("renders");
+        let render_t = time(|| {
+            render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())
+                .expect("renders")
+        });
+        let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())
+            .expect("renders");
         let ctx = output::PlanContext {
             mesh_file: "mesh.yaml".into(),
             out_dir: "out".into(),

@@ -220,7 +220,12 @@ impl HelmStep {
     /// The Service whose external address [`Wait::ExternalAddress`] waits for: the gateway the
     /// `istio/gateway` chart makes, named after the release.
     pub fn service(&self) -> ObjectRef {
-        ObjectRef::namespaced("v1", "Service", &self.release.target.namespace, eastwest::NAME)
+        ObjectRef::namespaced(
+            "v1",
+            "Service",
+            &self.release.target.namespace,
+            eastwest::NAME,
+        )
     }
 }
 
@@ -257,8 +262,16 @@ const HELM_WRITES: [(&str, &str, bool); 11] = [
     ("apiextensions.k8s.io", "customresourcedefinitions", true),
     ("rbac.authorization.k8s.io", "clusterroles", true),
     ("rbac.authorization.k8s.io", "clusterrolebindings", true),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", true),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", true),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        true,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        true,
+    ),
     ("rbac.authorization.k8s.io", "roles", false),
     ("rbac.authorization.k8s.io", "rolebindings", false),
     ("", "serviceaccounts", false),
@@ -593,12 +606,13 @@ impl Plan {
 
         // A cross-cluster need, known once every cluster's gateway step has its id.
         for (id, primary) in needs_pilot_address {
-            let gateway = gateway_release.get(primary.as_str()).copied().ok_or_else(|| {
-                PlanError::NoPrimaryGateway {
+            let gateway = gateway_release
+                .get(primary.as_str())
+                .copied()
+                .ok_or_else(|| PlanError::NoPrimaryGateway {
                     cluster: steps[id.0].cluster.clone(),
                     primary: primary.clone(),
-                }
-            })?;
+                })?;
             steps[id.0].needs.push(gateway);
         }
 
@@ -931,7 +945,10 @@ mod tests {
             .iter()
             .find(|s| s.cluster == "edge" && s.object.name == "istiod")
             .unwrap();
-        assert_eq!(helm_of(istiod).remote_pilot_address_from.as_deref(), Some("hub"));
+        assert_eq!(
+            helm_of(istiod).remote_pilot_address_from.as_deref(),
+            Some("hub")
+        );
         let plan_ref = &plan;
         let crossing: Vec<String> = plan
             .steps
@@ -943,7 +960,9 @@ mod tests {
             .collect();
         assert_eq!(
             crossing,
-            ["edge HelmRelease istio-system/istiod -> hub HelmRelease istio-system/istio-eastwestgateway"]
+            [
+                "edge HelmRelease istio-system/istiod -> hub HelmRelease istio-system/istio-eastwestgateway"
+            ]
         );
         // The primary's istiod is not waiting for anyone's address.
         let hub_istiod = plan

@@ -551,7 +551,10 @@ async fn a_failing_gateway_only_fails_what_depends_on_it() {
     );
     assert_eq!(failed[0].phase, Phase::Gateways);
     // Nothing else on ap needs the exposure: no step was skipped for it.
-    assert!(ap.steps.iter().all(|s| s.outcome != Outcome::Skipped), "{ap:#?}");
+    assert!(
+        ap.steps.iter().all(|s| s.outcome != Outcome::Skipped),
+        "{ap:#?}"
+    );
     // ap's reader and every remote secret do not need its gateway: the mesh is fully linked.
     world.assert_fully_linked();
     assert_eq!(report.cluster("eu").unwrap().status, ClusterStatus::Ok);
@@ -739,7 +742,10 @@ async fn the_report_serialises_without_secret_material() {
     let value: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["clusters"][0]["cluster"], "eu");
     assert_eq!(value["clusters"][0]["steps"][1]["outcome"], "created");
-    assert_eq!(value["clusters"][0]["steps"][1]["object"]["name"], "cacerts");
+    assert_eq!(
+        value["clusters"][0]["steps"][1]["object"]["name"],
+        "cacerts"
+    );
     assert_eq!(
         value["clusters"][0]["detected"]["reader"]["serviceAccount"],
         "meshboot-reader"

@@ -181,7 +181,13 @@ fn three_region_gets_gateways_exposure_and_readers_everywhere() {
         assert!(ns["metadata"].get("annotations").is_none());
         // The gateway itself is the istio/gateway chart's: no Service, Deployment or RBAC of
         // it is rendered, only the values that make it a network gateway.
-        for kind in ["Service", "Deployment", "ServiceAccount", "Role", "RoleBinding"] {
+        for kind in [
+            "Service",
+            "Deployment",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+        ] {
             assert!(find(&r, kind, "istio-eastwestgateway").is_none(), "{kind}");
         }
         // The selector the exposure Gateways use is the one the chart derives from the name
@@ -296,7 +302,14 @@ fn primary_remote_on_one_network() {
     assert_eq!(values(remote, "base").unwrap()["profile"], "remote");
     // The primary's istiod reads the remote through the charts' reader: its RBAC (with the
     // remote extras) is istio/istiod's, so only the token is meshboot's.
-    assert!(find(remote, "ClusterRole", "istio-reader-clusterrole-istio-system").is_none());
+    assert!(
+        find(
+            remote,
+            "ClusterRole",
+            "istio-reader-clusterrole-istio-system"
+        )
+        .is_none()
+    );
     assert!(
         find(
             remote,
@@ -691,7 +704,13 @@ fn remote_secret_creates_exactly_istioctls_reader_set() {
     let istioctl = mesh_core::render::reader::istioctl_objects("istio-system");
     let names: Vec<String> = istioctl
         .iter()
-        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         names,

@@ -58,7 +58,11 @@ impl Owner {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        match (label, annotation("release-name"), annotation("release-namespace")) {
+        match (
+            label,
+            annotation("release-name"),
+            annotation("release-namespace"),
+        ) {
             (Some("Helm"), Some(release), Some(namespace)) => Owner::Helm { release, namespace },
             _ => Owner::Other,
         }
@@ -116,11 +120,24 @@ pub(crate) async fn detect<C: ClusterOps>(
     let gateway = ObjectRef::namespaced("v1", "Service", ns, eastwest::NAME);
     let (istio_crds, gateway_api, istiod, ca_secret, chart_reader, meshboot_reader, eastwest) = futures::join!(
         served(client, ns, ISTIO_KIND, true),
-        served(client, ns, GATEWAY_API_KIND, ambient && needs.eastwest_gateway),
+        served(
+            client,
+            ns,
+            GATEWAY_API_KIND,
+            ambient && needs.eastwest_gateway
+        ),
         client.get(&istiod),
         client.get(&ca_secret),
-        read_if(client, &chart_reader, needs.reader || install == Install::Helm),
-        read_if(client, &meshboot_reader, needs.reader && install == Install::None),
+        read_if(
+            client,
+            &chart_reader,
+            needs.reader || install == Install::Helm
+        ),
+        read_if(
+            client,
+            &meshboot_reader,
+            needs.reader && install == Install::None
+        ),
         read_if(client, &gateway, sidecar_gateway),
     );
     Ok(Found {
@@ -297,12 +314,7 @@ impl Found {
             Install::None => None,
             Install::Helm => {
                 let owned = [
-                    (
-                        "Deployment",
-                        "istiod",
-                        "istiod",
-                        self.istiod.as_ref(),
-                    ),
+                    ("Deployment", "istiod", "istiod", self.istiod.as_ref()),
                     (
                         "ServiceAccount",
                         SERVICE_ACCOUNT,
@@ -503,7 +515,11 @@ mod tests {
             ..Found::default()
         };
         let b = renamed.blocker(&spec, &spec.clusters[0]).expect("blocked");
-        assert!(b.message.contains("Helm release istio-istiod"), "{}", b.message);
+        assert!(
+            b.message.contains("Helm release istio-istiod"),
+            "{}",
+            b.message
+        );
     }
 
     #[test]

@@ -52,11 +52,11 @@ use crate::spec::{Install, MeshSpec};
 pub use crate::cluster::ClusterOps;
 pub use ca::prepare_mesh_ca;
 pub use detect::{Detected, ReaderChoice};
-pub use run::HELM_IN_FLIGHT;
 pub use report::{
     CaReport, ClusterReport, ClusterStatus, Event, Notice, Outcome, Problem, Report, StepReport,
     Totals,
 };
+pub use run::HELM_IN_FLIGHT;
 
 use preflight::Preflight;
 

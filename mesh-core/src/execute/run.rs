@@ -423,10 +423,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 }
                 Ok((outcome.into(), None))
             }
-            Action::RemoteSecret { source } => Ok((
-                self.remote_secret(client, step, source).await?,
-                None,
-            )),
+            Action::RemoteSecret { source } => {
+                Ok((self.remote_secret(client, step, source).await?, None))
+            }
             Action::Helm(helm) => self.helm_release(client, step, helm).await,
         }
     }
@@ -440,7 +439,12 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// Installs, upgrades or leaves one chart's release, then waits for what the release is
     /// for: Helm's `--wait` for istiod (bounded by the timeout), the gateway's address.
-    async fn helm_release(&self, client: &C, step: &Step, helm_step: &HelmStep) -> Result<Done, String> {
+    async fn helm_release(
+        &self,
+        client: &C,
+        step: &Step,
+        helm_step: &HelmStep,
+    ) -> Result<Done, String> {
         let helm = self
             .clusters
             .helm
@@ -520,8 +524,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .spec
             .cluster(&step.cluster)
             .ok_or_else(|| format!("cluster {} is not in the mesh file", step.cluster))?;
-        let values = render::helm::values(self.spec, cluster, Needs::of(self.spec, cluster), Some(&address))
-            .map_err(|e| e.to_string())?;
+        let values = render::helm::values(
+            self.spec,
+            cluster,
+            Needs::of(self.spec, cluster),
+            Some(&address),
+        )
+        .map_err(|e| e.to_string())?;
         let mut release = helm_step.release.clone();
         if let Some(v) = values.into_iter().find(|v| v.chart == release.chart) {
             release.values = v.values;

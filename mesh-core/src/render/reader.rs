@@ -70,9 +70,7 @@ impl ReaderIdentity {
     /// The ClusterRole and ClusterRoleBinding name of this identity in `istio_namespace`.
     pub fn cluster_role(self, istio_namespace: &str) -> String {
         match self {
-            ReaderIdentity::Chart => {
-                cluster_role_name(istio_namespace)
-            }
+            ReaderIdentity::Chart => cluster_role_name(istio_namespace),
             ReaderIdentity::Meshboot => format!("{MESHBOOT_SERVICE_ACCOUNT}-{istio_namespace}"),
         }
     }
