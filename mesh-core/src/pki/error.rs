@@ -235,6 +235,25 @@ pub enum PkiError {
         /// rcgen's reason (never key material).
         reason: String,
     },
+
+    /// `rotate intermediate --rollback` for a cluster that was never rotated.
+    #[error(
+        "cluster {cluster:?} has no previous intermediate to roll back to ({} does not exist)",
+        dir.display()
+    )]
+    NoPrevious {
+        /// The cluster.
+        cluster: String,
+        /// Where the previous intermediate would be.
+        dir: PathBuf,
+    },
+
+    /// A root rotation cannot start or go on with what the CA directory holds.
+    #[error("root rotation: {reason}")]
+    Rotation {
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 impl PkiError {

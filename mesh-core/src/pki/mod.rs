@@ -9,6 +9,9 @@
 //! - [`cert_info`], [`root_fingerprints`]: read certificates.
 //! - [`verify_bundle`], [`verify_chain`]: chain verification with real signature checks.
 //! - [`validate_cluster_name`]: the DNS-1123 label rule for cluster names.
+//! - rotation: [`CaDir::rotate_intermediates`] (the previous one kept in `previous/`),
+//!   [`CaDir::rollback_intermediate`], and a root rotation's material in `rotation/`
+//!   ([`CaDir::start_root_rotation`], [`RootRotation`]).
 //!
 //! ```
 //! use mesh_core::pki::{verify_bundle, CaDir, CaOptions, KeyAlgorithm};
@@ -31,6 +34,7 @@ mod names;
 mod par;
 mod profile;
 mod report;
+mod rotation;
 mod store;
 mod verify;
 
@@ -41,6 +45,10 @@ pub use key::KeyAlgorithm;
 pub use names::{MAX_CLUSTER_NAME_LEN, NameError, validate_cluster_name};
 pub use profile::{DEFAULT_ORG, INTERMEDIATE_CN, ISTIOD_SAN, ROOT_CN, intermediate_subject};
 pub use report::{CaReport, EXPIRY_WARNING_DAYS, InspectedCert};
+pub use rotation::{
+    HISTORY_DIR, PREVIOUS_DIR, RETIRED_DIR, ROTATION_DIR, RootRotation, RotatedIntermediate,
+    RotationAction, RotationRoot, Signer, Trust,
+};
 pub use store::{CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, CaDir, ROOT_CERT_FILE, ROOT_KEY_FILE};
 pub use verify::{ChainError, VerifiedChain, verify_bundle, verify_chain};
 
