@@ -50,6 +50,7 @@ pub mod pki;
 pub mod plan;
 pub mod remote_secret;
 pub mod render;
+pub mod rotate;
 pub mod spec;
 pub mod verify;
 

@@ -250,8 +250,13 @@ pub async fn apply_with<C: ClusterOps>(
     }
     let (bundles, ca_report) = ca::prepare(spec, options.dry_run)?;
     on_event(&Event::Ca { report: &ca_report });
-    let plan = plan_mesh(spec, &bundles, &preflight.render_options(spec))?;
+    let mut plan = plan_mesh(spec, &bundles, &preflight.render_options(spec))?;
     drop(bundles);
+    // Mid-rotation the live cacerts carries annotations (and maybe more roots) to keep.
+    let kept = crate::rotate::annotations::carry_into_plan(&mut plan, &preflight.live_cacerts());
+    for notice in &kept {
+        on_event(&Event::Notice { notice });
+    }
     on_event(&Event::Planned { plan: &plan });
     preflight
         .check_permissions(spec, &plan, options, on_event)
@@ -260,7 +265,8 @@ pub async fn apply_with<C: ClusterOps>(
         return Ok(stopped);
     }
     let (runner, verdicts) = preflight.into_runner(spec, &plan, options, helm, on_event);
-    let run = runner.run().await;
+    let mut run = runner.run().await;
+    run.notices.extend(kept);
     Ok(report::finished(spec, options, &verdicts, ca_report, run))
 }
 
@@ -280,6 +286,36 @@ async fn locate_helm(
     };
     crate::helm::check_sources(spec, &charts.into_iter().collect::<Vec<_>>())?;
     Ok(Some(helm))
+}
+
+/// Runs a plan built elsewhere (rotation's `cacerts` steps) through the same runner, events
+/// and report as [`apply_with`]: `clients` are the clusters it may write, `excluded` the ones
+/// whose steps are skipped, with why; `ca` says what happened in the CA directory.
+pub(crate) async fn run_plan<C: ClusterOps>(
+    spec: &MeshSpec,
+    plan: &Plan,
+    clients: BTreeMap<String, C>,
+    excluded: BTreeMap<String, String>,
+    options: &ExecuteOptions,
+    ca: CaReport,
+    on_event: EventSink<'_>,
+) -> Report {
+    on_event(&Event::Planned { plan });
+    let clusters = run::Clusters {
+        clients,
+        excluded,
+        servers: BTreeMap::new(),
+        istiod_running: BTreeSet::new(),
+        helm: None,
+        notices: Vec::new(),
+    };
+    let runner = run::Runner::new(spec, plan, options, clusters, on_event);
+    let run = runner.run().await;
+    let verdicts = preflight::Verdicts {
+        blockers: BTreeMap::new(),
+        detected: BTreeMap::new(),
+    };
+    report::finished(spec, options, &verdicts, ca, run)
 }
 
 /// Renders every cluster's objects, with what preflight chose, and builds the plan over them.

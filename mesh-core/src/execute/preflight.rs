@@ -135,6 +135,14 @@ impl<C: ClusterOps> Preflight<C> {
         }
     }
 
+    /// The live `cacerts` of every cluster that passed, by name.
+    pub(crate) fn live_cacerts(&self) -> BTreeMap<String, Value> {
+        self.probes
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), p.as_ref().ok()?.cacerts.clone()?)))
+            .collect()
+    }
+
     /// One [`Event::Preflight`] per cluster, in mesh-file order, then the notices.
     pub(crate) fn announce(&self, spec: &MeshSpec, on_event: EventSink<'_>) {
         for cluster in &spec.clusters {
@@ -366,7 +374,8 @@ async fn probe<C: ClusterOps>(
     })
 }
 
-/// A `cacerts` already in `cluster` is a conflict unless it trusts exactly the local root.
+/// A `cacerts` already in `cluster` is a conflict unless it trusts the local root (alone, or
+/// with others in its bundle).
 /// `local` is `None` when no root exists yet (a new one would be made).
 fn cacerts_conflict(
     cluster: &str,
@@ -389,7 +398,9 @@ fn cacerts_conflict(
             .join(", ")
     };
     match local {
-        Some(local) if *local == existing => None,
+        // A bundle holding the mesh root and more (a root rotation under way) is not a
+        // conflict: apply keeps such a bundle as it is (`rotate::annotations::carry_into_plan`).
+        Some(local) if local.is_subset(&existing) => None,
         Some(local) => Some(format!(
             "cluster {cluster}: Secret cacerts trusts a different root (SHA-256 {}) than the \
              mesh CA (SHA-256 {}); apply never replaces a root, because workloads signed by \

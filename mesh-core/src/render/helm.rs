@@ -301,6 +301,18 @@ fn istiod(
         // into the container env and fail validation.
         v.push(("env.AMBIENT_ENABLE_MULTI_NETWORK", json!("true")));
     }
+    if spec.ca.multi_root {
+        // What a root rotation needs (`reference/istio.md` §2): istiod accepts a bundle that
+        // is a superset or subset of the one it has, and proxies get trust bundles over PCDS
+        // instead of only at start. Both are env values, so strings.
+        if cluster.role == Role::Primary {
+            v.push(("pilot.env.ISTIO_MULTIROOT_MESH", json!("true")));
+        }
+        v.push((
+            "meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT",
+            json!("true"),
+        ));
+    }
     match (spec.model, cluster.role) {
         (Model::MultiPrimary, _) => {}
         (Model::PrimaryRemote, Role::Primary) => {

@@ -32,6 +32,7 @@ pub(crate) struct CaFile {
     pub root_days: Option<S<i64>>,
     pub intermediate_days: Option<S<i64>>,
     pub root: Option<S<RootFile>>,
+    pub multi_root: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -181,6 +181,10 @@ pub struct CaSpec {
     pub intermediate_days: u32,
     /// `ca.root`: bring your own root instead of generating one.
     pub root: Option<RootSource>,
+    /// `ca.multiRoot` (default false): render the istiod and proxy settings a root rotation
+    /// needs (`ISTIO_MULTIROOT_MESH=true` on istiod, `PROXY_CONFIG_XDS_AGENT=true` in the
+    /// proxies' mesh config), so `meshboot rotate root` can replace the root without restarts.
+    pub multi_root: bool,
 }
 
 /// A root CA the user brings (`ca.root`), paths resolved relative to the mesh file.

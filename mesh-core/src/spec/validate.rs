@@ -278,6 +278,7 @@ fn validate_ca(ca: Option<&S<CaFile>>, base_dir: &Path, issues: &mut Issues) -> 
         root_days: None,
         intermediate_days: None,
         root: None,
+        multi_root: None,
     };
     let f = ca.map(|c| &c.value).unwrap_or(&empty);
     let dir = match &f.dir {
@@ -342,6 +343,7 @@ fn validate_ca(ca: Option<&S<CaFile>>, base_dir: &Path, issues: &mut Issues) -> 
         root_days,
         intermediate_days,
         root,
+        multi_root: f.multi_root.as_ref().is_some_and(|v| v.value),
     }
 }
 

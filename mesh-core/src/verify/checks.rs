@@ -54,10 +54,26 @@ pub(crate) fn check(spec: &MeshSpec, facts: &MeshFacts, options: &VerifyOptions)
             )),
         }
     }
-    if let Some(finding) = check_roots(&roots) {
-        report.push(finding);
+    // Mid-rotation clusters chain to the old or the new root by design: the rotation's own
+    // finding names each one's phase (and any cluster in no phase of it) instead.
+    let live: BTreeMap<String, Option<Value>> = spec
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            let read = readable(facts, &c.name)?;
+            Some((c.name.clone(), read.cacerts.as_ref().ok()?.clone()))
+        })
+        .collect();
+    let rotation = crate::rotate::verify_findings(spec, &live);
+    if rotation.is_empty() {
+        if let Some(finding) = check_roots(&roots) {
+            report.push(finding);
+        }
+        for finding in check_local_root(&facts.local_root, &roots) {
+            report.push(finding);
+        }
     }
-    for finding in check_local_root(&facts.local_root, &roots) {
+    for finding in rotation {
         report.push(finding);
     }
 

@@ -79,6 +79,8 @@ pub enum Check {
     /// The east-west gateway Service has an external address.
     #[serde(rename = "eastwest-gateway")]
     EastWestGateway,
+    /// A root rotation is under way: the phase of every cluster.
+    Rotation,
 }
 
 impl Check {
@@ -93,6 +95,7 @@ impl Check {
             Check::Token => "token",
             Check::UnexpectedSecret => "unexpected-secret",
             Check::EastWestGateway => "eastwest-gateway",
+            Check::Rotation => "rotation",
         }
     }
 }
