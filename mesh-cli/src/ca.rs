@@ -87,12 +87,35 @@ pub struct IntermediateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = INSPECT_HELP)]
 pub struct InspectArgs {
     /// CA directory.
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
+    /// Judge expiry like `check-expiry` (for this directory alone): warn when less than this
+    /// is left, e.g. 30d. Given (or --critical), the exit code follows the monitoring
+    /// convention below.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_span)]
+    warn: Option<std::time::Duration>,
+    /// Critical when less than this is left (or expired), e.g. 7d; see --warn.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_span)]
+    critical: Option<std::time::Duration>,
     #[command(flatten)]
     output: OutputArg,
+}
+
+const INSPECT_HELP: &str = "\
+With --warn or --critical (the other defaults to 30d / 7d) the exit code follows the
+monitoring-plugin convention of check-expiry: 0 ok, 1 warning, 2 critical (within --critical,
+expired, or a chain that fails to verify), 3 unknown (unreadable files, --critical longer
+than --warn).";
+
+/// What `ca inspect --warn/--critical` reports: the directory, and the expiry verdicts.
+#[derive(Debug, Serialize)]
+struct InspectWithExpiry {
+    #[serde(flatten)]
+    ca: CaReport,
+    expiry: mesh_core::rotate::ExpiryReport,
 }
 
 /// What `ca init` and `ca import` report.
@@ -228,6 +251,9 @@ fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
+    if args.warn.is_some() || args.critical.is_some() {
+        return inspect_expiry(&args);
+    }
     let ca = CaDir::open(&args.dir);
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a directory", args.dir.display());
@@ -253,6 +279,52 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Failed);
     }
     Ok(Exit::Done)
+}
+
+/// `ca inspect` with thresholds: the table, the expiry lines, monitoring exit codes.
+fn inspect_expiry(args: &InspectArgs) -> anyhow::Result<Exit> {
+    let limits = crate::check_expiry::ThresholdArgs {
+        warn: args
+            .warn
+            .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
+        critical: args
+            .critical
+            .unwrap_or(std::time::Duration::from_secs(7 * 86_400)),
+    };
+    let thresholds = match limits.thresholds() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Unknown);
+        }
+    };
+    if !args.dir.is_dir() {
+        eprintln!("error: {} is not a directory", args.dir.display());
+        return Ok(Exit::Unknown);
+    }
+    let ca = match CaDir::open(&args.dir).inspect() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Unknown);
+        }
+    };
+    let expiry = mesh_core::rotate::ExpiryReport::new(
+        mesh_core::rotate::check_local(&args.dir, &thresholds),
+        &thresholds,
+    );
+    let broken = !ca.all_ok();
+    let value = InspectWithExpiry { ca, expiry };
+    crate::args::emit(args.output.output, &value, |v, out| {
+        print_table(&v.ca, out)?;
+        crate::check_expiry::print(&v.expiry, out)
+    })?;
+    let status = if broken {
+        mesh_core::rotate::ExpiryStatus::Critical
+    } else {
+        value.expiry.status
+    };
+    Ok(Exit::of_expiry(status))
 }
 
 fn print_cert_summary(out: &mut dyn Write, info: &CertInfo) -> std::io::Result<()> {

@@ -6,15 +6,19 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::exit::Exit;
+
 mod apply;
 mod args;
 mod ca;
+mod check_expiry;
 mod docs;
 mod exit;
 mod logging;
 mod output;
 mod remote_secret;
 mod render;
+mod rotate;
 mod verify;
 
 /// Bootstrap an Istio multicluster mesh: CA, manifests, remote secrets, verification.
@@ -44,6 +48,11 @@ enum Command {
     RemoteSecret(remote_secret::RemoteSecretArgs),
     /// Check every cluster of the mesh against the mesh file.
     Verify(verify::VerifyArgs),
+    /// Rotate intermediates, or the mesh root in gated phases.
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
+    /// Check the expiry of every certificate and token (exit 0 ok, 1 warning, 2 critical, 3 unknown).
+    CheckExpiry(check_expiry::CheckExpiryArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell).
     Completion(docs::CompletionArgs),
     /// Print the man page, or write one page per command into a folder.
@@ -55,6 +64,10 @@ enum Command {
 pub fn command() -> clap::Command {
     fn with_exit_codes(cmd: clap::Command) -> clap::Command {
         let cmd = cmd.mut_subcommands(with_exit_codes);
+        if exit::MONITORING_COMMANDS.contains(&cmd.get_name()) {
+            // Its own codes are its after_help already.
+            return cmd;
+        }
         match cmd.get_after_help() {
             Some(own) => {
                 let text = format!("{own}\n\n{}", exit::EXIT_CODES);
@@ -70,7 +83,18 @@ pub fn command() -> clap::Command {
 async fn main() -> ExitCode {
     // One crypto provider for rustls (kube-rs builds its TLS config with the process default).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        // A bad command line of a monitoring command is "unknown" (3), never "critical" (2).
+        Err(e) if e.use_stderr() && exit::is_monitoring(std::env::args_os()) => {
+            let _ = e.print();
+            return Exit::Unknown.into();
+        }
+        Err(e) => e.exit(),
+    };
     logging::init(cli.verbose);
     let result = match cli.command {
         Command::Ca(cmd) => ca::run(cmd).await,
@@ -79,6 +103,8 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args).await,
         Command::RemoteSecret(args) => remote_secret::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Rotate(cmd) => rotate::run(cmd).await,
+        Command::CheckExpiry(args) => check_expiry::run(args).await,
         Command::Completion(args) => docs::completion(args),
         Command::Man(args) => docs::man(args),
     };

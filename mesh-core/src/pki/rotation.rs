@@ -852,7 +852,11 @@ fn current_stamp(bundle: &ClusterBundle) -> String {
         Some(info) => format!(
             "{}-{}",
             compact(info.not_before),
-            info.serial.replace(':', "").chars().take(8).collect::<String>()
+            info.serial
+                .replace(':', "")
+                .chars()
+                .take(8)
+                .collect::<String>()
         ),
         None => compact(OffsetDateTime::now_utc()),
     }
@@ -866,7 +870,11 @@ fn history_stamp(previous_dir: &Path) -> String {
         Some(info) => format!(
             "{}-{}",
             compact(info.not_before),
-            info.serial.replace(':', "").chars().take(8).collect::<String>()
+            info.serial
+                .replace(':', "")
+                .chars()
+                .take(8)
+                .collect::<String>()
         ),
         None => compact(OffsetDateTime::now_utc()),
     }

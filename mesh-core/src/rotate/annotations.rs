@@ -55,9 +55,7 @@ pub(crate) fn set(object: &mut Value, annotations: &BTreeMap<String, String>) {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
-    let entry = metadata
-        .entry("annotations")
-        .or_insert_with(|| json!({}));
+    let entry = metadata.entry("annotations").or_insert_with(|| json!({}));
     if let Some(map) = entry.as_object_mut() {
         for (k, v) in annotations {
             map.insert(k.clone(), json!(v));
@@ -121,7 +119,9 @@ fn wider_bundle(desired: &Value, live: &Value) -> Option<Kept> {
     use base64::Engine as _;
     let decode = |v: &Value| -> Option<(String, Vec<String>)> {
         let encoded = v.pointer("/data/root-cert.pem")?.as_str()?.to_string();
-        let pem = base64::engine::general_purpose::STANDARD.decode(&encoded).ok()?;
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(&encoded)
+            .ok()?;
         let fps = crate::pki::root_fingerprints(std::str::from_utf8(&pem).ok()?).ok()?;
         Some((encoded, fps))
     };

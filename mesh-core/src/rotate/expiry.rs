@@ -58,7 +58,8 @@ impl ExpiryThresholds {
     /// ```
     pub fn status(&self, not_after: OffsetDateTime, now: OffsetDateTime) -> ExpiryStatus {
         let left = not_after - now;
-        let within = |d: Duration| left <= time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        let within =
+            |d: Duration| left <= time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
         if left <= time::Duration::ZERO || within(self.critical) {
             ExpiryStatus::Critical
         } else if within(self.warn) {
@@ -169,7 +170,10 @@ impl ExpiryReport {
         let status = items
             .iter()
             .map(|i| i.status)
-            .fold(ExpiryStatus::Ok, |acc, s| if s.worse_than(acc) { s } else { acc });
+            .fold(
+                ExpiryStatus::Ok,
+                |acc, s| if s.worse_than(acc) { s } else { acc },
+            );
         ExpiryReport {
             status,
             warn_days: thresholds.warn.as_secs() / 86_400,
@@ -199,7 +203,11 @@ pub fn check_local(dir: &Path, thresholds: &ExpiryThresholds) -> Vec<ExpiryItem>
     let report = match ca.inspect() {
         Ok(r) => r,
         Err(e) => {
-            return vec![unknown(None, format!("CA directory {}", dir.display()), e.to_string())];
+            return vec![unknown(
+                None,
+                format!("CA directory {}", dir.display()),
+                e.to_string(),
+            )];
         }
     };
     if report.root.is_none() && report.intermediates.is_empty() {
@@ -224,7 +232,10 @@ pub fn check_local(dir: &Path, thresholds: &ExpiryThresholds) -> Vec<ExpiryItem>
             None,
             format!(
                 "new root of the rotation under way (local {})",
-                ca.rotation_dir().join("new").join(pki::ROOT_CERT_FILE).display()
+                ca.rotation_dir()
+                    .join("new")
+                    .join(pki::ROOT_CERT_FILE)
+                    .display()
             ),
             rotation.new.info.not_after,
             thresholds,
@@ -256,8 +267,16 @@ pub async fn check_expiry_with<C: ClusterOps>(
             async move {
                 let items = match client {
                     Some(Ok(client)) => live_items(client, &c.name, ns, thresholds).await,
-                    Some(Err(e)) => vec![unknown(Some(c.name.clone()), "cluster".into(), e.to_string())],
-                    None => vec![unknown(Some(c.name.clone()), "cluster".into(), "not connected".into())],
+                    Some(Err(e)) => vec![unknown(
+                        Some(c.name.clone()),
+                        "cluster".into(),
+                        e.to_string(),
+                    )],
+                    None => vec![unknown(
+                        Some(c.name.clone()),
+                        "cluster".into(),
+                        "not connected".into(),
+                    )],
                 };
                 (c.name.clone(), items)
             }
@@ -456,18 +475,24 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let exp = (now + time::Duration::days(3)).unix_timestamp();
         let token = format!("{}.{}.c2ln", b64("{}"), b64(&format!("{{\"exp\":{exp}}}")));
-        let kubeconfig = format!("apiVersion: v1\nkind: Config\nusers:\n- name: ap\n  user:\n    token: {token}\n");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nusers:\n- name: ap\n  user:\n    token: {token}\n"
+        );
         let secret = json!({"metadata": {"name": "istio-remote-secret-ap"},
             "data": {"ap": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}});
         let items = token_items("eu", &secret, &ExpiryThresholds::default(), now);
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].status, ExpiryStatus::Critical);
-        assert_eq!(items[0].what, "token of remote secret istio-remote-secret-ap (reads ap)");
+        assert_eq!(
+            items[0].what,
+            "token of remote secret istio-remote-secret-ap (reads ap)"
+        );
         assert!(!serde_json::to_string(&items).unwrap().contains(&token));
         // A legacy token (no exp) is not an expiring item.
         let legacy = format!("{}.{}.c2ln", b64("{}"), b64("{\"sub\":\"x\"}"));
         let kubeconfig = format!("users:\n- user:\n    token: {legacy}\n");
-        let secret = json!({"data": {"ap": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}});
+        let secret =
+            json!({"data": {"ap": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}});
         assert!(token_items("eu", &secret, &ExpiryThresholds::default(), now).is_empty());
     }
 
@@ -482,9 +507,15 @@ mod tests {
             status,
             error: None,
         };
-        let r = ExpiryReport::new(vec![item(ExpiryStatus::Warning), item(ExpiryStatus::Unknown)], &t);
+        let r = ExpiryReport::new(
+            vec![item(ExpiryStatus::Warning), item(ExpiryStatus::Unknown)],
+            &t,
+        );
         assert_eq!(r.status, ExpiryStatus::Unknown);
-        let r = ExpiryReport::new(vec![item(ExpiryStatus::Critical), item(ExpiryStatus::Unknown)], &t);
+        let r = ExpiryReport::new(
+            vec![item(ExpiryStatus::Critical), item(ExpiryStatus::Unknown)],
+            &t,
+        );
         assert_eq!(r.status, ExpiryStatus::Critical);
         assert_eq!(ExpiryReport::new(vec![], &t).status, ExpiryStatus::Ok);
     }

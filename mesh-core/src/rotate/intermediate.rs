@@ -269,7 +269,8 @@ pub fn plan_intermediates(
             ));
             continue;
         };
-        let horizon = now + time::Duration::seconds(i64::try_from(within.as_secs()).unwrap_or(i64::MAX / 2));
+        let horizon =
+            now + time::Duration::seconds(i64::try_from(within.as_secs()).unwrap_or(i64::MAX / 2));
         let Some(local) = &local else {
             // Never bootstrapped here: `apply` makes its first intermediate, not rotation.
             continue;
@@ -342,7 +343,12 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
     let views = observe_all(spec, &clients, &wanted, false, options.concurrency).await;
     let live: BTreeMap<String, Option<CertInfo>> = views
         .iter()
-        .map(|(c, v)| (c.clone(), v.as_ref().ok().and_then(ClusterView::intermediate)))
+        .map(|(c, v)| {
+            (
+                c.clone(),
+                v.as_ref().ok().and_then(ClusterView::intermediate),
+            )
+        })
         .collect();
     let mut chosen = plan_intermediates(spec, request, &live)?;
 
@@ -441,7 +447,12 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
         root: "unchanged".into(),
         intermediates: chosen
             .iter()
-            .map(|c| (c.cluster.clone(), word(c.action, options.dry_run).to_string()))
+            .map(|c| {
+                (
+                    c.cluster.clone(),
+                    word(c.action, options.dry_run).to_string(),
+                )
+            })
             .collect(),
     };
     let run = crate::execute::run_plan(
@@ -461,7 +472,9 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
         if !ok || c.action == IntermediateOutcome::Skipped {
             continue;
         }
-        if let (Some(Ok(view)), Some(spec_cluster)) = (views.get(&c.cluster), spec.cluster(&c.cluster)) {
+        if let (Some(Ok(view)), Some(spec_cluster)) =
+            (views.get(&c.cluster), spec.cluster(&c.cluster))
+        {
             c.istiod = Some(IstiodAction::for_intermediate(
                 &c.cluster,
                 &spec_cluster.context,
@@ -470,7 +483,10 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
             ));
         }
     }
-    let succeeded = run.succeeded && chosen.iter().all(|c| c.action != IntermediateOutcome::Skipped);
+    let succeeded = run.succeeded
+        && chosen
+            .iter()
+            .all(|c| c.action != IntermediateOutcome::Skipped);
     let untouched = spec
         .cluster_names()
         .into_iter()
@@ -488,7 +504,12 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
 }
 
 /// The cacerts step of a rotation plan.
-pub(crate) fn cacerts_step(id: usize, spec: &MeshSpec, cluster: &str, object: serde_json::Value) -> Step {
+pub(crate) fn cacerts_step(
+    id: usize,
+    spec: &MeshSpec,
+    cluster: &str,
+    object: serde_json::Value,
+) -> Step {
     Step {
         id: StepId(id),
         phase: Phase::CaCerts,

@@ -63,11 +63,11 @@ pub use intermediate::{
     rotate_intermediates_with,
 };
 pub use live::{IstiodInfo, ROOT_CONFIGMAP};
+pub(crate) use root::verify_findings;
 pub use root::{
     ClusterPhase, Gate, GateStatus, NewRoot, NextStep, PlannedWrite, RootOutcome, RootPhase,
     RootReport, RootRequest, StepRun, rotate_root, rotate_root_with,
 };
-pub(crate) use root::verify_findings;
 
 use crate::cluster::ClusterError;
 use crate::execute::ExecuteError;

@@ -370,7 +370,10 @@ pub async fn rotate_root_with<C: ClusterOps>(
         let now = OffsetDateTime::now_utc();
         // Before the rotation folder exists every cluster must be plainly on the mesh root.
         let (old_fp, new_fp) = match &rotation {
-            Some(r) => (r.old.fingerprint().to_string(), Some(r.new.fingerprint().to_string())),
+            Some(r) => (
+                r.old.fingerprint().to_string(),
+                Some(r.new.fingerprint().to_string()),
+            ),
             None => (mesh_root_fingerprint(&ca)?, None),
         };
         let phases: Vec<ClusterPhase> = names
@@ -431,7 +434,11 @@ pub async fn rotate_root_with<C: ClusterOps>(
                 if let Some(r) = &rotation {
                     report.new_root = r.new.fingerprint().to_string();
                     if r.on_disk && !options.dry_run {
-                        let outcome = if request.abort { "aborted" } else { "completed" };
+                        let outcome = if request.abort {
+                            "aborted"
+                        } else {
+                            "completed"
+                        };
                         let to = blocking(ca.clone(), move |ca| ca.retire_root_rotation(outcome))
                             .await?;
                         report.retired = Some(to.display().to_string());
@@ -466,11 +473,20 @@ pub async fn rotate_root_with<C: ClusterOps>(
                 } else {
                     RootOutcome::Advanced
                 };
-                report.next = Some(next_step(&names, &phases, next_after(&phases, request.abort), false));
+                report.next = Some(next_step(
+                    &names,
+                    &phases,
+                    next_after(&phases, request.abort),
+                    false,
+                ));
                 report.gate = Some(gate);
                 return Ok(report);
             }
-            Decision::Step { to, finishing, gate } => {
+            Decision::Step {
+                to,
+                finishing,
+                gate,
+            } => {
                 // A step that changes a bundle needs istiod to accept it.
                 let changes_trust = phases
                     .iter()
@@ -602,7 +618,11 @@ pub(crate) fn decide(
 ) -> Decision {
     let problems: Vec<String> = phases
         .iter()
-        .filter_map(|p| p.problem.as_ref().map(|why| format!("{}: {why}", p.cluster)))
+        .filter_map(|p| {
+            p.problem
+                .as_ref()
+                .map(|why| format!("{}: {why}", p.cluster))
+        })
         .collect();
     if !problems.is_empty() {
         return Decision::Blocked(problems);
@@ -657,7 +677,11 @@ pub(crate) fn decide(
                     Decision::Wait(gate)
                 };
             }
-            return step(RootPhase::Aborting, set.contains(&RootPhase::Aborting), None);
+            return step(
+                RootPhase::Aborting,
+                set.contains(&RootPhase::Aborting),
+                None,
+            );
         }
         return step(RootPhase::OldRoot, false, None);
     }
@@ -732,7 +756,12 @@ fn next_after(phases: &[ClusterPhase], abort: bool) -> RootPhase {
 
 /// `min_age` since the last cluster reached its phase (a cluster without the annotation counts
 /// as reaching it now: waiting longer is safe, shorter is not).
-fn age_gate(phases: &[ClusterPhase], gate: Gate, now: OffsetDateTime, min_age: Duration) -> GateStatus {
+fn age_gate(
+    phases: &[ClusterPhase],
+    gate: Gate,
+    now: OffsetDateTime,
+    min_age: Duration,
+) -> GateStatus {
     let last = phases
         .iter()
         .map(|p| p.since.unwrap_or(now))
@@ -757,7 +786,10 @@ fn age_gate(phases: &[ClusterPhase], gate: Gate, now: OffsetDateTime, min_age: D
             if open {
                 "has passed".to_string()
             } else {
-                format!("opens the gate at {}", opens_at.format(&Rfc3339).unwrap_or_default())
+                format!(
+                    "opens the gate at {}",
+                    opens_at.format(&Rfc3339).unwrap_or_default()
+                )
             }
         )],
         opens_at: (!open).then_some(opens_at),
@@ -867,7 +899,9 @@ fn published_status(
             continue;
         };
         let Some(maps) = &view.root_configmaps else {
-            out.push(format!("{cluster}: the published root ConfigMaps were not read"));
+            out.push(format!(
+                "{cluster}: the published root ConfigMaps were not read"
+            ));
             continue;
         };
         let lacking: Vec<&str> = maps
@@ -894,7 +928,10 @@ fn published_status(
 }
 
 /// Multi-root istiod and XDS-agent proxies, per cluster (`reference/istio.md` §2).
-fn prerequisites(spec: &MeshSpec, views: &BTreeMap<String, Result<ClusterView, String>>) -> Vec<String> {
+fn prerequisites(
+    spec: &MeshSpec,
+    views: &BTreeMap<String, Result<ClusterView, String>>,
+) -> Vec<String> {
     let ns = &spec.istio_namespace;
     let mut out = Vec::new();
     for cluster in &spec.clusters {
@@ -998,7 +1035,8 @@ fn nesting_problems(
         };
         let live = files.root_cert.unwrap_or_default();
         let desired = &bundle.root_cert_pem;
-        if !(live == *desired || live.contains(desired.as_str()) || desired.contains(live.as_str())) {
+        if !(live == *desired || live.contains(desired.as_str()) || desired.contains(live.as_str()))
+        {
             out.push(format!(
                 "{cluster}: its live root-cert.pem is not byte-for-byte part of the bundle this step writes (nor the other way round); istiod 1.20–1.30 would refuse it. Was cacerts written by another tool?"
             ));
@@ -1069,7 +1107,10 @@ async fn write_step<C: ClusterOps>(
             .get(&cluster.name)
             .and_then(|v| v.as_ref().ok())
             .and_then(|v| v.cacerts.as_ref());
-        annotations::set(&mut object, &phase_annotations(live, rotation, bundle, to, now));
+        annotations::set(
+            &mut object,
+            &phase_annotations(live, rotation, bundle, to, now),
+        );
         steps.push(cacerts_step(steps.len(), spec, &cluster.name, object));
     }
     let plan = Plan {
@@ -1169,7 +1210,10 @@ fn check_same_new_root(rotation: &RootRotation, cert: &std::path::Path) -> Resul
 /// Verify's view of a rotation under way: one finding naming each cluster's phase, so a mesh
 /// mid-rotation reads as such rather than as mismatched roots. Empty when the CA directory
 /// holds no rotation.
-pub(crate) fn verify_findings(spec: &MeshSpec, cacerts: &BTreeMap<String, Option<Value>>) -> Vec<Finding> {
+pub(crate) fn verify_findings(
+    spec: &MeshSpec,
+    cacerts: &BTreeMap<String, Option<Value>>,
+) -> Vec<Finding> {
     let ca = CaDir::open(&spec.ca.dir);
     let Ok(Some(rotation)) = ca.root_rotation() else {
         return Vec::new();
@@ -1187,7 +1231,10 @@ pub(crate) fn verify_findings(spec: &MeshSpec, cacerts: &BTreeMap<String, Option
         };
         let p = classify(&cluster.name, &view, old, Some(new));
         match (p.phase, p.problem) {
-            (Some(phase), _) => by_phase.entry(phase).or_default().push(cluster.name.as_str()),
+            (Some(phase), _) => by_phase
+                .entry(phase)
+                .or_default()
+                .push(cluster.name.as_str()),
             (None, Some(problem)) => findings.push(Finding {
                 severity: Severity::Error,
                 cluster: Some(cluster.name.clone()),
@@ -1241,29 +1288,53 @@ mod tests {
     #[test]
     fn forward_steps_wait_for_every_cluster_and_each_gate() {
         let now = OffsetDateTime::now_utc();
-        let zero = [at("eu", RootPhase::OldRoot, None), at("us", RootPhase::OldRoot, None)];
+        let zero = [
+            at("eu", RootPhase::OldRoot, None),
+            at("us", RootPhase::OldRoot, None),
+        ];
         assert!(matches!(
             decide(&zero, false, &[], now, DAY),
-            Decision::Step { to: RootPhase::BothRoots, finishing: false, .. }
+            Decision::Step {
+                to: RootPhase::BothRoots,
+                finishing: false,
+                ..
+            }
         ));
         // One cluster through, one not: the step is finished, no gate asked.
-        let split = [at("eu", RootPhase::BothRoots, None), at("us", RootPhase::OldRoot, None)];
+        let split = [
+            at("eu", RootPhase::BothRoots, None),
+            at("us", RootPhase::OldRoot, None),
+        ];
         assert!(matches!(
             decide(&split, false, &["us: not published".into()], now, DAY),
-            Decision::Step { to: RootPhase::BothRoots, finishing: true, .. }
+            Decision::Step {
+                to: RootPhase::BothRoots,
+                finishing: true,
+                ..
+            }
         ));
-        let one = [at("eu", RootPhase::BothRoots, None), at("us", RootPhase::BothRoots, None)];
+        let one = [
+            at("eu", RootPhase::BothRoots, None),
+            at("us", RootPhase::BothRoots, None),
+        ];
         let Decision::Wait(gate) = decide(&one, false, &["us: not yet".into()], now, DAY) else {
             panic!("gate 1 must hold while us has not published");
         };
         assert_eq!((gate.gate, gate.open), (Gate::Published, false));
         assert!(matches!(
             decide(&one, false, &[], now, DAY),
-            Decision::Step { to: RootPhase::NewIntermediates, .. }
+            Decision::Step {
+                to: RootPhase::NewIntermediates,
+                ..
+            }
         ));
         let hour_ago = now - time::Duration::hours(1);
         let two = [
-            at("eu", RootPhase::NewIntermediates, Some(now - time::Duration::days(3))),
+            at(
+                "eu",
+                RootPhase::NewIntermediates,
+                Some(now - time::Duration::days(3)),
+            ),
             at("us", RootPhase::NewIntermediates, Some(hour_ago)),
         ];
         let Decision::Wait(gate) = decide(&two, false, &[], now, DAY) else {
@@ -1273,9 +1344,15 @@ mod tests {
         assert!(gate.detail[0].contains("us"), "{:?}", gate.detail);
         assert!(matches!(
             decide(&two, false, &[], now, Duration::ZERO),
-            Decision::Step { to: RootPhase::NewRootOnly, .. }
+            Decision::Step {
+                to: RootPhase::NewRootOnly,
+                ..
+            }
         ));
-        let three = [at("eu", RootPhase::NewRootOnly, None), at("us", RootPhase::NewRootOnly, None)];
+        let three = [
+            at("eu", RootPhase::NewRootOnly, None),
+            at("us", RootPhase::NewRootOnly, None),
+        ];
         assert_eq!(decide(&three, false, &[], now, DAY), Decision::Done);
     }
 
@@ -1295,8 +1372,14 @@ mod tests {
             panic!("a down cluster stops the advance");
         };
         assert_eq!(lines, ["us: cannot be read: connection refused"]);
-        let apart = [at("eu", RootPhase::OldRoot, None), at("us", RootPhase::NewIntermediates, None)];
-        assert!(matches!(decide(&apart, false, &[], now, Duration::ZERO), Decision::Blocked(_)));
+        let apart = [
+            at("eu", RootPhase::OldRoot, None),
+            at("us", RootPhase::NewIntermediates, None),
+        ];
+        assert!(matches!(
+            decide(&apart, false, &[], now, Duration::ZERO),
+            Decision::Blocked(_)
+        ));
     }
 
     #[test]
@@ -1305,23 +1388,47 @@ mod tests {
         let one = [at("eu", RootPhase::BothRoots, None)];
         assert!(matches!(
             decide(&one, true, &[], now, DAY),
-            Decision::Step { to: RootPhase::OldRoot, .. }
+            Decision::Step {
+                to: RootPhase::OldRoot,
+                ..
+            }
         ));
-        let two = [at("eu", RootPhase::NewIntermediates, None), at("us", RootPhase::BothRoots, None)];
+        let two = [
+            at("eu", RootPhase::NewIntermediates, None),
+            at("us", RootPhase::BothRoots, None),
+        ];
         assert!(matches!(
             decide(&two, true, &[], now, DAY),
-            Decision::Step { to: RootPhase::Aborting, .. }
+            Decision::Step {
+                to: RootPhase::Aborting,
+                ..
+            }
         ));
-        let back = [at("eu", RootPhase::Aborting, Some(now)), at("us", RootPhase::Aborting, Some(now))];
-        assert!(matches!(decide(&back, true, &[], now, DAY), Decision::Wait(_)));
+        let back = [
+            at("eu", RootPhase::Aborting, Some(now)),
+            at("us", RootPhase::Aborting, Some(now)),
+        ];
+        assert!(matches!(
+            decide(&back, true, &[], now, DAY),
+            Decision::Wait(_)
+        ));
         assert!(matches!(
             decide(&back, true, &[], now, Duration::ZERO),
-            Decision::Step { to: RootPhase::OldRoot, .. }
+            Decision::Step {
+                to: RootPhase::OldRoot,
+                ..
+            }
         ));
         let three = [at("eu", RootPhase::NewRootOnly, None)];
-        assert!(matches!(decide(&three, true, &[], now, DAY), Decision::Blocked(_)));
+        assert!(matches!(
+            decide(&three, true, &[], now, DAY),
+            Decision::Blocked(_)
+        ));
         // Forward while an abort is under way is refused.
-        assert!(matches!(decide(&back, false, &[], now, DAY), Decision::Blocked(_)));
+        assert!(matches!(
+            decide(&back, false, &[], now, DAY),
+            Decision::Blocked(_)
+        ));
         let done = [at("eu", RootPhase::OldRoot, None)];
         assert_eq!(decide(&done, true, &[], now, DAY), Decision::Done);
     }

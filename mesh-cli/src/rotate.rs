@@ -1,0 +1,499 @@
+//! `meshboot rotate intermediate` and `meshboot rotate root`: argument parsing and printing;
+//! the work is `mesh_core::rotate`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mesh_core::execute::Event;
+use mesh_core::rotate::{
+    self, IntermediateOutcome, IntermediateReport, IntermediateRequest, NewRoot, RootOutcome,
+    RootReport, RootRequest, RotateError, RotateOptions,
+};
+use mesh_core::spec::MeshSpec;
+
+use crate::args::{DryRunArg, MeshFileArg, OutputArg};
+use crate::exit::{Exit, Usage};
+use crate::output::Progress;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RotateCommand {
+    /// Issue new intermediates from the same root for some clusters and push them as cacerts.
+    #[command(after_help = INTERMEDIATE_HELP)]
+    Intermediate(IntermediateArgs),
+    /// Replace the mesh root in three gated phases over every cluster.
+    #[command(after_help = ROOT_HELP)]
+    Root(RootArgs),
+}
+
+const INTERMEDIATE_HELP: &str = "\
+Choose clusters with --cluster (repeatable), or every cluster whose intermediate (in the CA
+directory or live in the cluster, whichever ends first) expires within --expiring-within; both
+together rotate those of the named clusters that expire. The previous intermediate is kept in
+<ca.dir>/<cluster>/previous/; go back to it with:
+  meshboot rotate intermediate -f mesh.yaml --rollback --cluster NAME";
+
+const ROOT_HELP: &str = "\
+Phases, each completed on every cluster before the next starts anywhere:
+  1  root-cert.pem = old + new root; intermediates unchanged
+     gate: every cacerts holds both, and istiod published both in istio-ca-root-cert
+  2  new intermediates signed by the new root; bundle still old + new
+     gate: --min-phase-age since the last cluster reached phase 2
+  3  root-cert.pem = new root only
+Start with --new-root; afterwards just run it again (after a crash too, or from another
+machine with the same CA directory): the phase is read from the clusters.";
+
+#[derive(Debug, clap::Args)]
+pub struct IntermediateArgs {
+    #[command(flatten)]
+    file: MeshFileArg,
+    /// A cluster to rotate (repeat for several).
+    #[arg(long = "cluster", value_name = "NAME")]
+    clusters: Vec<String>,
+    /// Rotate every intermediate that expires within this, e.g. 30d, 12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    expiring_within: Option<Duration>,
+    /// Go back to the previous intermediate of the --cluster clusters.
+    #[arg(long)]
+    rollback: bool,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RootArgs {
+    #[command(flatten)]
+    file: MeshFileArg,
+    /// Start a rotation: `generate` a new root with the mesh file's ca settings, or bring one
+    /// as CERT,KEY (two PEM files). A rotation under way keeps its own root.
+    #[arg(long, value_name = "generate|CERT,KEY", value_parser = parse_new_root)]
+    new_root: Option<NewRoot>,
+    /// Gate 2: how long after the last cluster reached phase 2 the new root may go alone
+    /// (every workload certificate re-issued by then), e.g. 24h, 0s.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_span)]
+    min_phase_age: Duration,
+    /// Return every cluster to the old root and old intermediates (before phase 3 only).
+    #[arg(long)]
+    abort: bool,
+    /// How long to wait for istiod to publish the new bundle (gate 1) before stopping.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_span)]
+    timeout: Duration,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+pub async fn run(cmd: RotateCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        RotateCommand::Intermediate(args) => intermediate(args).await,
+        RotateCommand::Root(args) => root(args).await,
+    }
+}
+
+async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
+    let spec = match args.file.load() {
+        Ok(spec) => spec,
+        Err(exit) => return Ok(exit),
+    };
+    let request = IntermediateRequest {
+        clusters: args.clusters.clone(),
+        expiring_within: args.expiring_within,
+        rollback: args.rollback,
+    };
+    let options = RotateOptions {
+        dry_run: args.dry_run.dry_run,
+        ..RotateOptions::default()
+    };
+    let format = args.output.output;
+    let progress = Progress::new(
+        format,
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+        options.dry_run,
+    );
+    let on_event = |event: &Event<'_>| progress.event(event);
+    let result = rotate::rotate_intermediates(&spec, &request, &options, &on_event).await;
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(usage_or(e, &args.file)),
+    };
+    let file = args.file.display();
+    crate::args::emit(format, &report, |r, out| {
+        print_intermediate(r, &spec, &file, out)
+    })?;
+    Ok(Exit::ok_if(report.succeeded))
+}
+
+fn usage_or(e: RotateError, file: &MeshFileArg) -> anyhow::Error {
+    match e {
+        RotateError::NothingChosen
+        | RotateError::UnknownCluster { .. }
+        | RotateError::Conflict(_) => anyhow::Error::new(Usage(e.to_string())),
+        other => anyhow::Error::new(other).context(format!("rotate -f {}", file.display())),
+    }
+}
+
+fn print_intermediate(
+    r: &IntermediateReport,
+    spec: &MeshSpec,
+    file: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let would = if r.dry_run { "would be " } else { "" };
+    if r.clusters.is_empty() {
+        writeln!(
+            out,
+            "rotate intermediate: no cluster needs a new intermediate"
+        )?;
+    }
+    for c in &r.clusters {
+        let date =
+            |s: &rotate::CertSummary| format!("{} ({} days)", s.not_after.date(), s.days_left);
+        match c.action {
+            IntermediateOutcome::Issued => writeln!(
+                out,
+                "{}: new intermediate {would}issued from the same root ({}){}",
+                c.cluster,
+                c.reason,
+                c.current
+                    .as_ref()
+                    .map(|s| format!(", valid until {}", date(s)))
+                    .unwrap_or_default()
+            )?,
+            IntermediateOutcome::RolledBack => writeln!(
+                out,
+                "{}: {would}rolled back to the previous intermediate{}",
+                c.cluster,
+                c.current
+                    .as_ref()
+                    .map(|s| format!(" (serial {}, valid until {})", s.serial, date(s)))
+                    .unwrap_or_default()
+            )?,
+            IntermediateOutcome::Pushed => writeln!(
+                out,
+                "{}: the CA directory's intermediate {would}pushed ({})",
+                c.cluster, c.reason
+            )?,
+            IntermediateOutcome::Skipped => writeln!(out, "{}: {}", c.cluster, c.reason)?,
+        }
+        if let (Some(old), IntermediateOutcome::Issued) = (&c.replaced, c.action) {
+            writeln!(
+                out,
+                "  previous intermediate (serial {}, valid until {}) kept in {}",
+                old.serial,
+                date(old),
+                mesh_core::pki::CaDir::open(&spec.ca.dir)
+                    .previous_dir(&c.cluster)
+                    .display()
+            )?;
+        }
+        if let Some(cluster) = r.run.cluster(&c.cluster) {
+            for step in &cluster.steps {
+                let outcome = if r.dry_run && step.outcome.is_success() {
+                    format!("would be {}", step.outcome)
+                } else {
+                    step.outcome.to_string()
+                };
+                writeln!(
+                    out,
+                    "  Secret {}/cacerts: {outcome}{}",
+                    spec.istio_namespace,
+                    step.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        if let Some(istiod) = &c.istiod {
+            writeln!(out, "  {}", istiod.message)?;
+            if let Some(cmd) = &istiod.command {
+                writeln!(out, "    {cmd}")?;
+            }
+        }
+    }
+    if r.clusters
+        .iter()
+        .any(|c| c.action != IntermediateOutcome::Skipped)
+    {
+        writeln!(out, "{}", r.workloads)?;
+    }
+    if !r.untouched.is_empty() {
+        writeln!(out, "not touched: {}", r.untouched.join(", "))?;
+    }
+    let rotated: Vec<&str> = r
+        .clusters
+        .iter()
+        .filter(|c| c.action == IntermediateOutcome::Issued)
+        .map(|c| c.cluster.as_str())
+        .collect();
+    if !r.dry_run && !rotated.is_empty() {
+        let flags: Vec<String> = rotated.iter().map(|c| format!("--cluster {c}")).collect();
+        writeln!(
+            out,
+            "to roll back: meshboot rotate intermediate -f {file} --rollback {}",
+            flags.join(" ")
+        )?;
+    }
+    if !r.succeeded {
+        writeln!(
+            out,
+            "rotate intermediate: not every cluster got its new cacerts; re-run the same command (or `meshboot apply -f {file}`) once it is reachable"
+        )?;
+    }
+    Ok(())
+}
+
+async fn root(args: RootArgs) -> anyhow::Result<Exit> {
+    let spec = match args.file.load() {
+        Ok(spec) => spec,
+        Err(exit) => return Ok(exit),
+    };
+    let request = RootRequest {
+        new_root: args.new_root.clone(),
+        min_phase_age: args.min_phase_age,
+        abort: args.abort,
+    };
+    let options = RotateOptions {
+        dry_run: args.dry_run.dry_run,
+        timeout: args.timeout,
+        ..RotateOptions::default()
+    };
+    let format = args.output.output;
+    let progress = Progress::new(
+        format,
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+        options.dry_run,
+    );
+    let on_event = |event: &Event<'_>| progress.event(event);
+    let result = rotate::rotate_root(&spec, &request, &options, &on_event).await;
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(usage_or(e, &args.file)),
+    };
+    let file = args.file.display();
+    crate::args::emit(format, &report, |r, out| print_root(r, &file, out))?;
+    Ok(Exit::ok_if(report.succeeded))
+}
+
+fn print_root(r: &RootReport, file: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    let short = |fp: &str| fp.chars().take(23).collect::<String>();
+    writeln!(
+        out,
+        "root rotation{}: old root {} → new root {}",
+        if r.mode == "abort" { " (abort)" } else { "" },
+        short(&r.old_root),
+        if r.new_root.is_empty() {
+            "(not made yet)".to_string()
+        } else {
+            short(&r.new_root)
+        }
+    )?;
+    for step in &r.steps {
+        writeln!(
+            out,
+            "step: every cluster to {}{}: {} written, {} unchanged",
+            step.to,
+            if step.finishing {
+                " (finishing the step an earlier run started)"
+            } else {
+                ""
+            },
+            step.report.totals.written(),
+            step.report.totals.unchanged
+        )?;
+    }
+    for c in &r.clusters {
+        match (&c.phase, &c.problem) {
+            (Some(phase), _) => writeln!(
+                out,
+                "  {}: {phase}{}",
+                c.cluster,
+                c.since
+                    .map(|t| format!(
+                        " since {}",
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
+            )?,
+            (None, Some(problem)) => writeln!(out, "  {}: {problem}", c.cluster)?,
+            (None, None) => {}
+        }
+    }
+    if let Some(next) = &r.next {
+        writeln!(
+            out,
+            "next step{}: every cluster to {}",
+            if r.dry_run && r.outcome == RootOutcome::WouldAdvance {
+                " (would run now)"
+            } else {
+                ""
+            },
+            next.to
+        )?;
+        for w in &next.writes {
+            let trust = match w.root_cert {
+                mesh_core::pki::Trust::Old => "old root",
+                mesh_core::pki::Trust::Both => "old root, then new root",
+                mesh_core::pki::Trust::New => "new root only",
+            };
+            let intermediate = match (w.intermediate, w.new_intermediate) {
+                (mesh_core::pki::Signer::Old, false) => "intermediate unchanged (old root)",
+                (mesh_core::pki::Signer::Old, true) => "back to the old intermediate",
+                (mesh_core::pki::Signer::New, true) => "new intermediate signed by the new root",
+                (mesh_core::pki::Signer::New, false) => "intermediate unchanged (new root)",
+            };
+            writeln!(
+                out,
+                "  {}: cacerts root-cert.pem = {trust}; {intermediate}",
+                w.cluster
+            )?;
+        }
+    }
+    if let Some(gate) = &r.gate {
+        let name = match gate.gate {
+            rotate::Gate::Prerequisites => "prerequisites",
+            rotate::Gate::Published => "gate 1 (bundle published)",
+            rotate::Gate::MinPhaseAge => "gate 2 (--min-phase-age)",
+            rotate::Gate::AbortMinPhaseAge => "abort gate (--min-phase-age)",
+        };
+        writeln!(out, "{name}: {}", if gate.open { "open" } else { "closed" })?;
+        for line in &gate.detail {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    if !r.blocked.is_empty()
+        && r.gate
+            .as_ref()
+            .is_none_or(|g| g.gate != rotate::Gate::Prerequisites)
+    {
+        writeln!(
+            out,
+            "stopped: no cluster advances until these are resolved:"
+        )?;
+        for line in &r.blocked {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    if let Some(fix) = &r.fix {
+        writeln!(out, "to fix: {fix}")?;
+    }
+    for notice in &r.notices {
+        writeln!(out, "notice: {notice}")?;
+    }
+    let abort = if r.mode == "abort" { " --abort" } else { "" };
+    match r.outcome {
+        RootOutcome::Completed => writeln!(
+            out,
+            "root rotation complete: every cluster trusts the new root only{}",
+            r.retired
+                .as_deref()
+                .map(|d| format!("; the old root is kept in {d}"))
+                .unwrap_or_default()
+        )?,
+        RootOutcome::Aborted => writeln!(
+            out,
+            "root rotation aborted: every cluster is back on the old root and intermediates{}",
+            r.retired
+                .as_deref()
+                .map(|d| format!("; the unused new root is kept in {d}"))
+                .unwrap_or_default()
+        )?,
+        RootOutcome::Advanced | RootOutcome::Waiting => writeln!(
+            out,
+            "waiting at the gate above: run `meshboot rotate root -f {file}{abort}` again later"
+        )?,
+        RootOutcome::WouldAdvance => writeln!(out, "dry run: nothing was written")?,
+        RootOutcome::Blocked => writeln!(
+            out,
+            "root rotation stopped: fix the above, then run `meshboot rotate root -f {file}{abort}` again"
+        )?,
+    }
+    Ok(())
+}
+
+/// `30d`, `24h`, `90m`, `45s`, `500ms`, combinations like `1h30m`, `0s`, or plain seconds.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let bad = || format!("{text:?} is not a duration: use e.g. 30d, 24h, 90m, 0s");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = |n: u64| Duration::from_secs(value.saturating_mul(n));
+        total += match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => secs(1),
+            "m" => secs(60),
+            "h" => secs(3600),
+            "d" => secs(86_400),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+fn parse_new_root(text: &str) -> Result<NewRoot, String> {
+    if text == "generate" {
+        return Ok(NewRoot::Generate);
+    }
+    match text.split_once(',') {
+        Some((cert, key)) if !cert.is_empty() && !key.is_empty() => Ok(NewRoot::Files {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        _ => Err(format!(
+            "{text:?}: use `generate`, or CERT,KEY (the new root's certificate and key files)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_take_days_and_zero() {
+        assert_eq!(parse_span("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_span("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert!(parse_span("soon").is_err());
+        assert!(parse_span("").is_err());
+        assert!(parse_span("3w").is_err());
+    }
+
+    #[test]
+    fn new_root_is_generate_or_two_files() {
+        assert_eq!(parse_new_root("generate"), Ok(NewRoot::Generate));
+        assert_eq!(
+            parse_new_root("r.pem,k.pem"),
+            Ok(NewRoot::Files {
+                cert: "r.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(parse_new_root("r.pem").is_err());
+    }
+}
