@@ -593,9 +593,9 @@ fn word(action: IntermediateOutcome, dry_run: bool) -> &'static str {
 /// `30d`, `12h`, `90s`: a duration as the flags spell it.
 pub(crate) fn describe(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s > 0 {
+    if s.is_multiple_of(86_400) && s > 0 {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 && s > 0 {
+    } else if s.is_multiple_of(3600) && s > 0 {
         format!("{}h", s / 3600)
     } else {
         format!("{s}s")
