@@ -23,6 +23,22 @@ pub enum CaCommand {
     Intermediate(IntermediateArgs),
     /// Show every certificate in DIR with its chain status and days left.
     Inspect(InspectArgs),
+    /// Fetch the CA directory the rotation job keeps in a Secret into DIR.
+    Pull(PullArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// The Secret: CONTEXT/NAMESPACE/NAME, through a context of $KUBECONFIG.
+    #[arg(long, value_name = "CONTEXT/NAMESPACE/NAME")]
+    from: mesh_core::rotate::CaSecretRef,
+    /// The CA directory to write (must be empty or missing unless --force).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Overwrite the files of a non-empty DIR with the Secret's (files the Secret does not
+    /// hold, such as history/, are left in place).
+    #[arg(long)]
+    force: bool,
 }
 
 const KEY_HELP: &str = "Key algorithm: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384";
@@ -141,6 +157,9 @@ fn parse_key(s: &str) -> Result<KeyAlgorithm, String> {
 }
 
 pub async fn run(cmd: CaCommand) -> anyhow::Result<Exit> {
+    if let CaCommand::Pull(args) = cmd {
+        return pull(args).await;
+    }
     // Key generation and file I/O are blocking; keep them off the async runtime's threads.
     tokio::task::spawn_blocking(move || run_blocking(cmd))
         .await
@@ -153,6 +172,7 @@ fn run_blocking(cmd: CaCommand) -> anyhow::Result<Exit> {
         CaCommand::Import(args) => import(args),
         CaCommand::Intermediate(args) => intermediate(args),
         CaCommand::Inspect(args) => inspect(args),
+        CaCommand::Pull(args) => anyhow::bail!("ca pull {} runs on the async path", args.from),
     }
 }
 
@@ -325,6 +345,30 @@ fn inspect_expiry(args: &InspectArgs) -> anyhow::Result<Exit> {
         value.expiry.status
     };
     Ok(Exit::of_expiry(status))
+}
+
+async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
+    use mesh_core::cluster::Connector;
+    let non_empty = std::fs::read_dir(&args.dir).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !args.force {
+        return Err(anyhow::Error::new(crate::exit::Usage(format!(
+            "{} is not empty: pull into a new folder, or pass --force to overwrite its files with the Secret's",
+            args.dir.display()
+        ))));
+    }
+    let client = mesh_core::cluster::KubeConnector::default()
+        .connect(&args.from.context, None, &args.from.context)
+        .await
+        .with_context(|| format!("ca pull --from {}", args.from))?;
+    mesh_core::rotate::load_ca_secret(&client, &args.from, &args.dir)
+        .await
+        .with_context(|| format!("ca pull --from {}", args.from))?;
+    println!(
+        "CA directory {} written from Secret {}",
+        args.dir.display(),
+        args.from
+    );
+    Ok(Exit::Done)
 }
 
 fn print_cert_summary(out: &mut dyn Write, info: &CertInfo) -> std::io::Result<()> {

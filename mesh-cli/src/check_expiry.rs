@@ -19,6 +19,8 @@ pub struct CheckExpiryArgs {
     #[command(flatten)]
     thresholds: ThresholdArgs,
     #[command(flatten)]
+    ca_secret: crate::rotate::CaSecretArg,
+    #[command(flatten)]
     output: OutputArg,
 }
 
@@ -62,10 +64,21 @@ pub async fn run(args: CheckExpiryArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Unknown);
         }
     };
-    let spec = match args.file.load() {
+    let mut spec = match args.file.load() {
         Ok(spec) => spec,
         // A mesh file that cannot be read means nothing could be checked.
         Err(_) => return Ok(Exit::Unknown),
+    };
+    // Held until the check is done: the restored CA directory lives in it.
+    let _ca = match &args.ca_secret.ca_secret {
+        Some(at) => match crate::rotate::SecretCa::open(&mut spec, at).await {
+            Ok(ca) => Some(ca),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(Exit::Unknown);
+            }
+        },
+        None => None,
     };
     let report = rotate::check_expiry(&spec, &thresholds).await;
     if let Err(e) = crate::args::emit(args.output.output, &report, print) {

@@ -19,6 +19,7 @@ mod output;
 mod remote_secret;
 mod render;
 mod rotate;
+mod rotation_job;
 mod verify;
 
 /// Bootstrap an Istio multicluster mesh: CA, manifests, remote secrets, verification.

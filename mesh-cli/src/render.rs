@@ -10,7 +10,7 @@ use mesh_core::render::{self, output};
 use mesh_core::spec::MeshSpec;
 use serde::Serialize;
 
-use crate::args::{FolderOutputArg, MeshFileArg, OutDirArg, OutputArg, OutputFormat};
+use crate::args::{FolderOutputArg, MeshFileArg, OutputArg, OutputFormat};
 use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,16 +22,31 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RenderArgs {
+    /// Render something other than the mesh's manifests.
+    #[command(subcommand)]
+    what: Option<RenderWhat>,
     #[command(flatten)]
     file: MeshFileArg,
-    #[command(flatten)]
-    out_dir: OutDirArg,
+    /// Output folder (created if missing; only files this command owns are written).
+    // `OutDirArg`'s spelling, but optional to the parser: a subcommand (`render rotation-job`)
+    // takes its own, and clap only lifts `required` for a field that may be absent.
+    #[arg(long = "out-dir", value_name = "DIR", required = true)]
+    out_dir: Option<PathBuf>,
     /// Layout of the files in --out-dir.
     #[arg(long, value_enum, default_value = "files")]
     format: Format,
     #[command(flatten)]
     output: FolderOutputArg,
+}
+
+/// What `render` renders besides the mesh's manifests.
+#[derive(Debug, clap::Subcommand)]
+pub enum RenderWhat {
+    /// What a management cluster needs to run rotation as a CronJob, and the identity each
+    /// mesh cluster gives it.
+    RotationJob(crate::rotation_job::RotationJobArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,11 +97,18 @@ struct MeshSummary {
 }
 
 pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
+    if let Some(RenderWhat::RotationJob(job)) = args.what {
+        return crate::rotation_job::run(job).await;
+    }
     let spec = match args.file.load() {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let out_dir = args.out_dir.out_dir;
+    let Some(out_dir) = args.out_dir else {
+        return Err(anyhow::Error::new(crate::exit::Usage(
+            "render needs --out-dir DIR".into(),
+        )));
+    };
     // Generating RSA keys takes seconds; keep it off the async runtime's worker.
     let prepared = tokio::task::spawn_blocking({
         let spec = spec.clone();

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use mesh_core::execute::Event;
 use mesh_core::rotate::{
     self, IntermediateOutcome, IntermediateReport, IntermediateRequest, NewRoot, RootOutcome,
@@ -57,6 +58,8 @@ pub struct IntermediateArgs {
     #[arg(long)]
     rollback: bool,
     #[command(flatten)]
+    ca_secret: CaSecretArg,
+    #[command(flatten)]
     dry_run: DryRunArg,
     #[command(flatten)]
     output: OutputArg,
@@ -94,9 +97,13 @@ pub async fn run(cmd: RotateCommand) -> anyhow::Result<Exit> {
 }
 
 async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let mut spec = match args.file.load() {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
+    };
+    let ca = match &args.ca_secret.ca_secret {
+        Some(at) => Some(SecretCa::open(&mut spec, at).await?),
+        None => None,
     };
     let request = IntermediateRequest {
         clusters: args.clusters.clone(),
@@ -121,11 +128,74 @@ async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
         Ok(r) => r,
         Err(e) => return Err(usage_or(e, &args.file)),
     };
+    if let Some(ca) = &ca
+        && !options.dry_run
+    {
+        ca.save().await?;
+    }
     let file = args.file.display();
     crate::args::emit(format, &report, |r, out| {
         print_intermediate(r, &spec, &file, out)
     })?;
     Ok(Exit::ok_if(report.succeeded))
+}
+
+/// `--ca-secret CONTEXT/NAMESPACE/NAME`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaSecretArg {
+    /// Use the CA directory kept in this Secret (the rotation job's), read through a context
+    /// of $KUBECONFIG, instead of the mesh file's ca.dir; a rotation writes it back.
+    #[arg(long, value_name = "CONTEXT/NAMESPACE/NAME")]
+    pub ca_secret: Option<mesh_core::rotate::CaSecretRef>,
+}
+
+/// A CA directory read from a Secret into a private temp folder, the mesh file pointed at it.
+pub struct SecretCa {
+    dir: tempfile::TempDir,
+    client: mesh_core::cluster::ClusterClient,
+    at: mesh_core::rotate::CaSecretRef,
+    keys: bool,
+}
+
+impl SecretCa {
+    /// Reads the Secret and makes `spec.ca.dir` the folder it was restored into.
+    pub async fn open(
+        spec: &mut MeshSpec,
+        at: &mesh_core::rotate::CaSecretRef,
+    ) -> anyhow::Result<SecretCa> {
+        use mesh_core::cluster::Connector;
+        let client = mesh_core::cluster::KubeConnector::default()
+            .connect(&at.context, None, &at.context)
+            .await
+            .with_context(|| format!("--ca-secret {at}"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("meshboot-ca-")
+            .tempdir()
+            .context("making a private folder for the CA directory")?;
+        mesh_core::rotate::load_ca_secret(&client, at, dir.path())
+            .await
+            .with_context(|| format!("--ca-secret {at}"))?;
+        let keys = dir.path().join(mesh_core::pki::ROOT_KEY_FILE).exists();
+        // A mesh file's brought root is the CA directory's already; its paths mean nothing here.
+        spec.ca.root = None;
+        spec.ca.dir = dir.path().to_path_buf();
+        Ok(SecretCa {
+            dir,
+            client,
+            at: at.clone(),
+            keys,
+        })
+    }
+
+    /// Writes the folder back into the Secret.
+    pub async fn save(&self) -> anyhow::Result<()> {
+        let outcome =
+            mesh_core::rotate::store_ca_secret(&self.client, &self.at, self.dir.path(), self.keys)
+                .await
+                .with_context(|| format!("writing the CA directory back into {}", self.at))?;
+        tracing::info!(secret = %self.at, %outcome, "CA Secret written back");
+        Ok(())
+    }
 }
 
 fn usage_or(e: RotateError, file: &MeshFileArg) -> anyhow::Error {

@@ -242,6 +242,9 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["hpa"],
             true,
         ),
+        // The rotation job's kinds (`meshboot render rotation-job`).
+        s("batch", "v1", "jobs", "Job", true, &[], true),
+        s("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
         s(
             "policy",
             "v1",

@@ -58,6 +58,7 @@ pub mod namespace;
 pub mod output;
 pub mod plan_doc;
 pub mod reader;
+pub mod rotation_job;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -46,13 +46,18 @@
 //! ```
 
 pub mod annotations;
+mod ca_secret;
 mod expiry;
 mod intermediate;
+mod job;
 mod live;
 mod root;
 
 use std::time::Duration;
 
+pub use ca_secret::{
+    CaSecretRef, SECRET_LIMIT, ca_dir_secret, load_ca_secret, restore_ca_dir, store_ca_secret,
+};
 pub use expiry::{
     ExpiryItem, ExpiryReport, ExpiryStatus, ExpiryThresholds, check_expiry, check_expiry_with,
     check_local, jwt_expiry,
@@ -62,6 +67,7 @@ pub use intermediate::{
     IstiodAction, WORKLOADS_KEEP_WORKING, plan_intermediates, rotate_intermediates,
     rotate_intermediates_with,
 };
+pub use job::{JobCredentials, mint_job_credentials_with};
 pub use live::{IstiodInfo, ROOT_CONFIGMAP};
 pub(crate) use root::verify_findings;
 pub use root::{
