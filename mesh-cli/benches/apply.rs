@@ -86,10 +86,16 @@ impl Bench {
     }
 
     fn apply(&self) -> Result<Run> {
+        self.meshboot(&["apply", "--allow-loopback"])
+    }
+
+    /// Runs `meshboot <args> -o json -f <mesh>` and measures it.
+    fn meshboot(&self, args: &[&str]) -> Result<Run> {
         self.reset();
         let started = Instant::now();
         let mut child = Command::new(MESHBOOT)
-            .args(["apply", "--allow-loopback", "-o", "json", "-f"])
+            .args(args)
+            .args(["-o", "json", "-f"])
             .arg(&self.file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -245,6 +251,47 @@ fn baseline(n: usize, latency: Duration) -> Result<(Duration, String)> {
     Ok((wall, summary))
 }
 
+/// `meshboot rotate intermediate` of every cluster (`MESHBOOT_BENCH_ROTATE_SIZES`, default
+/// 100) after a bootstrap: new keys, the previous intermediates kept, one `cacerts` each. The
+/// bound is its critical path: read `cacerts` and istiod, then read and patch `cacerts`.
+fn rotation(latency: Duration) -> Result<()> {
+    let sizes = sizes("MESHBOOT_BENCH_ROTATE_SIZES", "100")?;
+    if sizes.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!(
+        "meshboot rotate intermediate --expiring-within 36500d (every cluster), same emulator"
+    );
+    for n in sizes {
+        let bench = Bench::start(n, latency)?;
+        let bootstrap = bench.apply()?;
+        if !bootstrap.ok {
+            bail!("the bootstrap apply of {n} clusters failed");
+        }
+        let run = bench.meshboot(&["rotate", "intermediate", "--expiring-within", "36500d"])?;
+        let rotated = run.report["clusters"].as_array().map_or(0, Vec::len);
+        let bound = latency * 4;
+        println!(
+            "{:<22} {n:>4} {:>9.2} {:>9} {:>8} {:>9.1} {:>8} {:>6.2}  {:>6} {}",
+            "rotate intermediates",
+            run.wall.as_secs_f64(),
+            run.requests,
+            run.writes,
+            run.peak_rss_kib as f64 / 1024.0,
+            format!("{:.2}s", bound.as_secs_f64()),
+            run.wall.as_secs_f64() / bound.as_secs_f64(),
+            rotated,
+            if run.ok && rotated == n {
+                "ok"
+            } else {
+                "FAILED"
+            },
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let latency = Duration::from_millis(
         std::env::var("MESHBOOT_BENCH_LATENCY_MS")
@@ -273,6 +320,8 @@ fn main() -> Result<()> {
         print_run("apply (converged)", n, &again, latency, true);
         first_runs.push((n, first.wall));
     }
+
+    rotation(latency)?;
 
     if baseline_sizes.is_empty() {
         return Ok(());

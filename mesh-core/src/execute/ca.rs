@@ -36,7 +36,28 @@ pub(crate) fn prepare(
     spec: &MeshSpec,
     dry_run: bool,
 ) -> Result<(BTreeMap<String, ClusterBundle>, CaReport), ExecuteError> {
-    let prepared = prepare_mesh_ca(spec, dry_run)?;
+    let prepared = prepare_mesh_ca(spec, dry_run).map_err(|e| match e {
+        pki::PkiError::StaleIntermediate {
+            cluster,
+            file,
+            reason,
+        } => ExecuteError::IntermediateNeedsRotation {
+            cluster,
+            file,
+            reason,
+        },
+        pki::PkiError::ForeignIntermediate {
+            cluster,
+            file,
+            reason,
+            ..
+        } if CaDir::open(&spec.ca.dir).has_root() => ExecuteError::IntermediateNeedsRotation {
+            cluster,
+            file,
+            reason: format!("is not signed by the mesh root ({reason})"),
+        },
+        other => other.into(),
+    })?;
     let report = CaReport {
         dir: spec.ca.dir.display().to_string(),
         root: root_word(prepared.root, dry_run).to_string(),
@@ -79,6 +100,30 @@ pub fn prepare_mesh_ca(spec: &MeshSpec, dry_run: bool) -> Result<PreparedCa, pki
         key: &r.key,
     });
     CaDir::open(&spec.ca.dir).prepare(brought, &spec.ca_options(), &spec.cluster_names(), dry_run)
+}
+
+/// Days left below which apply reminds that intermediates do not renew themselves.
+const EXPIRY_NOTICE_DAYS: i64 = 30;
+
+/// One notice per cluster whose intermediate expires within [`EXPIRY_NOTICE_DAYS`]: apply
+/// keeps a valid intermediate as it is (even with `--force`), so rotation is a separate,
+/// deliberate step.
+pub(crate) fn expiry_notices(bundles: &BTreeMap<String, ClusterBundle>) -> Vec<super::Notice> {
+    bundles
+        .iter()
+        .filter_map(|(cluster, b)| {
+            let info = pki::cert_info(&b.ca_cert_pem).ok()?;
+            (info.days_left < EXPIRY_NOTICE_DAYS).then(|| super::Notice {
+                cluster: cluster.clone(),
+                message: format!(
+                    "the intermediate of {cluster} expires in {} day(s) ({}); apply keeps a valid intermediate as it is, even with --force",
+                    info.days_left,
+                    info.not_after.date()
+                ),
+                hint: Some(format!("meshboot rotate intermediate --cluster {cluster}")),
+            })
+        })
+        .collect()
 }
 
 fn root_word(action: RootAction, dry_run: bool) -> &'static str {

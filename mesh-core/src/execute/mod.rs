@@ -157,6 +157,20 @@ pub enum ExecuteError {
     /// `chartDir` is not there: found before anything is read from or written to a cluster.
     #[error(transparent)]
     Helm(#[from] HelmError),
+    /// A cluster's intermediate in the CA directory is expired, broken or from another root:
+    /// apply never replaces one (not even with `--force`); rotation does.
+    #[error(
+        "cluster {cluster}: {}: its intermediate {reason}; apply never replaces an intermediate (not even with --force, which only takes over fields other tools own): issue a new one with `meshboot rotate intermediate --cluster {cluster}` (the old one is kept for rollback)",
+        file.display()
+    )]
+    IntermediateNeedsRotation {
+        /// The cluster.
+        cluster: String,
+        /// The file that is stale.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Connects to every cluster of the mesh file (kubeconfig + context), a few at a time. A
@@ -250,6 +264,10 @@ pub async fn apply_with<C: ClusterOps>(
     }
     let (bundles, ca_report) = ca::prepare(spec, options.dry_run)?;
     on_event(&Event::Ca { report: &ca_report });
+    let mut expiring = ca::expiry_notices(&bundles);
+    for notice in &expiring {
+        on_event(&Event::Notice { notice });
+    }
     let mut plan = plan_mesh(spec, &bundles, &preflight.render_options(spec))?;
     drop(bundles);
     // Mid-rotation the live cacerts carries annotations (and maybe more roots) to keep.
@@ -267,6 +285,7 @@ pub async fn apply_with<C: ClusterOps>(
     let (runner, verdicts) = preflight.into_runner(spec, &plan, options, helm, on_event);
     let mut run = runner.run().await;
     run.notices.extend(kept);
+    run.notices.append(&mut expiring);
     Ok(report::finished(spec, options, &verdicts, ca_report, run))
 }
 

@@ -363,6 +363,31 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
             excluded.insert(c.cluster.clone(), why.clone());
         }
     }
+    // A cluster whose cacerts does not trust the mesh root is not this CA's to rotate: a new
+    // intermediate would replace its root too, which istiod refuses (and which would break
+    // every workload there).
+    if let Ok(root) = ca.root_info() {
+        for c in &mut chosen {
+            let Some(Ok(view)) = views.get(&c.cluster) else {
+                continue;
+            };
+            let Some(Ok(files)) = view.cacerts_files() else {
+                continue;
+            };
+            let trusted = files
+                .root_fingerprints()
+                .is_ok_and(|fps| fps.contains(&root.fingerprint_sha256));
+            if !trusted && c.action != IntermediateOutcome::Skipped {
+                c.action = IntermediateOutcome::Skipped;
+                c.reason = format!(
+                    "not rotated: its cacerts does not trust the mesh root {} ({}); rotate intermediate never replaces a root (see `meshboot rotate root`)",
+                    root.fingerprint_sha256.chars().take(23).collect::<String>(),
+                    ca.root_cert_path().display()
+                );
+                excluded.insert(c.cluster.clone(), c.reason.clone());
+            }
+        }
+    }
     let opts = spec.ca_options();
     let to_issue: Vec<&str> = chosen
         .iter()

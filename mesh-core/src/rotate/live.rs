@@ -26,9 +26,9 @@ pub const MESH_CONFIGMAP: &str = "istio";
 ///
 /// ```
 /// use mesh_core::rotate::IstiodInfo;
-/// let i = IstiodInfo { image: Some("docker.io/istio/pilot:1.19.3".into()), ..IstiodInfo::default() };
-/// assert_eq!(i.version(), Some((1, 19)));
-/// assert!(!i.reloads_plugged_certs());
+/// let i = IstiodInfo { image: Some("docker.io/istio/pilot:1.17.3".into()), ..IstiodInfo::default() };
+/// assert_eq!(i.version(), Some((1, 17)));
+/// assert!(!i.reloads_plugged_certs()); // 1.18+ does, or 1.12+ with AUTO_RELOAD_PLUGIN_CERTS
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IstiodInfo {

@@ -1,6 +1,6 @@
 //! Message tables for every built-in kind the emulator serves, by field number as in
 //! Kubernetes' `generated.proto` (core/v1, apps/v1, autoscaling/v2, policy/v1, rbac/v1,
-//! discovery/v1, admissionregistration/v1, authentication/v1, authorization/v1, meta/v1). Names are the JSON field names.
+//! discovery/v1, admissionregistration/v1, batch/v1, authentication/v1, authorization/v1, meta/v1). Names are the JSON field names.
 
 use super::Message;
 use super::Ty::{self, *};
@@ -1327,6 +1327,64 @@ static PDB: Message = m(
     ],
 );
 
+// --- batch/v1 (the rotation job) -------------------------------------------------------------
+
+static JOB_SPEC: Message = m(
+    "JobSpec",
+    &[
+        (1, "parallelism", PInt),
+        (2, "completions", PInt),
+        (3, "activeDeadlineSeconds", PInt),
+        (4, "selector", Msg(&LABEL_SELECTOR)),
+        (5, "manualSelector", PBool),
+        (6, "template", Msg(&POD_TEMPLATE_SPEC)),
+        (7, "backoffLimit", PInt),
+        (8, "ttlSecondsAfterFinished", PInt),
+        (9, "completionMode", PStr),
+        (10, "suspend", PBool),
+        (11, "podFailurePolicy", Skip),
+        (12, "backoffLimitPerIndex", PInt),
+        (13, "maxFailedIndexes", PInt),
+        (14, "podReplacementPolicy", PStr),
+    ],
+);
+static JOB: Message = m(
+    "Job",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&JOB_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+static JOB_TEMPLATE_SPEC: Message = m(
+    "JobTemplateSpec",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&JOB_SPEC)),
+    ],
+);
+static CRON_JOB_SPEC: Message = m(
+    "CronJobSpec",
+    &[
+        (1, "schedule", Str),
+        (2, "startingDeadlineSeconds", PInt),
+        (3, "concurrencyPolicy", Str),
+        (4, "suspend", PBool),
+        (5, "jobTemplate", Msg(&JOB_TEMPLATE_SPEC)),
+        (6, "successfulJobsHistoryLimit", PInt),
+        (7, "failedJobsHistoryLimit", PInt),
+        (8, "timeZone", PStr),
+    ],
+);
+static CRON_JOB: Message = m(
+    "CronJob",
+    &[
+        (1, "metadata", Msg(&OBJECT_META)),
+        (2, "spec", Msg(&CRON_JOB_SPEC)),
+        (3, "status", Skip),
+    ],
+);
+
 // --- authentication.k8s.io/v1 and authorization.k8s.io/v1 (answered, never stored) ---------
 
 static BOUND_OBJECT_REFERENCE: Message = m(
@@ -1464,6 +1522,8 @@ pub(super) fn table(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &BINDING,
         ("discovery.k8s.io/v1", "EndpointSlice") => &ENDPOINT_SLICE,
         ("policy/v1", "PodDisruptionBudget") => &PDB,
+        ("batch/v1", "Job") => &JOB,
+        ("batch/v1", "CronJob") => &CRON_JOB,
         ("authentication.k8s.io/v1", "TokenRequest") => &TOKEN_REQUEST,
         ("authentication.k8s.io/v1", "TokenReview") => &TOKEN_REVIEW,
         ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
