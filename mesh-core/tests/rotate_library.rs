@@ -339,8 +339,7 @@ async fn a_library_user_sees_the_same_phases_and_gates() -> TestResult {
         "a dry run wrote the CA directory"
     );
 
-    let mut events = BTreeMap::<String, usize>::new();
-    let counter = std::sync::Mutex::new(&mut events);
+    let counter = std::sync::Mutex::new(BTreeMap::<String, usize>::new());
     let on_event = |e: &mesh_core::execute::Event<'_>| {
         if let mesh_core::execute::Event::StepDone { step, .. } = e {
             *counter
@@ -377,7 +376,7 @@ async fn a_library_user_sees_the_same_phases_and_gates() -> TestResult {
         report.gate.as_ref().map(|g| (g.gate, g.open)),
         Some((mesh_core::rotate::Gate::MinPhaseAge, false))
     );
-    drop(counter);
+    let events = counter.lock().map(|e| e.clone()).unwrap_or_default();
     assert_eq!(
         events.get("eu"),
         Some(&2),
