@@ -24,7 +24,7 @@ fn spec_for(clusters: &TestClusters, dir: &std::path::Path, days: u32) -> MeshSp
     let yaml = format!(
         "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nca: {{dir: ./pki, key: ecdsa-p256, intermediateDays: {days}}}\nclusters:\n\
          - {{name: eu, network: n1, context: eu, kubeconfig: {kc}}}\n\
-         - {{name: us, network: n2, context: us, kubeconfig: {kc}}}\n"
+         - {{name: us, network: n1, context: us, kubeconfig: {kc}}}\n"
     );
     MeshSpec::from_yaml(&yaml, dir, "mesh.yaml").expect("valid mesh file")
 }
