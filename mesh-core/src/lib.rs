@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod duration;
 pub mod error;
 pub mod execute;
 pub mod files;

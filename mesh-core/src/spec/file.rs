@@ -21,7 +21,15 @@ pub(crate) struct MeshFile {
     pub dataplane: Option<S<String>>,
     pub ca: Option<S<CaFile>>,
     pub control_plane: Option<S<ControlPlaneFile>>,
+    pub reader_token: Option<S<ReaderTokenFile>>,
     pub clusters: Option<S<Vec<S<ClusterFile>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ReaderTokenFile {
+    pub ttl: Option<S<Scalar>>,
+    pub refresh_before: Option<S<Scalar>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,9 @@
 //!   renders; `clusters[].controlPlane.values` adds per-cluster values over those. A key
 //!   meshboot sets itself ([`crate::render::helm::OWNED_VALUES`]: the mesh identity, the
 //!   multicluster and east-west gateway keys) is an error naming the key.
+//! - `readerToken` (optional, [`ReaderTokenSpec`]): `ttl` (10m to 2^32 s, whole seconds) and
+//!   `refreshBefore` (below the ttl; default a third of it); absent, remote secrets carry
+//!   istioctl's long-lived token.
 //!
 //! Paths in the file (`ca.dir`, `ca.root.*`, `clusters[].kubeconfig`, `controlPlane.chartDir`)
 //! are relative to the file; a leading `~/` is the home folder.
@@ -43,9 +46,11 @@ mod control_plane;
 mod file;
 mod load;
 mod path;
+mod reader_token;
 mod validate;
 
 pub use control_plane::{ChartSource, ControlPlaneSpec, DEFAULT_CHART_REPO};
+pub use reader_token::{MAX_TTL, MIN_TTL, ReaderTokenSpec};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -87,6 +92,9 @@ pub struct MeshSpec {
     /// `controlPlane`: whether meshboot installs Istio's charts, which version, from where, and
     /// the values added to what meshboot renders.
     pub control_plane: ControlPlaneSpec,
+    /// `readerToken`: `None` for the legacy long-lived token Secret (istioctl's), else the
+    /// lifetime of the bound token each remote secret carries ([`ReaderTokenSpec`]).
+    pub reader_token: Option<ReaderTokenSpec>,
     /// `clusters`, in file order (which is also the order output is produced in).
     pub clusters: Vec<ClusterSpec>,
 }

@@ -140,6 +140,8 @@ pub(crate) fn validate(
         base_dir,
         &mut issues,
     );
+    let reader_token =
+        super::reader_token::validate_reader_token(file.reader_token.as_ref(), &mut issues);
 
     let mut clusters = Vec::new();
     match &file.clusters {
@@ -181,6 +183,7 @@ pub(crate) fn validate(
         dataplane,
         ca,
         control_plane,
+        reader_token,
         clusters: clusters.into_iter().map(|(_, c)| c).collect(),
     };
     unused_gateway_values(&file, &spec, &mut issues);
