@@ -139,6 +139,9 @@ mod tests {
         assert_eq!(human(Duration::from_secs(2 * 86_400 + 300)), "2d");
         assert_eq!(human(Duration::from_secs(86_400 + 3600 * 5 + 7)), "1d 5h");
         assert_eq!(exact(Duration::from_secs(86_400 + 61)), "24h1m1s");
-        assert_eq!(parse(&exact(Duration::from_secs(987_654))), Ok(Duration::from_secs(987_654)));
+        assert_eq!(
+            parse(&exact(Duration::from_secs(987_654))),
+            Ok(Duration::from_secs(987_654))
+        );
     }
 }

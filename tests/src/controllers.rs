@@ -1,6 +1,6 @@
 //! The controllers meshboot relies on: the service-account token controller (fills
 //! `kubernetes.io/service-account-token` Secrets, cleans up after deleted ServiceAccounts), the
-//! `default` ServiceAccount of new namespaces, a load-balancer controller that gives
+//! `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap of every namespace, a load-balancer controller that gives
 //! `type: LoadBalancer` Services a TEST-NET address after the configured delay, stand-ins for the
 //! Deployment (with its ReplicaSets), DaemonSet and StatefulSet controllers that report every
 //! generation as rolled out (there are no Pods), and the CRD controllers (see [`crate::crds`]).
@@ -72,7 +72,11 @@ pub(crate) async fn run(st: Arc<ClusterState>, mut rx: mpsc::UnboundedReceiver<K
                 });
             }
             "serviceaccounts" => service_account_changed(&st, &key),
-            "namespaces" => ensure_default_service_account(&st, &key.name),
+            "namespaces" => {
+                ensure_default_service_account(&st, &key.name);
+                publish_root_ca(&st, &key.name);
+            }
+            "configmaps" if key.name == ROOT_CA_CONFIGMAP => publish_root_ca(&st, &key.namespace),
             "services" => service_changed(&st, &key, &pending_lb),
             _ => {}
         }
@@ -189,6 +193,60 @@ fn service_account_changed(st: &ClusterState, key: &Key) {
                     .publish("", "secrets", "DELETED", &obj, inner.store.last_rv());
             }
         }
+    }
+}
+
+/// The ConfigMap kube-controller-manager's root-ca-cert-publisher keeps in every namespace:
+/// the cluster CA (`ca.crt`) clients inside the cluster verify the API server with, the same
+/// bundle token Secrets carry.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// `kube-root-ca.crt` of `namespace` holding `pem`, as the publisher writes it.
+pub(crate) fn root_ca_configmap(namespace: &str, pem: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": ROOT_CA_CONFIGMAP, "namespace": namespace,
+        "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."},
+    }, "data": {"ca.crt": pem}})
+}
+
+/// Creates (or restores) `kube-root-ca.crt` in a namespace, as the root-ca-cert-publisher
+/// does for every namespace that exists.
+fn publish_root_ca(st: &ClusterState, namespace: &str) {
+    let Some(def) = def_of(st, "configmaps") else {
+        return;
+    };
+    let mut inner = st.lock();
+    if inner
+        .store
+        .get(&Key::new("", "namespaces", None, namespace))
+        .is_none()
+    {
+        return;
+    }
+    let key = Key::new("", "configmaps", Some(namespace), ROOT_CA_CONFIGMAP);
+    let old = inner.store.get(&key).cloned();
+    let pem = st.ca_pem.clone();
+    if old
+        .as_ref()
+        .is_some_and(|cm| cm["data"]["ca.crt"].as_str() == Some(pem.as_str()))
+    {
+        return;
+    }
+    let mut cm = old
+        .clone()
+        .unwrap_or_else(|| root_ca_configmap(namespace, &pem));
+    cm["data"] = json!({"ca.crt": pem});
+    if let Err(e) = ops::finish_write(
+        st,
+        &mut inner,
+        &def,
+        old.as_ref(),
+        cm,
+        &controller_opts("kube-controller-manager"),
+        None,
+        true,
+    ) {
+        tracing::warn!(cluster = %st.name, namespace, "root-ca-cert-publisher: {e}");
     }
 }
 

@@ -25,8 +25,9 @@
 //!   an injected fault or by authentication. `writes` counts mutating requests on stored objects,
 //!   even when they change nothing (an unchanged server-side apply is a write request that keeps
 //!   the resourceVersion); dry runs, TokenRequests and access reviews are not writes. `objects`
-//!   starts at 8 per cluster: `default`, `kube-system`, `kube-public`, `kube-node-lease` and
-//!   their `default` ServiceAccounts.
+//!   starts at 12 per cluster: `default`, `kube-system`, `kube-public`, `kube-node-lease`,
+//!   their `default` ServiceAccounts and their `kube-root-ca.crt` ConfigMaps (the cluster CA
+//!   kube-controller-manager publishes in every namespace).
 //! - kube-rs retries 429/503/504 by itself unless `Config::default_retry` is turned off; tests
 //!   that want to see injected errors turn it off.
 //! - The service-account token controller fills token Secrets about 20 ms after they (or their
@@ -398,6 +399,7 @@ async fn start_all(
                 &state,
                 json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),
             )?;
+            ops::insert_direct(&state, controllers::root_ca_configmap(ns, &state.ca_pem))?;
         }
         tokio::spawn(controllers::run(state.clone(), controller_rx));
         tokio::spawn(server::serve(

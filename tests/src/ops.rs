@@ -342,6 +342,31 @@ fn apply_locked(
     .map(|o| (o, created))
 }
 
+/// 409 when the object's uid is not `want` (a DELETE's `preconditions.uid`), worded as
+/// apimachinery's `Preconditions.Check` error reaches the client.
+pub(crate) fn check_uid_precondition(
+    st: &ClusterState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    want: &str,
+) -> ApiResult<()> {
+    let inner = st.lock();
+    let Some(obj) = inner.store.get(&key(def, ns, name)) else {
+        return Err(ApiError::not_found(subject(def, name)));
+    };
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+    if uid == want {
+        return Ok(());
+    }
+    let mut e = ApiError::stale(subject(def, name));
+    e.message = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {uid}",
+        subject(def, name).qualified()
+    );
+    Err(e)
+}
+
 /// `DELETE` an object (a namespace takes its contents with it).
 pub(crate) fn delete(
     st: &ClusterState,

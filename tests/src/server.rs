@@ -648,7 +648,19 @@ async fn object_request(
                 obj,
             ))
         }
-        (Method::DELETE, Some(name)) => ok(ops::delete(st, def, ns, name, opts)?),
+        (Method::DELETE, Some(name)) => {
+            // DeleteOptions may carry preconditions: the object is deleted only if it is
+            // still the one the client judged (its uid), as `storage.Preconditions.Check` does.
+            let delete_options = if bytes.is_empty() {
+                Value::Null
+            } else {
+                decode_body(&bytes, content_type)?
+            };
+            if let Some(want) = delete_options["preconditions"]["uid"].as_str() {
+                ops::check_uid_precondition(st, def, ns, name, want)?;
+            }
+            ok(ops::delete(st, def, ns, name, opts)?)
+        }
         (Method::DELETE, None) if sub.is_none() => {
             let (labels, fields) = selectors(query)?;
             let doomed = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;

@@ -34,7 +34,7 @@ pub struct Subject<'a> {
 }
 
 impl Subject<'_> {
-    fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         if self.group.is_empty() {
             self.plural.to_string()
         } else {

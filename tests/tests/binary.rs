@@ -122,11 +122,11 @@ fn counters_after_start(extra: &[&str]) -> anyhow::Result<String> {
 
 #[test]
 fn kube_emulator_starts_fresh_unless_asked_for_istio_crds() -> anyhow::Result<()> {
-    // 8 objects: four namespaces and their default ServiceAccounts.
+    // 12 objects: four namespaces, their default ServiceAccounts and kube-root-ca.crt ConfigMaps.
     let fresh = counters_after_start(&[])?;
-    assert!(fresh.contains("objects: 8"), "{fresh}");
+    assert!(fresh.contains("objects: 12"), "{fresh}");
     // + 14 Istio CRDs (istio/base's set) + 5 Gateway API CRDs.
     let with = counters_after_start(&["--istio-crds", "--gateway-api-crds"])?;
-    assert!(with.contains("objects: 27"), "{with}");
+    assert!(with.contains("objects: 31"), "{with}");
     Ok(())
 }

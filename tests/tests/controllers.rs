@@ -396,8 +396,8 @@ fn standard_namespaces_exist_at_start_and_kube_system_has_a_uid() -> anyhow::Res
     }
     assert_eq!(
         eu.counters().objects,
-        8,
-        "four namespaces and their default ServiceAccounts"
+        12,
+        "four namespaces, their default ServiceAccounts and kube-root-ca.crt ConfigMaps"
     );
     assert!(
         eu.object("v1", "ServiceAccount", Some("kube-system"), "default")
@@ -550,5 +550,35 @@ async fn deployments_report_their_rollout_complete() -> anyhow::Result<()> {
         (status.ready_replicas, status.observed_generation),
         (Some(2), Some(1))
     );
+    Ok(())
+}
+
+/// kube-controller-manager's root-ca-cert-publisher: every namespace, new ones included, holds
+/// `kube-root-ca.crt` with the cluster CA (what bound-token clients verify the server with), and
+/// a deleted or edited one comes back.
+#[tokio::test]
+async fn every_namespace_gets_the_cluster_ca_as_kube_root_ca_crt() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = clusters.cluster("eu");
+    let admin = common::admin(&clusters, "eu").await?;
+    let ca_of = |ns: &str| {
+        eu.object("v1", "ConfigMap", Some(ns), "kube-root-ca.crt")
+            .and_then(|cm| cm["data"]["ca.crt"].as_str().map(str::to_string))
+    };
+    assert_eq!(ca_of("kube-system").as_deref(), Some(eu.ca_pem()));
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "istio-system"}}))?;
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    common::eventually(|| ca_of("istio-system").filter(|ca| ca == eu.ca_pem()))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("a new namespace got no kube-root-ca.crt"))?;
+    let cms = Api::<ConfigMap>::namespaced(admin, "istio-system");
+    cms.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await?;
+    common::eventually(|| ca_of("istio-system").filter(|ca| ca == eu.ca_pem()))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("a deleted kube-root-ca.crt was not published again"))?;
     Ok(())
 }

@@ -199,7 +199,8 @@ fn direct_object_api_works_without_a_runtime() -> anyhow::Result<()> {
         stored["metadata"]["uid"].is_string() && stored["metadata"]["resourceVersion"].is_string()
     );
     assert_eq!(eu.counters().objects, before + 1);
-    assert_eq!(eu.list_objects("v1", "ConfigMap", Some("default")).len(), 1);
+    // Beside kube-root-ca.crt, which every namespace has.
+    assert_eq!(eu.list_objects("v1", "ConfigMap", Some("default")).len(), 2);
     assert_eq!(
         eu.object("v1", "ConfigMap", Some("default"), "c")
             .map(|o| o["data"]["a"].clone()),

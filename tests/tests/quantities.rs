@@ -201,7 +201,7 @@ async fn an_unreadable_quantity_is_refused_as_the_decoder_refuses_it() -> anyhow
         "{message}"
     );
     assert!(
-        clusters.cluster("eu").counters().objects == 8,
+        clusters.cluster("eu").counters().objects == 12,
         "nothing stored"
     );
     Ok(())
