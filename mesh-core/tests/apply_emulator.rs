@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use mesh_core::cluster::{
-    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ClusterOps, KubeConnector, ObjectRef,
-    RetryPolicy, TokenData,
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ClusterOps, IssuedToken,
+    KubeConnector, ObjectRef, RetryPolicy, TokenData, TokenRequest,
 };
 use mesh_core::execute::{
     ClusterStatus, Event, ExecuteOptions, Outcome, Report, apply_with, connect_with,
@@ -93,6 +93,21 @@ impl ClusterOps for Faulty {
             });
         }
         self.client.apply(desired, options).await
+    }
+
+    async fn delete(&self, object: &ObjectRef, uid: Option<&str>) -> Result<bool, ClusterError> {
+        self.client.delete(object, uid).await
+    }
+
+    async fn request_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        request: &TokenRequest,
+    ) -> Result<IssuedToken, ClusterError> {
+        self.client
+            .request_token(namespace, service_account, request)
+            .await
     }
 
     async fn can_i(

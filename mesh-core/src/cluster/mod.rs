@@ -28,6 +28,7 @@ mod object;
 mod ops;
 mod quantity;
 mod retry;
+mod token_request;
 mod transport;
 mod wait;
 
@@ -40,6 +41,7 @@ pub use object::{ObjectRef, normalize_secret};
 pub use ops::{ClusterOps, Connector, KubeConnector};
 pub use quantity::{quantity_nanos, same_quantity};
 pub use retry::RetryPolicy;
+pub use token_request::{BoundObjectRef, IssuedToken, TokenRequest};
 pub use wait::{external_addresses, token_data};
 
 /// The field manager of every server-side apply meshboot makes.

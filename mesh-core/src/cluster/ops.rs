@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::wait;
 use super::{
-    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, ObjectRef, RetryPolicy, TokenData,
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, IssuedToken, ObjectRef, RetryPolicy,
+    TokenData, TokenRequest,
 };
 
 /// Every request meshboot makes to one cluster. Each method has the meaning (and the errors) of
@@ -56,6 +57,23 @@ pub trait ClusterOps: Clone + Send + Sync + 'static {
         desired: &Value,
         options: &ApplyOptions,
     ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send;
+
+    /// Deletes an object, only if its uid is still `uid` when given; `Ok(false)` when it did
+    /// not exist.
+    fn delete(
+        &self,
+        object: &ObjectRef,
+        uid: Option<&str>,
+    ) -> impl Future<Output = Result<bool, ClusterError>> + Send;
+
+    /// TokenRequest: a token of ServiceAccount `namespace/service_account`, bound and timed as
+    /// `request` says.
+    fn request_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        request: &TokenRequest,
+    ) -> impl Future<Output = Result<IssuedToken, ClusterError>> + Send;
 
     /// SelfSubjectAccessReview: may these credentials `verb` the `resource` of `group`?
     fn can_i(
@@ -201,6 +219,23 @@ impl ClusterOps for ClusterClient {
         options: &ApplyOptions,
     ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
         ClusterClient::apply(self, desired, options)
+    }
+
+    fn delete(
+        &self,
+        object: &ObjectRef,
+        uid: Option<&str>,
+    ) -> impl Future<Output = Result<bool, ClusterError>> + Send {
+        ClusterClient::delete(self, object, uid)
+    }
+
+    fn request_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        request: &TokenRequest,
+    ) -> impl Future<Output = Result<IssuedToken, ClusterError>> + Send {
+        ClusterClient::request_token(self, namespace, service_account, request)
     }
 
     fn can_i(
