@@ -53,6 +53,7 @@ pub mod remote_secret;
 pub mod render;
 pub mod rotate;
 pub mod spec;
+pub mod tokens;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -10,7 +10,8 @@
 //!   build on the namespace (and cacerts), the readers on the namespace only, so the readers of a
 //!   cluster never wait for its gateway's external address;
 //! - a remote-secret step `(src, dst)` needs the reader token of `src` and the namespace of `dst`,
-//!   and nothing else, so the executor can start it as soon as both are there.
+//!   and nothing else, so the executor can start it as soon as both are there; with bound
+//!   tokens (`readerToken.ttl`) it needs the pair's bound object in `src` instead of a token.
 //!
 //! With `controlPlane.install: helm` the control plane is steps of the plan too ([`Action::Helm`]):
 //! per cluster `istio/base`, `istio/istiod` (waiting until it is ready), then ambient's
@@ -95,6 +96,18 @@ pub enum PlanError {
         cluster: String,
         /// Its primary.
         primary: String,
+    },
+    /// With bound tokens (`readerToken.ttl`), a pair whose source renders no bound object for
+    /// its destination.
+    #[error(
+        "cluster {source_cluster:?} is the source of a remote secret in {destination:?} but its \
+         readers phase renders no bound object for it (Secret meshboot-reader-for-{destination})"
+    )]
+    MissingBoundObject {
+        /// The source cluster.
+        source_cluster: String,
+        /// The destination cluster.
+        destination: String,
     },
 }
 
@@ -430,6 +443,22 @@ pub struct ReaderToken {
     pub service_account: String,
 }
 
+/// A source cluster whose remote secrets carry bound tokens (`readerToken.ttl`): the
+/// ServiceAccount the executor requests them for. Each pair's token is bound to that pair's
+/// object, [`crate::tokens::bound_object_name`]`(destination)`.
+///
+/// ```
+/// let r = mesh_core::plan::BoundReader { namespace: "istio-system".into(), service_account: "meshboot-reader".into() };
+/// assert_eq!(r.service_account, "meshboot-reader");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoundReader {
+    /// Namespace of the ServiceAccount and of the bound objects.
+    pub namespace: String,
+    /// The reader ServiceAccount.
+    pub service_account: String,
+}
+
 /// Every step of a bootstrap, in order, with its dependencies.
 ///
 /// ```no_run
@@ -453,8 +482,13 @@ pub struct Plan {
     pub clusters: Vec<String>,
     /// The steps: per-cluster steps in phase order, then the remote-secret pairs.
     pub steps: Vec<Step>,
-    /// The reader token of every cluster that is the source of a remote secret.
+    /// The reader token of every cluster that is the source of a remote secret (legacy,
+    /// long-lived tokens).
     pub reader_tokens: BTreeMap<String, ReaderToken>,
+    /// With `readerToken.ttl`: every source whose remote secrets carry bound tokens, instead of
+    /// an entry in `reader_tokens`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bound_readers: BTreeMap<String, BoundReader>,
     /// The namespace istiod watches for remote secrets.
     pub istio_namespace: String,
 }
@@ -495,6 +529,9 @@ impl Plan {
         let mut base_release: BTreeMap<&str, StepId> = BTreeMap::new();
         let mut gateway_release: BTreeMap<&str, StepId> = BTreeMap::new();
         let mut needs_pilot_address: Vec<(StepId, String)> = Vec::new();
+        // With bound tokens: the step that makes each pair's bound object.
+        let mut bound_ready: BTreeMap<(String, String), StepId> = BTreeMap::new();
+        let mut bound_readers = BTreeMap::new();
 
         for phase in CLUSTER_PHASES {
             for cluster in &clusters {
@@ -523,6 +560,7 @@ impl Plan {
                     }
                 }
                 let mut tokens = BTreeMap::new();
+                let mut bounds = BTreeMap::new();
                 for rendered in render.objects.iter().filter(|o| o.phase == phase) {
                     let object = ObjectRef::from_object(&rendered.object).map_err(|reason| {
                         PlanError::IncompleteObject {
@@ -539,6 +577,18 @@ impl Plan {
                     let wait = token.is_some().then_some(Wait::Token);
                     if let Some(token) = token {
                         tokens.insert(entries.len(), token);
+                    }
+                    if phase == Phase::Readers
+                        && let Some((dst, sa)) = crate::tokens::bound_object_of(&rendered.object)
+                    {
+                        let reader = BoundReader {
+                            namespace: object
+                                .namespace
+                                .clone()
+                                .unwrap_or_else(|| spec.istio_namespace.clone()),
+                            service_account: sa.to_string(),
+                        };
+                        bounds.insert(entries.len(), (dst.to_string(), reader));
                     }
                     entries.push((
                         object,
@@ -600,6 +650,10 @@ impl Plan {
                         token_ready.insert(cluster, id);
                         reader_tokens.insert(cluster.clone(), token);
                     }
+                    if let Some((dst, reader)) = bounds.remove(&index) {
+                        bound_ready.insert((cluster.clone(), dst), id);
+                        bound_readers.insert(cluster.clone(), reader);
+                    }
                 }
             }
         }
@@ -617,11 +671,21 @@ impl Plan {
         }
 
         for (src, dst) in &pairs {
-            let token = token_ready.get(src.as_str()).copied().ok_or_else(|| {
-                PlanError::MissingReaderToken {
-                    cluster: src.clone(),
-                }
-            })?;
+            let token = if bound_readers.contains_key(src) {
+                bound_ready
+                    .get(&(src.clone(), dst.clone()))
+                    .copied()
+                    .ok_or_else(|| PlanError::MissingBoundObject {
+                        source_cluster: src.clone(),
+                        destination: dst.clone(),
+                    })?
+            } else {
+                token_ready.get(src.as_str()).copied().ok_or_else(|| {
+                    PlanError::MissingReaderToken {
+                        cluster: src.clone(),
+                    }
+                })?
+            };
             let id = StepId(steps.len());
             steps.push(Step {
                 id,
@@ -647,6 +711,7 @@ impl Plan {
             clusters,
             steps,
             reader_tokens,
+            bound_readers,
             istio_namespace: spec.istio_namespace.clone(),
         })
     }
@@ -826,6 +891,44 @@ mod tests {
             let src = step.source.as_deref().unwrap();
             assert_eq!(step.object.name, format!("istio-remote-secret-{src}"));
             assert_eq!(step.object.namespace.as_deref(), Some("istio-system"));
+        }
+    }
+
+    #[test]
+    fn with_bound_tokens_a_pair_needs_its_own_bound_object_and_no_token_secret() {
+        let yaml = format!(
+            "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nreaderToken: {{ttl: 24h}}\nclusters:\n{THREE}"
+        );
+        let spec = MeshSpec::from_yaml(&yaml, std::path::Path::new("/tmp"), "mesh.yaml").unwrap();
+        let plan = plan_of(&spec);
+        assert!(
+            plan.reader_tokens.is_empty(),
+            "no long-lived token anywhere"
+        );
+        assert_eq!(plan.bound_readers.len(), 3);
+        assert_eq!(
+            plan.bound_readers["ap"].service_account,
+            "istio-reader-service-account"
+        );
+        assert!(!plan.steps.iter().any(|s| matches!(
+            &s.action,
+            Action::Apply {
+                wait: Some(Wait::Token),
+                ..
+            }
+        )));
+        for step in plan.pair_steps() {
+            let (src, dst) = (step.source.as_deref().unwrap(), step.cluster.as_str());
+            let needs: Vec<&Step> = step.needs.iter().map(|id| plan.step(*id)).collect();
+            assert_eq!(needs.len(), 2);
+            assert_eq!(
+                (needs[0].cluster.as_str(), needs[0].object.name.clone()),
+                (src, format!("meshboot-reader-for-{dst}"))
+            );
+            assert_eq!(
+                (needs[1].cluster.as_str(), needs[1].phase),
+                (dst, Phase::Namespace)
+            );
         }
     }
 

@@ -91,6 +91,9 @@ pub(crate) struct Found {
     pub gateway_api: Option<bool>,
     /// Deployment `istiod`, and who installed it.
     pub istiod: Option<Owner>,
+    /// The image of its `discovery` container (which Istio release a refreshed remote secret
+    /// meets: [`crate::tokens::swap_risk`]).
+    pub istiod_image: Option<String>,
     /// `istio-ca-secret` exists: istiod has signed with its own CA.
     pub self_signed_ca: bool,
     /// ServiceAccount `istio-reader-service-account`, and who made it.
@@ -140,10 +143,12 @@ pub(crate) async fn detect<C: ClusterOps>(
         ),
         read_if(client, &gateway, sidecar_gateway),
     );
+    let istiod = istiod?;
     Ok(Found {
         istio_crds: istio_crds?.unwrap_or(false),
         gateway_api: gateway_api?,
-        istiod: istiod?.as_ref().map(Owner::of),
+        istiod: istiod.as_ref().map(Owner::of),
+        istiod_image: istiod.as_ref().and_then(crate::tokens::discovery_image),
         self_signed_ca: ca_secret?.is_some(),
         chart_reader: chart_reader?.flatten().as_ref().map(Owner::of),
         meshboot_reader: meshboot_reader?.flatten().is_some(),

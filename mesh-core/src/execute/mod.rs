@@ -53,8 +53,8 @@ pub use crate::cluster::ClusterOps;
 pub use ca::prepare_mesh_ca;
 pub use detect::{Detected, ReaderChoice};
 pub use report::{
-    CaReport, ClusterReport, ClusterStatus, Event, Notice, Outcome, Problem, Report, StepReport,
-    Totals,
+    CaReport, ClusterReport, ClusterStatus, Event, Notice, Outcome, Problem, Removal, Report,
+    StepReport, Totals,
 };
 pub use run::HELM_IN_FLIGHT;
 

@@ -265,6 +265,7 @@ impl<C: ClusterOps> Preflight<C> {
         let mut blockers = BTreeMap::new();
         let mut detected = BTreeMap::new();
         let mut istiod_running = BTreeSet::new();
+        let mut istiod_images = BTreeMap::new();
         for cluster in &spec.clusters {
             match (
                 self.probes.get(&cluster.name),
@@ -277,6 +278,9 @@ impl<C: ClusterOps> Preflight<C> {
                         istiod_running.insert(cluster.name.clone());
                     }
                     detected.insert(cluster.name.clone(), state.detected.clone());
+                    if let Some(image) = &state.istio.istiod_image {
+                        istiod_images.insert(cluster.name.clone(), image.clone());
+                    }
                     usable.insert(cluster.name.clone(), client);
                 }
                 (Some(Err(blocker)), _) => {
@@ -295,6 +299,7 @@ impl<C: ClusterOps> Preflight<C> {
             istiod_running,
             helm,
             notices: self.notices,
+            istiod_images,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, Verdicts { blockers, detected })

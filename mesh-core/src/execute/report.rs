@@ -268,6 +268,28 @@ pub struct ClusterReport {
     pub totals: Totals,
 }
 
+/// An object meshboot deleted (or, in a dry run, would delete) because nothing needs it any
+/// more: a long-lived reader token once the remote secrets carry bound tokens, or what a
+/// cluster that left the mesh had (`apply --prune`).
+///
+/// ```
+/// use mesh_core::{cluster::ObjectRef, execute::Removal};
+/// let r = Removal { cluster: "eu".into(),
+///     object: ObjectRef::namespaced("v1", "Secret", "istio-system", "meshboot-reader-token"),
+///     reason: "long-lived reader token".into() };
+/// assert_eq!(serde_json::to_value(&r).unwrap()["object"]["name"], "meshboot-reader-token");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// The cluster it was in.
+    pub cluster: String,
+    /// The object.
+    #[serde(serialize_with = "serialize_object_ref")]
+    pub object: ObjectRef,
+    /// Why it went.
+    pub reason: String,
+}
+
 /// Something the user must do that apply cannot do for them.
 ///
 /// ```
@@ -341,6 +363,9 @@ pub struct Report {
     pub clusters: Vec<ClusterReport>,
     /// Things the user must do, such as restarting istiod.
     pub notices: Vec<Notice>,
+    /// Objects deleted because nothing needs them any more (dry run: would be deleted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Removal>,
     /// What to run next when something is left to do.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
@@ -482,6 +507,7 @@ pub(crate) fn stopped(
         ca,
         clusters,
         notices: Vec::new(),
+        removed: Vec::new(),
         hints: Vec::new(),
         totals: Totals::default(),
     }
@@ -541,6 +567,7 @@ pub(crate) fn finished(
         ca: Some(ca),
         clusters,
         notices: run.notices,
+        removed: run.removed,
         hints: Vec::new(),
         totals,
     }

@@ -20,14 +20,14 @@
 //! only when the chart version or values differ, so a converged re-run writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::stream;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
-use super::report::{Event, Notice, Outcome, StepReport, Totals};
+use super::report::{Event, Notice, Outcome, Removal, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
     ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, external_addresses,
@@ -35,7 +35,7 @@ use crate::cluster::{
 };
 use crate::helm::{Decision, EnsureOptions, Helm, Release};
 use crate::phase::Phase;
-use crate::plan::{Action, HelmStep, Plan, Step, StepId, Wait};
+use crate::plan::{Action, BoundReader, HelmStep, Plan, Step, StepId, Wait};
 use crate::remote_secret::multicluster_selector;
 use crate::render::{self, Needs};
 use crate::spec::{Install, MeshSpec};
@@ -95,7 +95,12 @@ pub(crate) struct Clusters<C> {
     pub helm: Option<Helm>,
     /// Preflight's notices, reported with the run's.
     pub notices: Vec<Notice>,
+    /// The istiod image of each cluster that runs one (for the refresh caveat).
+    pub istiod_images: BTreeMap<String, String>,
 }
+
+/// A source's cluster CA, read once for all of its bound-token pairs.
+type CaCell = Arc<tokio::sync::OnceCell<Result<Vec<u8>, String>>>;
 
 #[derive(Default)]
 struct State {
@@ -106,12 +111,18 @@ struct State {
     /// The east-west gateway address of each cluster whose gateway step ran.
     addresses: BTreeMap<String, String>,
     notices: Vec<Notice>,
+    /// Bound tokens: each source's cluster CA.
+    cas: BTreeMap<String, CaCell>,
+    /// Destinations already warned about istiod's client swap.
+    swap_warned: BTreeSet<String>,
+    removed: Vec<Removal>,
 }
 
 /// What a run leaves: every step's report, in plan order, and the notices.
 pub(crate) struct RunResult {
     pub steps: Vec<(String, StepReport)>,
     pub notices: Vec<Notice>,
+    pub removed: Vec<Removal>,
 }
 
 impl<'a, C: ClusterOps> Runner<'a, C> {
@@ -167,9 +178,16 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             self.run_chains(&GATEWAY_SIDE, |_| {}),
             self.run_readers_and_pairs()
         );
+        self.retire_legacy_tokens().await;
         let steps = self.step_reports();
-        let notices = std::mem::take(&mut self.lock().notices);
-        RunResult { steps, notices }
+        let mut state = self.lock();
+        let notices = std::mem::take(&mut state.notices);
+        let removed = std::mem::take(&mut state.removed);
+        RunResult {
+            steps,
+            notices,
+            removed,
+        }
     }
 
     /// Runs the steps of `phases` as one chain per cluster (phase order, then plan order),
@@ -597,6 +615,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         step: &Step,
         source: &str,
     ) -> Result<Outcome, String> {
+        if let Some(reader) = self.plan.bound_readers.get(source) {
+            return self.bound_remote_secret(client, step, source, reader).await;
+        }
         let token = self.lock().tokens.get(source).cloned();
         let server = self
             .clusters
@@ -632,6 +653,153 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .await
             .map(Outcome::from)
             .map_err(|e| e.to_string())
+    }
+
+    /// The remote secret of `source` with a bound token of its own ([`crate::tokens`]): kept
+    /// when the live token may stay, else minted from the source's reader.
+    async fn bound_remote_secret(
+        &self,
+        client: &C,
+        step: &Step,
+        source: &str,
+        reader: &BoundReader,
+    ) -> Result<Outcome, String> {
+        let lifetime = self.spec.reader_token.ok_or_else(|| {
+            format!("{source} has bound tokens in the plan but readerToken is not set")
+        })?;
+        let server = self
+            .clusters
+            .servers
+            .get(source)
+            .ok_or_else(|| format!("no API server address known for {source}"))?;
+        let src = self.client(source)?;
+        let ca = self.source_ca(source, src, &reader.namespace).await?;
+        let pair = crate::tokens::pair::Pair {
+            source,
+            destination: &step.cluster,
+            namespace: &reader.namespace,
+            service_account: &reader.service_account,
+            server,
+            ca: &ca,
+            expiration_seconds: lifetime.expiration_seconds(),
+            refresh_before: lifetime.refresh_before,
+            refresh_within: lifetime.refresh_before,
+        };
+        let before_swap = || self.swap_notice(&step.cluster, source);
+        let run = crate::tokens::pair::converge(
+            src,
+            client,
+            &pair,
+            self.known_live(step),
+            &self.apply_options(),
+            crate::tokens::now_unix(),
+            &before_swap,
+        )
+        .await?;
+        if let Some(granted) = run.capped {
+            self.notice(Notice {
+                cluster: source.to_string(),
+                message: format!(
+                    "the API server of {source} granted its reader tokens {} instead of the {} \
+                     asked for (--service-account-max-token-expiration): at or below \
+                     readerToken.refreshBefore ({}), every run replaces them",
+                    crate::duration::exact(std::time::Duration::from_secs(granted.unsigned_abs())),
+                    crate::duration::exact(lifetime.ttl),
+                    crate::duration::exact(lifetime.refresh_before),
+                ),
+                hint: Some("lower readerToken.refreshBefore below the granted lifetime".into()),
+            });
+        }
+        Ok(run.outcome.into())
+    }
+
+    async fn source_ca(
+        &self,
+        source: &str,
+        client: &C,
+        namespace: &str,
+    ) -> Result<Vec<u8>, String> {
+        let cell = self
+            .lock()
+            .cas
+            .entry(source.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| crate::tokens::pair::cluster_ca(client, namespace))
+            .await
+            .clone()
+    }
+
+    /// Warns, once per destination, before a refreshed remote secret makes its istiod swap a
+    /// client on a release that drops the source's endpoints while it does.
+    fn swap_notice(&self, destination: &str, source: &str) {
+        if !self.lock().swap_warned.insert(destination.to_string()) {
+            return;
+        }
+        let Some(image) = self.clusters.istiod_images.get(destination) else {
+            return;
+        };
+        let risk = crate::tokens::swap_risk(image);
+        if let Some(message) =
+            crate::tokens::swap_warning(destination, &risk, &[source.to_string()])
+        {
+            self.notice(Notice {
+                cluster: destination.to_string(),
+                message,
+                hint: None,
+            });
+        }
+    }
+
+    fn notice(&self, notice: Notice) {
+        self.emit(Event::Notice { notice: &notice });
+        self.lock().notices.push(notice);
+    }
+
+    /// Sources whose every remote secret now carries a bound token lose the long-lived token
+    /// Secret meshboot made for them (switching from the legacy mode), which revokes it.
+    async fn retire_legacy_tokens(&self) {
+        for (source, reader) in &self.plan.bound_readers {
+            let all_bound = {
+                let state = self.lock();
+                self.plan
+                    .pair_steps()
+                    .filter(|s| s.source.as_deref() == Some(source.as_str()))
+                    .all(|s| {
+                        state
+                            .results
+                            .get(&s.id)
+                            .is_some_and(|r| r.outcome.is_success())
+                    })
+            };
+            let Some(client) = self.clusters.clients.get(source).filter(|_| all_bound) else {
+                continue;
+            };
+            let (removed, errors) = crate::tokens::retire::legacy_token_secrets(
+                client,
+                &reader.namespace,
+                self.options.dry_run,
+            )
+            .await;
+            for object in removed {
+                self.lock().removed.push(Removal {
+                    cluster: source.clone(),
+                    object,
+                    reason: format!(
+                        "the long-lived reader token of {source}: its remote secrets carry bound tokens now"
+                    ),
+                });
+            }
+            for error in errors {
+                self.notice(Notice {
+                    cluster: source.clone(),
+                    message: format!(
+                        "the long-lived reader token of {source} could not be removed: {error}"
+                    ),
+                    hint: None,
+                });
+            }
+        }
     }
 
     /// What the destination's list said about this step's remote secret: `None` when the

@@ -13,7 +13,7 @@
 //! | `03-eastwest-gateway` | gateways | ambient only: the Gateway API east-west `Gateway` ([`eastwest`]) |
 //! | `04-expose-services` | gateways | `cross-network-gateway` ([`expose`]) |
 //! | `05-expose-istiod` | gateways | `istiod-gateway` + `istiod-vs` ([`expose`]) |
-//! | `06-reader` | readers | the reader's token Secret, and its own identity if it has to ([`reader`]) |
+//! | `06-reader` | readers | the reader's token Secret (with `readerToken.ttl`: one bound object per destination instead), and its own identity if it has to ([`reader`]) |
 //!
 //! Objects Istio's charts own are never rendered ([`render_mesh_with`]): the sidecar east-west
 //! gateway comes from the `istio/gateway` chart (its values are rendered), the reader account

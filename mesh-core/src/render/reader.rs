@@ -177,7 +177,8 @@ pub fn rules(remote: bool) -> Vec<PolicyRule> {
 /// The reader objects meshboot writes for `cluster` with `identity`, in apply order (the token
 /// controller fills the token Secret only once its ServiceAccount exists): the token Secret
 /// alone for [`ReaderIdentity::Chart`]; ServiceAccount, ClusterRole, ClusterRoleBinding and
-/// token for [`ReaderIdentity::Meshboot`].
+/// token for [`ReaderIdentity::Meshboot`]. With `readerToken.ttl` there is no token Secret: one
+/// bound object per destination ([`crate::tokens::bound_object`]) takes its place.
 ///
 /// ```
 /// use mesh_core::{render::reader::{ReaderIdentity, reader_objects}, spec::MeshSpec};
@@ -244,7 +245,17 @@ pub fn reader_objects(
             ]
         }
     };
-    out.push(token);
+    match spec.reader_token {
+        None => out.push(token),
+        // Bound tokens: no long-lived token Secret, one object per destination instead, each
+        // what that destination's tokens are bound to (crate::tokens).
+        Some(_) => out.extend(
+            spec.remote_secret_pairs()
+                .iter()
+                .filter(|(src, _)| *src == cluster.name)
+                .map(|(_, dst)| crate::tokens::bound_object(ns, sa_name, dst)),
+        ),
+    }
     Ok(out)
 }
 

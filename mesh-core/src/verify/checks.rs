@@ -102,6 +102,9 @@ pub(crate) fn check(spec: &MeshSpec, facts: &MeshFacts, options: &VerifyOptions)
                 );
                 report.push(finding);
                 if let Some(kubeconfig) = kubeconfig {
+                    if let Some(finding) = token_expiry(spec, src, dst, &kubeconfig, facts.now) {
+                        report.push(finding);
+                    }
                     tokens.push((src.as_str(), dst.as_str(), kubeconfig));
                 }
             }
@@ -636,6 +639,65 @@ pub(crate) fn check_unexpected(
     findings
 }
 
+/// When the token of `src`'s remote secret in `dst` expires (its JWT `exp`; the token itself is
+/// never kept or printed). A long-lived token is only worth a line when the mesh file asks for
+/// bound ones.
+pub(crate) fn token_expiry(
+    spec: &MeshSpec,
+    src: &str,
+    dst: &str,
+    kubeconfig: &str,
+    now: i64,
+) -> Option<Finding> {
+    let name = secret_name(src);
+    let claims = crate::tokens::Credential::from_kubeconfig(kubeconfig)?.claims();
+    let rotate = "run `meshboot rotate tokens -f mesh.yaml`";
+    let Some(expires) = claims.as_ref().and_then(|c| c.expires) else {
+        return spec.reader_token.map(|t| {
+            warning(
+                dst,
+                Check::TokenExpiry,
+                format!(
+                    "{name} carries a long-lived token, but readerToken.ttl is {}",
+                    crate::duration::exact(t.ttl)
+                ),
+                Some("run `meshboot apply` to give it a bound token"),
+            )
+        });
+    };
+    let at = crate::tokens::rfc3339(expires);
+    let left = std::time::Duration::from_secs(expires.saturating_sub(now).max(0).unsigned_abs());
+    if expires <= now {
+        return Some(error(
+            dst,
+            Check::TokenExpiry,
+            format!("the bound token of {name} expired at {at}: istiod in {dst} cannot read {src}"),
+            Some(rotate),
+        ));
+    }
+    let refresh = spec.reader_token.map(|t| t.refresh_before);
+    Some(match refresh {
+        Some(refresh) if left <= refresh => warning(
+            dst,
+            Check::TokenExpiry,
+            format!(
+                "the bound token of {name} expires at {at} (in {}), within readerToken.refreshBefore ({})",
+                crate::duration::human(left),
+                crate::duration::exact(refresh)
+            ),
+            Some(rotate),
+        ),
+        _ => ok(
+            dst,
+            Check::TokenExpiry,
+            format!(
+                "the bound token of {name} expires at {at} (in {})",
+                crate::duration::human(left)
+            ),
+        ),
+    })
+}
+
 pub(crate) fn token_finding(src: &str, dst: &str, verdict: &TokenVerdict) -> Finding {
     let name = secret_name(src);
     match verdict {
@@ -995,6 +1057,53 @@ mod tests {
     }
 
     #[test]
+    fn token_expiry_is_read_from_the_jwt_and_judged_against_refresh_before() {
+        let jwt = |payload: &str| {
+            let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            format!("{}.{}.c2lnbmF0dXJl", e("{}"), e(payload))
+        };
+        let kubeconfig = |token: &str| {
+            format!(
+                "apiVersion: v1\nclusters:\n- cluster:\n    server: https://eu:6443\n  name: eu\ncontexts:\n- context:\n    cluster: eu\n    user: eu\n  name: eu\ncurrent-context: eu\nkind: Config\nusers:\n- name: eu\n  user:\n    token: {token}\n"
+            )
+        };
+        let clusters =
+            "  - {name: eu, network: n1, context: eu}\n  - {name: us, network: n2, context: us}\n";
+        let ttl = MeshSpec::from_yaml(
+            &format!("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nreaderToken: {{ttl: 240h, refreshBefore: 48h}}\nclusters:\n{clusters}"),
+            std::path::Path::new("/tmp"),
+            "mesh.yaml",
+        )
+        .unwrap();
+        let legacy = spec("multi-primary", clusters);
+        let now = 1_800_000_000;
+        let bound = |left: i64| kubeconfig(&jwt(&format!(r#"{{"exp":{}}}"#, now + left)));
+        let f = token_expiry(&ttl, "eu", "us", &bound(100 * 3600), now).unwrap();
+        assert_eq!((f.severity, f.check), (Severity::Ok, Check::TokenExpiry));
+        assert!(
+            f.message.contains("expires at 2027-01-19T12:00:00Z") && f.message.contains("(in 4d 4h)"),
+            "{f}"
+        );
+        let f = token_expiry(&ttl, "eu", "us", &bound(3600), now).unwrap();
+        assert_eq!(f.severity, Severity::Warning, "{f}");
+        assert!(f.hint.as_deref().unwrap().contains("rotate tokens"));
+        let f = token_expiry(&ttl, "eu", "us", &bound(-5), now).unwrap();
+        assert_eq!(f.severity, Severity::Error, "{f}");
+        assert!(f.message.contains("expired at"), "{f}");
+        let long_lived = kubeconfig(&jwt(r#"{"iss":"kubernetes/serviceaccount"}"#));
+        let f = token_expiry(&ttl, "eu", "us", &long_lived, now).unwrap();
+        assert!(
+            f.severity == Severity::Warning && f.message.contains("long-lived"),
+            "{f}"
+        );
+        assert!(token_expiry(&legacy, "eu", "us", &long_lived, now).is_none());
+        assert!(
+            !f.to_string().contains("c2lnbmF0dXJl"),
+            "no token in a finding"
+        );
+    }
+
+    #[test]
     fn token_verdicts_read_as_the_user_needs_them() {
         assert_eq!(
             token_finding("eu", "ap", &TokenVerdict::Accepted).severity,
@@ -1044,6 +1153,7 @@ mod tests {
             clusters,
             local_root: LocalRoot::None,
             tokens: BTreeMap::new(),
+            now: 0,
         };
         let report = check(&spec, &facts, &VerifyOptions::default());
         assert_eq!(report.findings.len(), 3, "{:#?}", report.findings);

@@ -70,6 +70,8 @@ pub(crate) struct MeshFacts {
     pub local_root: LocalRoot,
     /// Per (source cluster, embedded kubeconfig): what the source said of the token.
     pub tokens: BTreeMap<(String, String), TokenVerdict>,
+    /// When the facts were read (Unix seconds): what token expiry is judged against.
+    pub now: i64,
 }
 
 /// Reads everything the checks need. `connect_errors` are the clusters that could not be
@@ -102,6 +104,7 @@ pub(crate) async fn gather<C: ClusterOps, K: Connector>(
         clusters: read.into_iter().collect(),
         local_root: local_root(spec),
         tokens: BTreeMap::new(),
+        now: crate::tokens::now_unix(),
     };
 
     let unlisted: Vec<(String, String, Option<Value>)> =

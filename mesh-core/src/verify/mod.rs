@@ -74,6 +74,8 @@ pub enum Check {
     RemoteSecret,
     /// The remote secret's token is accepted by its source cluster.
     Token,
+    /// When the remote secret's token expires (bound tokens, `readerToken`).
+    TokenExpiry,
     /// A remote secret that should not be there.
     UnexpectedSecret,
     /// The east-west gateway Service has an external address.
@@ -93,6 +95,7 @@ impl Check {
             Check::Network => "network",
             Check::RemoteSecret => "remote-secret",
             Check::Token => "token",
+            Check::TokenExpiry => "token-expiry",
             Check::UnexpectedSecret => "unexpected-secret",
             Check::EastWestGateway => "eastwest-gateway",
             Check::Rotation => "rotation",

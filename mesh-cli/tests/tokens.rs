@@ -1,0 +1,290 @@
+//! Remote-secret credentials with a lifetime (`readerToken`), end to end: the real binary
+//! against emulated clusters whose TokenRequest issues bound tokens as a real API server does
+//! (expiry, `boundObjectRef`, refusal once expired or once the bound object is gone).
+//!
+//! Every output of every run is kept and scanned at the end of each test: no token (and no key)
+//! may appear in any of them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mesh_tests::{EmulatorOptions, TestClusters};
+use serde_json::Value;
+
+mod common;
+use common::meshboot_cmd;
+
+const NS: &str = "istio-system";
+
+/// Emulated clusters, a mesh file naming them, and every output meshboot printed.
+struct Mesh {
+    clusters: TestClusters,
+    dir: tempfile::TempDir,
+    outputs: Mutex<Vec<String>>,
+}
+
+impl Mesh {
+    fn start(names: &[&str], options: EmulatorOptions) -> Result<Mesh> {
+        let clusters = TestClusters::start_with(names, options)?;
+        clusters.install_istio_crds()?;
+        Ok(Mesh {
+            clusters,
+            dir: tempfile::tempdir()?,
+            outputs: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("mesh.yaml")
+    }
+
+    /// Writes the mesh file: `names` on one network each, `reader_token` as the `readerToken`
+    /// mapping (empty: none).
+    fn write(&self, names: &[&str], reader_token: &str) -> Result<()> {
+        let mut yaml = String::from(
+            "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nca: {dir: ./pki, key: ecdsa-p256}\n",
+        );
+        if !reader_token.is_empty() {
+            yaml.push_str(&format!("readerToken: {reader_token}\n"));
+        }
+        yaml.push_str("clusters:\n");
+        for (i, name) in names.iter().enumerate() {
+            yaml.push_str(&format!(
+                "  - {{name: {name}, network: network{i}, context: {name}, kubeconfig: {}}}\n",
+                self.clusters.kubeconfig_path().display()
+            ));
+        }
+        std::fs::write(self.file(), yaml)?;
+        Ok(())
+    }
+
+    /// Runs `meshboot <args> -f mesh.yaml` and keeps its output for the final scan.
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        let out = meshboot_cmd()
+            .args(args)
+            .arg("-f")
+            .arg(self.file())
+            .env_remove("KUBECONFIG")
+            .output()
+            .context("running meshboot")?;
+        self.outputs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push(text(&out));
+        Ok(out)
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<Output> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            bail!("meshboot {args:?} failed:\n{}", text(&out));
+        }
+        Ok(out)
+    }
+
+    fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.run(&all)?;
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("JSON expected:\n{}", text(&out)))
+    }
+
+    fn writes(&self, names: &[&str]) -> u64 {
+        names
+            .iter()
+            .map(|n| self.clusters.cluster(n).counters().writes)
+            .sum()
+    }
+
+    fn secret(&self, cluster: &str, name: &str) -> Option<Value> {
+        self.clusters
+            .cluster(cluster)
+            .object("v1", "Secret", Some(NS), name)
+    }
+
+    /// The token inside `dst`'s remote secret of `src`.
+    fn token(&self, src: &str, dst: &str) -> Result<String> {
+        let secret = self
+            .secret(dst, &format!("istio-remote-secret-{src}"))
+            .with_context(|| format!("no remote secret of {src} in {dst}"))?;
+        let kubeconfig =
+            String::from_utf8(STANDARD.decode(secret["data"][src].as_str().context("data key")?)?)?;
+        kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .map(str::to_string)
+            .context("no token in the kubeconfig")
+    }
+
+    /// Every token and private key the clusters hold, for the output scan.
+    fn secrets_to_hide(&self, names: &[&str]) -> Vec<String> {
+        let mut hide = Vec::new();
+        for name in names {
+            let cluster = self.clusters.cluster(name);
+            hide.push(cluster.admin_token().to_string());
+            for s in cluster.list_objects("v1", "Secret", None) {
+                for (key, value) in s["data"].as_object().into_iter().flatten() {
+                    let Some(decoded) = value
+                        .as_str()
+                        .and_then(|v| STANDARD.decode(v).ok())
+                        .and_then(|b| String::from_utf8(b).ok())
+                    else {
+                        continue;
+                    };
+                    if key == "token" || key == "ca-key.pem" {
+                        hide.push(decoded.trim().to_string());
+                    }
+                    for line in decoded.lines() {
+                        if let Some(t) = line.trim().strip_prefix("token: ") {
+                            hide.push(t.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        hide.retain(|h| h.len() > 16);
+        hide
+    }
+
+    /// Fails when any output so far holds a token, a key, or a fragment of one.
+    fn assert_no_secret_in_outputs(&self, names: &[&str], also: &[String]) -> Result<()> {
+        let mut hide = self.secrets_to_hide(names);
+        hide.extend(also.iter().cloned());
+        let outputs = self
+            .outputs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        for (i, out) in outputs.iter().enumerate() {
+            assert!(!out.contains("PRIVATE KEY"), "output {i} holds a key");
+            for h in &hide {
+                // The signature part alone is enough to use nothing, but a JWT's payload and
+                // signature must not appear either.
+                let sig = h.rsplit('.').next().unwrap_or(h);
+                assert!(
+                    !out.contains(h.as_str()) && (sig.len() < 16 || !out.contains(sig)),
+                    "output {i} of {} holds a secret",
+                    outputs.len()
+                );
+            }
+        }
+        assert!(!outputs.is_empty());
+        Ok(())
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn claims(token: &str) -> Result<Value> {
+    mesh_tests::tokens::claims(token).context("the token is not a JWT")
+}
+
+/// Every ordered pair of `names`.
+fn pairs<'a>(names: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    let mut out = Vec::new();
+    for src in names {
+        for dst in names {
+            if src != dst {
+                out.push((*src, *dst));
+            }
+        }
+    }
+    out
+}
+
+const THREE: [&str; 3] = ["eu", "ap", "us"];
+
+#[test]
+fn ttl_mode_from_nothing_gives_every_pair_its_own_bound_token_and_a_rerun_writes_nothing()
+-> Result<()> {
+    let mesh = Mesh::start(&THREE, EmulatorOptions::default())?;
+    mesh.write(&THREE, "{ttl: 24h, refreshBefore: 1h}")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+
+    let issued_after = now();
+    for (src, dst) in pairs(&THREE) {
+        let token = mesh.token(src, dst)?;
+        let c = claims(&token)?;
+        let exp = c["exp"].as_i64().context("a bound token expires")?;
+        assert!(
+            exp <= issued_after + 24 * 3600 && exp > issued_after + 24 * 3600 - 120,
+            "{src}→{dst}: exp {exp} is not within the 24h ttl"
+        );
+        let bound = format!("meshboot-reader-for-{dst}");
+        assert_eq!(c["kubernetes.io"]["secret"]["name"], bound.as_str());
+        let object = mesh
+            .secret(src, &bound)
+            .context("the pair's bound object")?;
+        assert_eq!(
+            c["kubernetes.io"]["secret"]["uid"], object["metadata"]["uid"],
+            "{src}→{dst} is bound to its own object"
+        );
+    }
+    for name in THREE {
+        assert!(
+            mesh.secret(
+                name,
+                "istio-reader-service-account-istio-remote-secret-token"
+            )
+            .is_none(),
+            "no long-lived token Secret in {name}"
+        );
+    }
+    // Every pair has its own token.
+    let tokens: BTreeMap<_, _> = pairs(&THREE)
+        .into_iter()
+        .map(|(s, d)| Ok(((s, d), mesh.token(s, d)?)))
+        .collect::<Result<_>>()?;
+    let distinct: std::collections::BTreeSet<&String> = tokens.values().collect();
+    assert_eq!(distinct.len(), 6);
+
+    let verify = mesh.ok(&["verify", "--allow-loopback"])?;
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(said.contains("token-expiry"), "{said}");
+    assert!(
+        said.contains("bound token of istio-remote-secret-ap expires"),
+        "{said}"
+    );
+
+    let before = mesh.writes(&THREE);
+    let again = mesh.ok(&["apply", "--allow-loopback"])?;
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing written"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        mesh.writes(&THREE),
+        before,
+        "a converged ttl mesh sees zero writes"
+    );
+    for ((s, d), token) in &tokens {
+        assert_eq!(
+            &mesh.token(s, d)?,
+            token,
+            "{s}→{d}: no new token was minted"
+        );
+    }
+    mesh.assert_no_secret_in_outputs(&THREE, &[])?;
+    Ok(())
+}
