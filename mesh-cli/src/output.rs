@@ -445,6 +445,18 @@ pub fn summary(
             writeln!(out, "  {}: {skipped} steps not attempted", c.cluster)?;
         }
     }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for removal in &report.removed {
+        writeln!(
+            out,
+            "{verb}: {} {}: {}",
+            removal.cluster, removal.object, removal.reason
+        )?;
+    }
     for notice in &report.notices {
         writeln!(out, "notice: {}", notice.message)?;
         if let Some(hint) = &notice.hint {

@@ -11,6 +11,8 @@ use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mesh_core::cluster::ClusterOps as _;
+
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -195,6 +197,31 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether `cluster` accepts `token`, asked the way istiod would use it (a client built from
+/// a remote-secret kubeconfig holding it).
+async fn accepted(mesh: &Mesh, cluster: &str, token: &str) -> Result<bool> {
+    let c = mesh.clusters.cluster(cluster);
+    let kubeconfig = mesh_core::remote_secret::RemoteSecret {
+        cluster: cluster.into(),
+        namespace: NS.into(),
+        secret_type: mesh_core::remote_secret::SecretType::Remote,
+        server: c.url().into(),
+        tls_server_name: None,
+        ca_data: c.ca_pem().as_bytes().to_vec(),
+        token: token.into(),
+    }
+    .kubeconfig()?;
+    let client =
+        mesh_core::cluster::ClusterClient::from_kubeconfig_yaml(cluster, &kubeconfig, "", "test")
+            .await?
+            .with_retry(mesh_core::cluster::RetryPolicy::none());
+    match client.can_i("list", "", "services", None).await {
+        Ok(_) => Ok(true),
+        Err(mesh_core::cluster::ClusterError::Unauthorized { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn claims(token: &str) -> Result<Value> {
     mesh_tests::tokens::claims(token).context("the token is not a JWT")
 }
@@ -286,5 +313,71 @@ fn ttl_mode_from_nothing_gives_every_pair_its_own_bound_token_and_a_rerun_writes
         );
     }
     mesh.assert_no_secret_in_outputs(&THREE, &[])?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn switching_from_legacy_to_ttl_removes_meshboots_token_secrets_and_revokes_their_tokens()
+-> Result<()> {
+    let names = ["eu", "ap"];
+    let mesh = Mesh::start(&names, EmulatorOptions::default())?;
+    mesh.write(&names, "")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let legacy = mesh.token("eu", "ap")?;
+    assert!(
+        claims(&legacy)?.get("exp").is_none(),
+        "the default is istioctl's long-lived token"
+    );
+    assert!(accepted(&mesh, "eu", &legacy).await?);
+    // A token Secret someone else made under meshboot's own name stays: it is not meshboot's.
+    mesh.clusters.cluster("ap").insert_object(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "meshboot-reader-token", "namespace": NS,
+            "annotations": {"kubernetes.io/service-account.name": "istio-reader-service-account"}},
+    }))?;
+
+    mesh.write(&names, "{ttl: 720h}")?;
+    let report = mesh.json(&["apply", "--allow-loopback"])?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    let removed: Vec<(String, String)> = report["removed"]
+        .as_array()
+        .context("removed")?
+        .iter()
+        .map(|r| {
+            (
+                r["cluster"].as_str().unwrap_or_default().to_string(),
+                r["object"]["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let chart_token = "istio-reader-service-account-istio-remote-secret-token";
+    assert_eq!(
+        removed,
+        [
+            ("eu".to_string(), chart_token.to_string()),
+            ("ap".to_string(), chart_token.to_string())
+        ]
+    );
+    for name in names {
+        assert!(mesh.secret(name, chart_token).is_none(), "{name}");
+    }
+    assert!(
+        mesh.secret("ap", "meshboot-reader-token").is_some(),
+        "not meshboot's: kept"
+    );
+    assert!(
+        !accepted(&mesh, "eu", &legacy).await?,
+        "the long-lived token is revoked"
+    );
+    for (src, dst) in pairs(&names) {
+        let token = mesh.token(src, dst)?;
+        assert!(
+            claims(&token)?["exp"].is_i64(),
+            "{src}→{dst} carries a bound token"
+        );
+        assert!(accepted(&mesh, src, &token).await?);
+    }
+    mesh.ok(&["verify", "--allow-loopback"])?;
+    mesh.assert_no_secret_in_outputs(&names, &[legacy])?;
     Ok(())
 }

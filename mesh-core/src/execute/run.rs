@@ -759,7 +759,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     /// Sources whose every remote secret now carries a bound token lose the long-lived token
     /// Secret meshboot made for them (switching from the legacy mode), which revokes it.
     async fn retire_legacy_tokens(&self) {
-        for (source, reader) in &self.plan.bound_readers {
+        // Mesh-file order, as every report lists clusters.
+        let sources = self
+            .spec
+            .clusters
+            .iter()
+            .filter_map(|c| self.plan.bound_readers.get_key_value(&c.name));
+        for (source, reader) in sources {
             let all_bound = {
                 let state = self.lock();
                 self.plan

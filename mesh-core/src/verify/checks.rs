@@ -1081,7 +1081,8 @@ mod tests {
         let f = token_expiry(&ttl, "eu", "us", &bound(100 * 3600), now).unwrap();
         assert_eq!((f.severity, f.check), (Severity::Ok, Check::TokenExpiry));
         assert!(
-            f.message.contains("expires at 2027-01-19T12:00:00Z") && f.message.contains("(in 4d 4h)"),
+            f.message.contains("expires at 2027-01-19T12:00:00Z")
+                && f.message.contains("(in 4d 4h)"),
             "{f}"
         );
         let f = token_expiry(&ttl, "eu", "us", &bound(3600), now).unwrap();
