@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use mesh_core::cluster::ClusterOps as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;

@@ -53,9 +53,10 @@ pub fn swap_risk(image: &str) -> SwapRisk {
         .iter()
         .any(|p| suffix.starts_with(p));
     let v = (major, minor, patch);
-    if v >= (1, 31, 0) && !(prerelease && (major, minor, patch) == (1, 31, 0)) {
-        SwapRisk::Fixed
-    } else if (major, minor) == (1, 30) && patch >= 4 && !prerelease {
+    // 1.31.0's pre-releases may predate the cherry-pick (#61160); later ones carry master's fix.
+    let fixed = (v >= (1, 31, 0) && !(prerelease && v == (1, 31, 0)))
+        || ((major, minor) == (1, 30) && patch >= 4 && !prerelease);
+    if fixed {
         SwapRisk::Fixed
     } else if prerelease {
         SwapRisk::Unknown(tag.to_string())
