@@ -61,6 +61,18 @@ impl Mesh {
             ));
         }
         std::fs::write(self.file(), yaml)?;
+        // Istio as its user installed it (`controlPlane.install: none`): the east-west gateway
+        // of every cluster, each on a network of its own.
+        let spec = mesh_core::spec::MeshSpec::from_file(self.file())?;
+        for c in &spec.clusters {
+            let cluster = self.clusters.cluster(&c.name);
+            let there = cluster
+                .object("v1", "Service", Some(NS), "istio-eastwestgateway")
+                .is_some();
+            if mesh_core::render::Needs::of(&spec, c).eastwest_gateway && !there {
+                mesh_tests::charts::install_eastwest_gateway(cluster, NS, &c.network)?;
+            }
+        }
         Ok(())
     }
 
@@ -327,12 +339,15 @@ async fn switching_from_legacy_to_ttl_removes_meshboots_token_secrets_and_revoke
         "the default is istioctl's long-lived token"
     );
     assert!(accepted(&mesh, "eu", &legacy).await?);
-    // A token Secret someone else made under meshboot's own name stays: it is not meshboot's.
-    mesh.clusters.cluster("ap").insert_object(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
-        "metadata": {"name": "meshboot-reader-token", "namespace": NS,
-            "annotations": {"kubernetes.io/service-account.name": "istio-reader-service-account"}},
-    }))?;
+    // The token Secret istioctl would make (its name, not meshboot's field manager) stays.
+    let istioctls = "istio-reader-service-account-istio-remote-secret-token";
+    mesh.clusters
+        .cluster("ap")
+        .insert_object(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": istioctls, "namespace": NS,
+                "annotations": {"kubernetes.io/service-account.name": "meshboot-reader"}},
+        }))?;
 
     mesh.write(&names, "{ttl: 720h}")?;
     let report = mesh.json(&["apply", "--allow-loopback"])?;
@@ -348,19 +363,20 @@ async fn switching_from_legacy_to_ttl_removes_meshboots_token_secrets_and_revoke
             )
         })
         .collect();
-    let chart_token = "istio-reader-service-account-istio-remote-secret-token";
+    // Neither cluster runs Istio's charts: the reader is meshboot's own identity.
+    let own = "meshboot-reader-token";
     assert_eq!(
         removed,
         [
-            ("eu".to_string(), chart_token.to_string()),
-            ("ap".to_string(), chart_token.to_string())
+            ("eu".to_string(), own.to_string()),
+            ("ap".to_string(), own.to_string())
         ]
     );
     for name in names {
-        assert!(mesh.secret(name, chart_token).is_none(), "{name}");
+        assert!(mesh.secret(name, own).is_none(), "{name}");
     }
     assert!(
-        mesh.secret("ap", "meshboot-reader-token").is_some(),
+        mesh.secret("ap", istioctls).is_some(),
         "not meshboot's: kept"
     );
     assert!(

@@ -268,7 +268,8 @@ impl Found {
     }
 
     /// The facts for the report, with the reader chosen for a cluster that needs one.
-    pub(crate) fn detected(&self, install: Install, needs_reader: bool) -> Detected {
+    /// `bound`: the remote secrets carry bound tokens (`readerToken.ttl`), so no token Secret.
+    pub(crate) fn detected(&self, install: Install, needs_reader: bool, bound: bool) -> Detected {
         Detected {
             istio_crds: self.istio_crds,
             istiod: self.istiod.as_ref().map(Owner::describe),
@@ -277,7 +278,14 @@ impl Found {
                 let (identity, why) = self.reader(install);
                 ReaderChoice {
                     service_account: identity.service_account().to_string(),
-                    token_secret: identity.token_secret().to_string(),
+                    token_secret: if bound {
+                        format!(
+                            "none (bound tokens, each bound to {}<destination>)",
+                            crate::tokens::BOUND_OBJECT_PREFIX
+                        )
+                    } else {
+                        identity.token_secret().to_string()
+                    },
                     why,
                 }
             }),

@@ -371,7 +371,11 @@ async fn probe<C: ClusterOps>(
     let (cacerts, istio) =
         futures::future::join(client.get(&cacerts_ref), detect(client, spec, cluster)).await;
     let istio = istio?;
-    let detected = istio.detected(spec.control_plane.install, Needs::of(spec, cluster).reader);
+    let detected = istio.detected(
+        spec.control_plane.install,
+        Needs::of(spec, cluster).reader,
+        spec.reader_token.is_some(),
+    );
     Ok(ClusterState {
         cacerts: cacerts?,
         istio,
