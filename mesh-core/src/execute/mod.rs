@@ -326,6 +326,7 @@ pub(crate) async fn run_plan<C: ClusterOps>(
         servers: BTreeMap::new(),
         istiod_running: BTreeSet::new(),
         helm: None,
+        istiod_images: BTreeMap::new(),
         notices: Vec::new(),
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);

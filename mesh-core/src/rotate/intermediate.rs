@@ -457,6 +457,7 @@ pub async fn rotate_intermediates_with<C: ClusterOps>(
         clusters: spec.cluster_names().into_iter().map(String::from).collect(),
         steps,
         reader_tokens: BTreeMap::new(),
+        bound_readers: BTreeMap::new(),
         istio_namespace: spec.istio_namespace.clone(),
     };
     let mut usable = BTreeMap::new();

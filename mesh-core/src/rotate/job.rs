@@ -64,6 +64,7 @@ pub async fn mint_job_credentials_with<C: ClusterOps>(
         clusters: spec.cluster_names().into_iter().map(String::from).collect(),
         steps,
         reader_tokens: BTreeMap::new(),
+        bound_readers: BTreeMap::new(),
         istio_namespace: spec.istio_namespace.clone(),
     };
     let mut usable = BTreeMap::new();

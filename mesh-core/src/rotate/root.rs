@@ -1117,6 +1117,7 @@ async fn write_step<C: ClusterOps>(
         clusters: spec.cluster_names().into_iter().map(String::from).collect(),
         steps,
         reader_tokens: BTreeMap::new(),
+        bound_readers: BTreeMap::new(),
         istio_namespace: spec.istio_namespace.clone(),
     };
     let usable: BTreeMap<String, C> = clients
