@@ -108,6 +108,10 @@ struct Running {
 #[derive(Debug, Default)]
 struct State {
     options: Option<IstiodOptions>,
+    /// Bumped by [`Slot::enable`]: a reaction scheduled under earlier options (say a 100 ms
+    /// delay) must not fire after a test switched to a long delay, or a test that holds
+    /// istiod back would see a stale timer reload a `cacerts` written after the switch.
+    epoch: u64,
     running: Running,
     log: Vec<String>,
 }
@@ -122,7 +126,9 @@ impl Slot {
     }
 
     pub(crate) fn enable(&self, options: IstiodOptions) {
-        self.lock().options = Some(options);
+        let mut state = self.lock();
+        state.options = Some(options);
+        state.epoch += 1;
     }
 
     pub(crate) fn log(&self) -> Vec<String> {
@@ -219,14 +225,21 @@ pub(crate) fn on_change(st: &Arc<ClusterState>, key: &Key) {
     if !relevant {
         return;
     }
-    let Some(delay) = st.istiod.lock().options.as_ref().map(|o| o.delay) else {
-        return;
+    let (delay, epoch) = {
+        let state = st.istiod.lock();
+        let Some(delay) = state.options.as_ref().map(|o| o.delay) else {
+            return;
+        };
+        (delay, state.epoch)
     };
     let (st, key) = (st.clone(), key.clone());
     tokio::spawn(async move {
         match (key.group.as_str(), key.plural.as_str()) {
             ("apps", "deployments") | ("", "secrets") => {
                 tokio::time::sleep(delay).await;
+                if st.istiod.lock().epoch != epoch {
+                    return;
+                }
                 reconcile(&st);
             }
             ("", "namespaces") => publish(&st, Some(&key.name)),

@@ -349,3 +349,36 @@ fn an_intermediate_that_does_not_chain_to_the_bundle_is_refused_and_the_old_one_
         ))));
     Ok(())
 }
+
+/// A test that holds istiod back (`enable_istiod` with a long delay) must not see a reaction
+/// scheduled under the earlier, short delay reload a `cacerts` written after the switch: that
+/// stale timer is what let `rotate root` pass gate 1 at once in a test meant to keep it closed.
+#[test]
+fn a_longer_delay_set_later_is_not_undercut_by_a_timer_armed_earlier() -> anyhow::Result<()> {
+    let clusters = start(300)?;
+    let eu = clusters.cluster("eu");
+    let ra = Root::new("Root A")?;
+    let rb = Root::new("Root B")?;
+    let a = ra.pem.clone();
+    istio_system(eu)?;
+    eu.insert_object(cacerts(&a, &ra.intermediate()?))?;
+    eu.install_istiod("1.28.2", &[("ISTIO_MULTIROOT_MESH", "true")])?;
+    assert!(eventually(
+        || published(eu, "istio-system").as_deref() == Some(a.as_str())
+    ));
+    // Arms a 300 ms timer (a Deployment change), then holds istiod back for a minute.
+    eu.install_istiod("1.28.2", &[("ISTIO_MULTIROOT_MESH", "true")])?;
+    eu.enable_istiod(IstiodOptions {
+        delay: Duration::from_secs(60),
+        compare: None,
+    });
+    let both = format!("{a}{}", rb.pem);
+    eu.insert_object(cacerts(&both, &ra.intermediate()?))?;
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        published(eu, "istio-system").as_deref(),
+        Some(a.as_str()),
+        "the bundle written after the switch was handled before the new delay"
+    );
+    Ok(())
+}
