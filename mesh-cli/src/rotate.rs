@@ -25,7 +25,18 @@ pub enum RotateCommand {
     /// Replace the mesh root in three gated phases over every cluster.
     #[command(after_help = ROOT_HELP)]
     Root(RootArgs),
+    /// Give the remote secrets whose bound token expires soon a new one (readerToken.ttl).
+    #[command(after_help = TOKENS_HELP)]
+    Tokens(TokensArgs),
 }
+
+const TOKENS_HELP: &str = "\
+Reads every destination's remote secrets (the JWT exp of each token, never the token) and
+mints a new bound token for each pair whose token expires within --expiring-within (default
+readerToken.refreshBefore). A destination is written only when its remote secret changes, so a
+second run writes nothing. istiod swaps its client for the source when a remote secret changes;
+releases before 1.30.4 / 1.31.0 drop that cluster's endpoints for a moment (istio/istio#61043):
+the report warns where a destination runs one.";
 
 const INTERMEDIATE_HELP: &str = "\
 Choose clusters with --cluster (repeatable), or every cluster whose intermediate (in the CA
@@ -89,11 +100,132 @@ pub struct RootArgs {
     output: OutputArg,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct TokensArgs {
+    #[command(flatten)]
+    file: MeshFileArg,
+    /// Refresh every token that expires within this, e.g. 240h, 10d (default:
+    /// readerToken.refreshBefore).
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    expiring_within: Option<Duration>,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
 pub async fn run(cmd: RotateCommand) -> anyhow::Result<Exit> {
     match cmd {
         RotateCommand::Intermediate(args) => intermediate(args).await,
         RotateCommand::Root(args) => root(args).await,
+        RotateCommand::Tokens(args) => tokens(args).await,
     }
+}
+
+async fn tokens(args: TokensArgs) -> anyhow::Result<Exit> {
+    let spec = match args.file.load() {
+        Ok(spec) => spec,
+        Err(exit) => return Ok(exit),
+    };
+    let request = mesh_core::tokens::RefreshRequest {
+        expiring_within: args.expiring_within,
+    };
+    let options = RotateOptions {
+        dry_run: args.dry_run.dry_run,
+        ..RotateOptions::default()
+    };
+    let format = args.output.output;
+    let progress = Progress::new(
+        format,
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+        options.dry_run,
+    );
+    let on_event = |event: &Event<'_>| progress.event(event);
+    let result = mesh_core::tokens::rotate_tokens(&spec, &request, &options, &on_event).await;
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(usage_or(e, &args.file)),
+    };
+    let file = args.file.display();
+    crate::args::emit(format, &report, |r, out| print_tokens(r, &file, out))?;
+    Ok(Exit::ok_if(report.succeeded))
+}
+
+fn print_tokens(
+    r: &mesh_core::tokens::TokensReport,
+    file: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    use mesh_core::tokens::PairAction;
+    writeln!(
+        out,
+        "rotate tokens: tokens expiring within {}{}",
+        r.within,
+        if r.dry_run { " (dry run)" } else { "" }
+    )?;
+    for p in &r.pairs {
+        let what = match (p.action, r.dry_run, p.outcome) {
+            (PairAction::Refresh, _, Some(o)) if !o.is_success() => o.to_string(),
+            (PairAction::Refresh, true, _) => "would refresh".to_string(),
+            (PairAction::Refresh, false, Some(mesh_core::execute::Outcome::Unchanged)) => {
+                "unchanged".to_string()
+            }
+            (PairAction::Refresh, false, _) => "refreshed".to_string(),
+            (PairAction::Fresh, _, _) => "fresh".to_string(),
+            (PairAction::LongLived, _, _) => "long-lived".to_string(),
+            (PairAction::Missing, _, _) => "missing".to_string(),
+            (PairAction::Skipped, _, _) => "skipped".to_string(),
+        };
+        writeln!(
+            out,
+            "  {} → {}: {what}: {}{}",
+            p.source,
+            p.destination,
+            p.reason,
+            p.detail
+                .as_deref()
+                .map(|d| format!("; {d}"))
+                .unwrap_or_default()
+        )?;
+    }
+    for notice in &r.run.notices {
+        writeln!(out, "warning: {}", notice.message)?;
+    }
+    let refreshed = r.refreshed().count();
+    let written = r.run.totals.written();
+    writeln!(
+        out,
+        "{refreshed} of {} pairs {}; {} written",
+        r.pairs.len(),
+        if r.dry_run {
+            "would get a new token"
+        } else {
+            "due for a new token"
+        },
+        if r.dry_run {
+            "nothing".to_string()
+        } else {
+            format!("{written} remote secret(s)")
+        }
+    )?;
+    if r.pairs
+        .iter()
+        .any(|p| matches!(p.action, PairAction::Missing | PairAction::LongLived))
+    {
+        writeln!(
+            out,
+            "pairs marked missing or long-lived are apply's to fix: meshboot apply -f {file}"
+        )?;
+    }
+    if !r.succeeded {
+        writeln!(
+            out,
+            "rotate tokens: not every pair could be read or refreshed; re-run the same command once the clusters above are reachable"
+        )?;
+    }
+    Ok(())
 }
 
 async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {

@@ -395,3 +395,109 @@ async fn switching_from_legacy_to_ttl_removes_meshboots_token_secrets_and_revoke
     mesh.assert_no_secret_in_outputs(&names, &[legacy])?;
     Ok(())
 }
+
+/// The pairs of a `rotate tokens -o json` report with the given action.
+fn pairs_with(report: &Value, action: &str) -> Vec<(String, String)> {
+    report["pairs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["action"] == action)
+        .map(|p| {
+            (
+                p["source"].as_str().unwrap_or_default().to_string(),
+                p["destination"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rotate_tokens_refreshes_only_the_pairs_within_the_window_and_a_second_run_writes_nothing()
+-> Result<()> {
+    let mesh = Mesh::start(&THREE, EmulatorOptions::default())?;
+    mesh.write(&THREE, "{ttl: 24h, refreshBefore: 1h}")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    // One pair gets a longer-lived token: a new ttl, and its remote secret made again.
+    mesh.write(&THREE, "{ttl: 48h, refreshBefore: 1h}")?;
+    mesh.clusters
+        .cluster("us")
+        .remove_object("v1", "Secret", Some(NS), "istio-remote-secret-eu");
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let long = mesh.token("eu", "us")?;
+    let before: BTreeMap<_, _> = pairs(&THREE)
+        .into_iter()
+        .map(|(s, d)| Ok(((s, d), mesh.token(s, d)?)))
+        .collect::<Result<_>>()?;
+
+    // Nothing is within 23h.
+    let none = mesh.json(&["rotate", "tokens", "--expiring-within", "23h"])?;
+    assert_eq!(none["succeeded"], true, "{none}");
+    assert_eq!(pairs_with(&none, "fresh").len(), 6, "{none}");
+    assert_eq!(none["run"]["totals"]["updated"], 0);
+
+    // A dry run says which pairs would get a new token, and writes nothing.
+    let writes = mesh.writes(&THREE);
+    let dry = mesh.json(&["rotate", "tokens", "--expiring-within", "30h", "--dry-run"])?;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(pairs_with(&dry, "refresh").len(), 5, "{dry}");
+    assert_eq!(
+        pairs_with(&dry, "fresh"),
+        [("eu".to_string(), "us".to_string())]
+    );
+    assert_eq!(mesh.writes(&THREE), writes, "a dry run writes nothing");
+    for ((s, d), token) in &before {
+        assert_eq!(&mesh.token(s, d)?, token);
+    }
+
+    let real = mesh.json(&["rotate", "tokens", "--expiring-within", "30h"])?;
+    assert_eq!(real["succeeded"], true, "{real}");
+    assert_eq!(real["run"]["totals"]["updated"], 5, "{real}");
+    let issued = now();
+    for (s, d) in pairs(&THREE) {
+        let token = mesh.token(s, d)?;
+        let exp = claims(&token)?["exp"].as_i64().context("exp")?;
+        if (s, d) == ("eu", "us") {
+            assert_eq!(token, long, "outside the window: left alone");
+            continue;
+        }
+        assert_ne!(&token, &before[&(s, d)], "{s}→{d} got a new token");
+        assert!(
+            exp > issued + 47 * 3600 && exp <= issued + 48 * 3600,
+            "{s}→{d}: the new token has the mesh file's ttl"
+        );
+        assert_eq!(
+            claims(&token)?["kubernetes.io"]["secret"]["name"],
+            format!("meshboot-reader-for-{d}").as_str(),
+            "still bound to the pair's own object"
+        );
+        assert!(accepted(&mesh, s, &token).await?, "{s}→{d} works");
+    }
+    let text = mesh.ok(&["rotate", "tokens", "--expiring-within", "30h"])?;
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(said.contains("0 of 6 pairs"), "{said}");
+    let writes = mesh.writes(&THREE);
+    let again = mesh.json(&["rotate", "tokens", "--expiring-within", "30h"])?;
+    assert_eq!(pairs_with(&again, "fresh").len(), 6, "{again}");
+    assert_eq!(mesh.writes(&THREE), writes, "a second run writes nothing");
+    mesh.ok(&["verify", "--allow-loopback"])?;
+    let old: Vec<String> = before.into_values().collect();
+    mesh.assert_no_secret_in_outputs(&THREE, &old)?;
+    Ok(())
+}
+
+#[test]
+fn rotate_tokens_without_a_ttl_is_a_usage_error_that_names_the_setting() -> Result<()> {
+    let names = ["eu", "ap"];
+    let mesh = Mesh::start(&names, EmulatorOptions::default())?;
+    mesh.write(&names, "")?;
+    let out = mesh.run(&["rotate", "tokens"])?;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("readerToken.ttl"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(mesh.writes(&names), 0);
+    Ok(())
+}

@@ -319,15 +319,44 @@ pub(crate) async fn run_plan<C: ClusterOps>(
     ca: CaReport,
     on_event: EventSink<'_>,
 ) -> Report {
+    let context = PairContext::default();
+    run_plan_with(spec, plan, clients, excluded, context, options, ca, on_event).await
+}
+
+/// What a plan of remote-secret pairs built outside `apply` (`rotate tokens`, `revoke`) needs
+/// beyond the clients, which `apply`'s preflight would otherwise have found.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PairContext {
+    /// The server written into each source's remote secrets.
+    pub servers: BTreeMap<String, String>,
+    /// The istiod image of each destination (for the client-swap caveat).
+    pub istiod_images: BTreeMap<String, String>,
+    /// Replace bound tokens expiring within this instead of `readerToken.refreshBefore`.
+    pub refresh_within: Option<Duration>,
+}
+
+/// [`run_plan`] with what its remote-secret pairs need.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_plan_with<C: ClusterOps>(
+    spec: &MeshSpec,
+    plan: &Plan,
+    clients: BTreeMap<String, C>,
+    excluded: BTreeMap<String, String>,
+    context: PairContext,
+    options: &ExecuteOptions,
+    ca: CaReport,
+    on_event: EventSink<'_>,
+) -> Report {
     on_event(&Event::Planned { plan });
     let clusters = run::Clusters {
         clients,
         excluded,
-        servers: BTreeMap::new(),
+        servers: context.servers,
         istiod_running: BTreeSet::new(),
         helm: None,
-        istiod_images: BTreeMap::new(),
+        istiod_images: context.istiod_images,
         notices: Vec::new(),
+        refresh_within: context.refresh_within,
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);
     let run = runner.run().await;

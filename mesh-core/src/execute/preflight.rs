@@ -300,6 +300,7 @@ impl<C: ClusterOps> Preflight<C> {
             helm,
             notices: self.notices,
             istiod_images,
+            refresh_within: None,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, Verdicts { blockers, detected })

@@ -97,6 +97,9 @@ pub(crate) struct Clusters<C> {
     pub notices: Vec<Notice>,
     /// The istiod image of each cluster that runs one (for the refresh caveat).
     pub istiod_images: BTreeMap<String, String>,
+    /// Bound tokens expiring within this are replaced (`rotate tokens --expiring-within`);
+    /// `None`: the mesh file's `readerToken.refreshBefore`.
+    pub refresh_within: Option<std::time::Duration>,
 }
 
 /// A source's cluster CA, read once for all of its bound-token pairs.
@@ -442,6 +445,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 Ok((outcome.into(), None))
             }
             Action::RemoteSecret { source } => {
+                if let Some(reader) = self.plan.bound_readers.get(source) {
+                    return self.bound_remote_secret(client, step, source, reader).await;
+                }
                 Ok((self.remote_secret(client, step, source).await?, None))
             }
             Action::Helm(helm) => self.helm_release(client, step, helm).await,
@@ -615,9 +621,6 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         step: &Step,
         source: &str,
     ) -> Result<Outcome, String> {
-        if let Some(reader) = self.plan.bound_readers.get(source) {
-            return self.bound_remote_secret(client, step, source, reader).await;
-        }
         let token = self.lock().tokens.get(source).cloned();
         let server = self
             .clusters
@@ -663,7 +666,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         step: &Step,
         source: &str,
         reader: &BoundReader,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Done, String> {
         let lifetime = self.spec.reader_token.ok_or_else(|| {
             format!("{source} has bound tokens in the plan but readerToken is not set")
         })?;
@@ -683,7 +686,10 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             ca: &ca,
             expiration_seconds: lifetime.expiration_seconds(),
             refresh_before: lifetime.refresh_before,
-            refresh_within: lifetime.refresh_before,
+            refresh_within: self
+                .clusters
+                .refresh_within
+                .unwrap_or(lifetime.refresh_before),
         };
         let before_swap = || self.swap_notice(&step.cluster, source);
         let run = crate::tokens::pair::converge(
@@ -710,7 +716,16 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 hint: Some("lower readerToken.refreshBefore below the granted lifetime".into()),
             });
         }
-        Ok(run.outcome.into())
+        // Which token the remote secret now carries, in words (never the token).
+        let detail = match (&run.replaced, run.expires) {
+            (Some(why), Some(exp)) => Some(format!(
+                "new token ({why}), expires {}",
+                crate::tokens::rfc3339(exp)
+            )),
+            (Some(why), None) => Some(format!("a new token would be minted: {why}")),
+            (None, _) => None,
+        };
+        Ok((run.outcome.into(), detail))
     }
 
     async fn source_ca(
@@ -766,7 +781,20 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .iter()
             .filter_map(|c| self.plan.bound_readers.get_key_value(&c.name));
         for (source, reader) in sources {
-            let all_bound = {
+            // A plan with only some of the source's pairs (`rotate tokens`) says nothing of the
+            // others, which may still carry the long-lived token.
+            let planned = self
+                .plan
+                .pair_steps()
+                .filter(|s| s.source.as_deref() == Some(source.as_str()))
+                .count();
+            let in_mesh = self
+                .spec
+                .remote_secret_pairs()
+                .iter()
+                .filter(|(src, _)| src == source)
+                .count();
+            let all_bound = planned == in_mesh && {
                 let state = self.lock();
                 self.plan
                     .pair_steps()

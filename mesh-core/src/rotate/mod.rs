@@ -112,7 +112,7 @@ impl Default for RotateOptions {
 }
 
 impl RotateOptions {
-    fn execute(&self) -> crate::execute::ExecuteOptions {
+    pub(crate) fn execute(&self) -> crate::execute::ExecuteOptions {
         crate::execute::ExecuteOptions {
             dry_run: self.dry_run,
             concurrency: self.concurrency,

@@ -31,12 +31,17 @@ mod credential;
 mod istiod;
 mod judge;
 pub(crate) mod pair;
+mod refresh;
 pub(crate) mod retire;
 
 pub use credential::{Claims, Credential};
 pub(crate) use istiod::discovery_image;
 pub use istiod::{SWAP_ISSUE, SwapRisk, istiod_image, swap_risk, swap_warning};
 pub use judge::{Verdict, Wanted, Why, judge, rfc3339};
+pub use refresh::{
+    LivePair, PairAction, PairToken, RefreshRequest, TokensReport, plan_refresh, rotate_tokens,
+    rotate_tokens_with,
+};
 
 use serde_json::{Value, json};
 
