@@ -320,7 +320,10 @@ pub(crate) async fn run_plan<C: ClusterOps>(
     on_event: EventSink<'_>,
 ) -> Report {
     let context = PairContext::default();
-    run_plan_with(spec, plan, clients, excluded, context, options, ca, on_event).await
+    run_plan_with(
+        spec, plan, clients, excluded, context, options, ca, on_event,
+    )
+    .await
 }
 
 /// What a plan of remote-secret pairs built outside `apply` (`rotate tokens`, `revoke`) needs
