@@ -10,7 +10,7 @@ use mesh_core::pki::{
 };
 use serde::Serialize;
 
-use crate::args::OutputArg;
+use crate::args::{DryRunArg, OutputArg};
 use crate::exit::Exit;
 
 #[derive(Debug, clap::Subcommand)]
@@ -60,6 +60,8 @@ pub struct InitArgs {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
     output: OutputArg,
 }
 
@@ -74,6 +76,8 @@ pub struct ImportArgs {
     /// Root private key, PEM (PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    #[command(flatten)]
+    dry_run: DryRunArg,
     #[command(flatten)]
     output: OutputArg,
 }
@@ -98,6 +102,8 @@ pub struct IntermediateArgs {
     /// Replace intermediates that are foreign, expired or broken instead of refusing.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    dry_run: DryRunArg,
     #[command(flatten)]
     output: OutputArg,
 }
@@ -137,8 +143,11 @@ struct InspectWithExpiry {
 /// What `ca init` and `ca import` report.
 #[derive(Debug, Serialize)]
 struct RootResult {
-    /// `created`, `replaced`, `imported` or `unchanged` (the same root imported again).
+    /// `created`, `replaced`, `imported` or `unchanged` (the same root imported again); with
+    /// `--dry-run` `would create`, `would replace`, `would import`.
     action: &'static str,
+    /// True when nothing was written.
+    dry_run: bool,
     cert_file: PathBuf,
     key_file: PathBuf,
     root: CertInfo,
@@ -147,6 +156,8 @@ struct RootResult {
 /// What `ca intermediate` reports.
 #[derive(Debug, Serialize)]
 struct IntermediatesResult {
+    /// True when nothing was written (`action` says what a real run would do).
+    dry_run: bool,
     dir: PathBuf,
     intermediates: Vec<IntermediateStatus>,
 }
@@ -185,10 +196,16 @@ fn init(args: InitArgs) -> anyhow::Result<Exit> {
     };
     let ca = CaDir::open(&args.dir);
     let replaced = args.force && ca.has_root();
-    let root = ca.init(&opts, args.force)?;
-    let action = if replaced { "replaced" } else { "created" };
-    emit_root(args.output.output, &ca, action, root)?;
-    if replaced {
+    let dry_run = args.dry_run.dry_run;
+    let root = ca.init_with(&opts, args.force, dry_run)?;
+    let action = match (dry_run, replaced) {
+        (false, true) => "replaced",
+        (false, false) => "created",
+        (true, true) => "would replace",
+        (true, false) => "would create",
+    };
+    emit_root(args.output.output, &ca, action, dry_run, root)?;
+    if replaced && !dry_run {
         eprintln!(
             "warn: intermediates signed by the old root no longer verify; re-issue them with `meshboot ca intermediate --dir {} --cluster NAME --force`",
             args.dir.display()
@@ -201,9 +218,14 @@ fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     let ca = CaDir::open(&args.dir);
     // A second import of the same root is a no-op (a different one is refused below).
     let had_root = ca.has_root();
-    let root = ca.import(&args.cert, &args.key)?;
-    let action = if had_root { "unchanged" } else { "imported" };
-    emit_root(args.output.output, &ca, action, root)?;
+    let dry_run = args.dry_run.dry_run;
+    let root = ca.import_with(&args.cert, &args.key, dry_run)?;
+    let action = match (had_root, dry_run) {
+        (true, _) => "unchanged",
+        (false, false) => "imported",
+        (false, true) => "would import",
+    };
+    emit_root(args.output.output, &ca, action, dry_run, root)?;
     Ok(Exit::Done)
 }
 
@@ -211,10 +233,12 @@ fn emit_root(
     format: crate::args::OutputFormat,
     ca: &CaDir,
     action: &'static str,
+    dry_run: bool,
     root: CertInfo,
 ) -> anyhow::Result<()> {
     let result = RootResult {
         action,
+        dry_run,
         cert_file: ca.root_cert_path(),
         key_file: ca.root_key_path(),
         root,
@@ -224,7 +248,7 @@ fn emit_root(
 
 fn print_root(result: &RootResult, out: &mut dyn Write) -> std::io::Result<()> {
     match result.action {
-        "imported" | "unchanged" => writeln!(
+        "imported" | "unchanged" | "would import" => writeln!(
             out,
             "{} root CA {} (key {}, mode 0600)",
             result.action,
@@ -232,6 +256,9 @@ fn print_root(result: &RootResult, out: &mut dyn Write) -> std::io::Result<()> {
             result.key_file.display()
         )?,
         action => writeln!(out, "{action} root CA {}", result.cert_file.display())?,
+    }
+    if result.dry_run {
+        writeln!(out, "dry run: nothing was written")?;
     }
     print_cert_summary(out, &result.root)
 }
@@ -245,8 +272,10 @@ fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
         ..CaOptions::default()
     };
     let clusters: Vec<&str> = args.clusters.iter().map(String::as_str).collect();
+    let dry_run = args.dry_run.dry_run;
     let result = IntermediatesResult {
-        intermediates: ca.ensure_intermediates(&clusters, &opts, args.force)?,
+        dry_run,
+        intermediates: ca.ensure_intermediates_with(&clusters, &opts, args.force, dry_run)?,
         dir: args.dir,
     };
     crate::args::emit(args.output.output, &result, |result, out| {
@@ -256,14 +285,18 @@ fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
             .map(|s| s.cluster.len())
             .max()
             .unwrap_or(0);
+        let action_width = if result.dry_run { 13 } else { 9 };
         for s in &result.intermediates {
             writeln!(
                 out,
-                "{:<width$}  {:<9}  {}",
+                "{:<width$}  {:<action_width$}  {}",
                 s.cluster,
-                s.action.to_string(),
+                s.action.describe(result.dry_run),
                 s.dir.display()
             )?;
+        }
+        if result.dry_run {
+            writeln!(out, "dry run: nothing was written")?;
         }
         Ok(())
     })?;

@@ -10,7 +10,7 @@ use mesh_core::render::{self, output};
 use mesh_core::spec::MeshSpec;
 use serde::Serialize;
 
-use crate::args::{FolderOutputArg, MeshFileArg, OutputArg, OutputFormat};
+use crate::args::{DryRunArg, FolderOutputArg, MeshFileArg, OutputArg, OutputFormat};
 use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +38,8 @@ pub struct RenderArgs {
     #[arg(long, value_enum, default_value = "files")]
     format: Format,
     #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
     output: FolderOutputArg,
 }
 
@@ -60,6 +62,9 @@ pub struct ValidateArgs {
 /// What `render` reports.
 #[derive(Debug, Serialize)]
 struct RenderResult {
+    /// True when nothing was written: `written` and `ca_root`/`intermediates` say what a real
+    /// run would do.
+    dry_run: bool,
     mesh_id: String,
     clusters: Vec<String>,
     out_dir: PathBuf,
@@ -109,10 +114,12 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
             "render needs --out-dir DIR".into(),
         )));
     };
-    // Generating RSA keys takes seconds; keep it off the async runtime's worker.
+    let dry_run = args.dry_run.dry_run;
+    // Generating RSA keys takes seconds; keep it off the async runtime's worker. A dry run
+    // makes what is missing in memory only (no CA file, no temp file).
     let prepared = tokio::task::spawn_blocking({
         let spec = spec.clone();
-        move || mesh_core::execute::prepare_mesh_ca(&spec, false)
+        move || mesh_core::execute::prepare_mesh_ca(&spec, dry_run)
     })
     .await
     .context("the CA task stopped")?
@@ -139,9 +146,15 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         out_dir: out_dir.display().to_string(),
     };
     let files = output::files(&spec, &renders, format, &ctx)?;
-    let written = output::write(&out_dir, &files)?;
+    let written = if dry_run {
+        output::preview(&out_dir, &files)?
+    } else {
+        output::write(&out_dir, &files)?
+    };
+    drop(files);
 
     let result = RenderResult {
+        dry_run,
         mesh_id: spec.mesh_id.clone(),
         clusters: renders.iter().map(|r| r.cluster.clone()).collect(),
         plan: out_dir.join("PLAN.md"),
@@ -153,7 +166,32 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         stale: written.stale,
     };
     let file = args.file.display();
+    let ca_dir = spec.ca.dir.display();
     crate::args::emit(args.output.output, &result, |r, out| {
+        if r.dry_run {
+            writeln!(
+                out,
+                "dry run: would render {} cluster(s) of mesh {} into {}: {} file(s) to write, {} unchanged (nothing written)",
+                r.clusters.len(),
+                r.mesh_id,
+                r.out_dir.display(),
+                r.written.len(),
+                r.unchanged.len()
+            )?;
+            writeln!(out, "CA in {ca_dir}: root {}", r.ca_root.describe(true))?;
+            for s in &r.intermediates {
+                writeln!(
+                    out,
+                    "  intermediate of {}: {}",
+                    s.cluster,
+                    s.action.describe(true)
+                )?;
+            }
+            for path in &r.written {
+                writeln!(out, "  would write {}", path.display())?;
+            }
+            return Ok(());
+        }
         writeln!(
             out,
             "rendered {} cluster(s) of mesh {} into {}: {} file(s) written, {} unchanged",

@@ -285,3 +285,92 @@ fn a_dry_run_creates_no_file_anywhere() {
         assert!(!dir.join("pki").exists());
     }
 }
+
+/// The `open(O_CREAT)`, `mkdir` and `rename` calls of a trace.
+fn creations(trace: &[Vec<Call>]) -> Vec<String> {
+    trace
+        .iter()
+        .flatten()
+        .filter(|c| {
+            (is_open(c) && (c.args.contains("O_CREAT") || c.name == "creat"))
+                || (c.name.starts_with("mkdir") && c.ret == "0")
+                || is_rename(c)
+        })
+        .map(|c| format!("{}({})", c.name, c.args))
+        .collect()
+}
+
+#[test]
+fn dry_runs_of_render_and_the_ca_commands_create_no_file_anywhere() {
+    let Some(strace) = strace() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/byo-root");
+    let (cert, key) = (root.join("ec-root.pem"), root.join("ec-root-key.pkcs8.pem"));
+    write_mesh(
+        &dir,
+        &dir.join("kubeconfig"),
+        &[("eu", "network1", "primary")],
+        "multi-primary",
+        "",
+    );
+    let pki = dir.join("pki").display().to_string();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let runs: [&[&str]; 3] = [
+        &["render", "-f", "mesh.yaml", "--out-dir", "out", "--dry-run"],
+        &[
+            "ca",
+            "init",
+            "--dir",
+            &pki,
+            "--key",
+            "ecdsa-p256",
+            "--dry-run",
+        ],
+        &[
+            "ca",
+            "import",
+            "--dir",
+            &pki,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--dry-run",
+        ],
+    ];
+    for args in runs {
+        let (ok, trace) = traced(&strace, &dir, args, &[]);
+        assert!(ok, "{args:?} failed");
+        let created = creations(&trace);
+        assert!(created.is_empty(), "{args:?} created files: {created:#?}");
+    }
+    assert!(!dir.join("pki").exists() && !dir.join("out").exists());
+    // With a root on disk, planning the intermediates writes nothing either.
+    let (ok, _) = traced(
+        &strace,
+        &dir,
+        &["ca", "init", "--dir", &pki, "--key", "ecdsa-p256"],
+        &[],
+    );
+    assert!(ok);
+    let args = [
+        "ca",
+        "intermediate",
+        "--dir",
+        &pki,
+        "--cluster",
+        "eu",
+        "--key",
+        "ecdsa-p256",
+        "--dry-run",
+    ];
+    let (ok, trace) = traced(&strace, &dir, &args, &[]);
+    assert!(ok);
+    let created = creations(&trace);
+    assert!(
+        created.is_empty(),
+        "ca intermediate --dry-run created files: {created:#?}"
+    );
+    assert!(!dir.join("pki/eu").exists());
+}

@@ -988,3 +988,184 @@ fn check_expiry_exit_codes_follow_the_monitoring_convention() -> Result<()> {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     Ok(())
 }
+
+/// Every Secret of every cluster, decoded, as one text (to look for key material).
+fn all_secret_bytes(rot: &Rot) -> String {
+    let mut all = String::new();
+    for c in &rot.names {
+        for secret in rot.clusters.cluster(c).list_objects("v1", "Secret", None) {
+            if let Some(data) = secret["data"].as_object() {
+                for v in data.values() {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    all.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn a_brought_new_root_ends_up_in_every_cluster_and_its_key_in_none() -> Result<()> {
+    let Some(_) = openssl() else { return Ok(()) };
+    let rot = Rot::start(Setup::default())?;
+    // The new root comes from elsewhere (a corporate CA hands over a certificate and key).
+    let corp = tempfile::tempdir()?;
+    let corp_ca = mesh_core::pki::CaDir::open(corp.path());
+    corp_ca.init(
+        &mesh_core::pki::CaOptions {
+            key: mesh_core::pki::KeyAlgorithm::EcdsaP256,
+            org: "Brought Corp".into(),
+            ..mesh_core::pki::CaOptions::default()
+        },
+        false,
+    )?;
+    let (cert, key) = (corp_ca.root_cert_path(), corp_ca.root_key_path());
+    let brought_pem = std::fs::read_to_string(&cert)?;
+    let brought_key = std::fs::read_to_string(&key)?;
+    let arg = format!("{},{}", cert.display(), key.display());
+    let old_root = rot.live("eu", "root-cert.pem");
+    let old_leaves = leaves_from_live(&rot, "old")?;
+    let before: Vec<Value> = rot.names.iter().map(|c| rot.cacerts(c)).collect();
+
+    // A dry run names the brought root and writes nothing, locally or in a cluster.
+    let dry = rot.meshboot(&["rotate", "root", "--new-root", &arg, "--dry-run"])?;
+    assert!(dry.status.success(), "{}", text(&dry));
+    for (c, b) in rot.names.iter().zip(&before) {
+        assert_eq!(&rot.cacerts(c), b, "a dry run wrote {c}");
+    }
+    assert!(
+        !rot.pki().join("rotation").exists(),
+        "a dry run wrote the CA"
+    );
+
+    // Phases 1 and 2 in one run (istiod publishes within the wait); the age gate stops it.
+    let out = rot.meshboot(&[
+        "rotate",
+        "root",
+        "--new-root",
+        &arg,
+        "--min-phase-age",
+        "1h",
+        "--timeout",
+        "1m",
+    ])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let both = format!("{old_root}{brought_pem}");
+    for c in &rot.names {
+        assert_eq!(rot.phase(c), "2", "{c}: {}", text(&out));
+        assert_eq!(
+            rot.live(c, "root-cert.pem"),
+            both,
+            "{c}: old root, then the brought one"
+        );
+        // The new intermediate is signed by the brought root and named after its O=.
+        let info = mesh_core::pki::cert_info(&rot.live(c, "ca-cert.pem"))?;
+        assert_eq!(
+            info.subject,
+            format!("O=Brought Corp, CN=Intermediate CA, L={c}")
+        );
+    }
+    let new_leaves = leaves_from_live(&rot, "brought")?;
+    assert_all_trusted(&rot, &old_leaves, "phase 2 (old workloads)")?;
+    assert_all_trusted(&rot, &new_leaves, "phase 2 (new workloads)")?;
+    for (c, leaf, chain) in &new_leaves {
+        assert!(
+            verifies(
+                rot.dir.path(),
+                &format!("brought-only-{c}"),
+                leaf,
+                chain,
+                &brought_pem
+            )?,
+            "{c}: the new chain does not end at the brought root"
+        );
+    }
+    // Another new root while this one is under way is refused, and nothing changes.
+    let other = tempfile::tempdir()?;
+    let other_ca = mesh_core::pki::CaDir::open(other.path());
+    other_ca.init(
+        &mesh_core::pki::CaOptions {
+            key: mesh_core::pki::KeyAlgorithm::EcdsaP256,
+            ..mesh_core::pki::CaOptions::default()
+        },
+        false,
+    )?;
+    let other_arg = format!(
+        "{},{}",
+        other_ca.root_cert_path().display(),
+        other_ca.root_key_path().display()
+    );
+    let at_two: Vec<Value> = rot.names.iter().map(|c| rot.cacerts(c)).collect();
+    let out = rot.meshboot(&[
+        "rotate",
+        "root",
+        "--new-root",
+        &other_arg,
+        "--min-phase-age",
+        "0s",
+    ])?;
+    // A flag value that cannot be used now: the usage code, as without a rotation to continue.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("another new root"), "{}", text(&out));
+    for (c, b) in rot.names.iter().zip(&at_two) {
+        assert_eq!(&rot.cacerts(c), b, "{c} was written for another root");
+    }
+
+    // Naming the same root again is fine: phase 3 leaves the brought root alone everywhere.
+    let out = rot.meshboot(&[
+        "rotate",
+        "root",
+        "--new-root",
+        &arg,
+        "--min-phase-age",
+        "0s",
+    ])?;
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("root rotation complete"), "{all}");
+    for c in &rot.names {
+        assert_eq!(rot.phase(c), "3", "{c}");
+        assert_eq!(rot.live(c, "root-cert.pem"), brought_pem, "{c}");
+    }
+    assert_all_trusted(&rot, &new_leaves, "phase 3")?;
+    let (leaf, chain) = (&old_leaves[0].1, &old_leaves[0].2);
+    assert!(
+        !verifies(
+            rot.dir.path(),
+            "old-after-brought",
+            leaf,
+            chain,
+            &brought_pem
+        )?,
+        "the old root is still trusted"
+    );
+    rot.wait_published(&brought_pem, Duration::from_secs(20))?;
+    assert!(
+        rot.istiod_refusals().is_empty(),
+        "{:?}",
+        rot.istiod_refusals()
+    );
+    // The CA directory now holds the brought root and its key; no cluster ever got the key.
+    assert_eq!(
+        std::fs::read_to_string(rot.pki().join("root-cert.pem"))?,
+        brought_pem
+    );
+    assert_eq!(
+        std::fs::read_to_string(rot.pki().join("root-key.pem"))?,
+        brought_key
+    );
+    let key_body: String = brought_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(
+        !all_secret_bytes(&rot).replace('\n', "").contains(&key_body),
+        "the brought root key reached a mesh cluster"
+    );
+    let out = rot.meshboot(&["verify", "--allow-loopback"])?;
+    assert!(out.status.success(), "{}", text(&out));
+    Ok(())
+}

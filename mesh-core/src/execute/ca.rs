@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::ExecuteError;
 use super::report::CaReport;
-use crate::pki::{
-    self, CaDir, ClusterBundle, IntermediateAction, PreparedCa, RootAction, RootFiles,
-};
+use crate::pki::{self, CaDir, ClusterBundle, PreparedCa, RootFiles};
 use crate::spec::MeshSpec;
 
 /// The fingerprints of the root the mesh will use, when one exists already: the CA
@@ -60,16 +58,11 @@ pub(crate) fn prepare(
     })?;
     let report = CaReport {
         dir: spec.ca.dir.display().to_string(),
-        root: root_word(prepared.root, dry_run).to_string(),
+        root: prepared.root.describe(dry_run).to_string(),
         intermediates: prepared
             .intermediates
             .iter()
-            .map(|s| {
-                (
-                    s.cluster.clone(),
-                    intermediate_word(s.action, dry_run).to_string(),
-                )
-            })
+            .map(|s| (s.cluster.clone(), s.action.describe(dry_run).to_string()))
             .collect(),
     };
     let bundles = prepared
@@ -124,26 +117,4 @@ pub(crate) fn expiry_notices(bundles: &BTreeMap<String, ClusterBundle>) -> Vec<s
             })
         })
         .collect()
-}
-
-fn root_word(action: RootAction, dry_run: bool) -> &'static str {
-    match (dry_run, action) {
-        (_, RootAction::Unchanged) => "unchanged",
-        (false, RootAction::Created) => "created",
-        (false, RootAction::Imported) => "imported",
-        (true, RootAction::Created) => "would create",
-        (true, RootAction::Imported) => "would import",
-    }
-}
-
-fn intermediate_word(action: IntermediateAction, dry_run: bool) -> &'static str {
-    match (dry_run, action) {
-        (_, IntermediateAction::Unchanged) => "unchanged",
-        (false, IntermediateAction::Created) => "created",
-        (false, IntermediateAction::Repaired) => "repaired",
-        (false, IntermediateAction::Replaced) => "replaced",
-        (true, IntermediateAction::Created) => "would create",
-        (true, IntermediateAction::Repaired) => "would repair",
-        (true, IntermediateAction::Replaced) => "would replace",
-    }
 }

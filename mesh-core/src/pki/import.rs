@@ -27,9 +27,27 @@ impl CaDir {
     /// println!("imported {}", root.subject);
     /// ```
     pub fn import(&self, cert: &Path, key: &Path) -> Result<CertInfo, PkiError> {
+        self.import_with(cert, key, false)
+    }
+
+    /// [`CaDir::import`], or with `dry_run` every check of it (the files, the key matching
+    /// the certificate, a different root already in the directory) and nothing written.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// let ca = mesh_core::pki::CaDir::open("pki");
+    /// let root = ca.import_with(Path::new("corp-root.pem"), Path::new("corp-root-key.pem"), true).unwrap();
+    /// println!("would import {}", root.subject);
+    /// ```
+    pub fn import_with(
+        &self,
+        cert: &Path,
+        key: &Path,
+        dry_run: bool,
+    ) -> Result<CertInfo, PkiError> {
         let (root, info) = load_brought_root(cert, key)?;
-        let _lock = self.lock(true)?;
-        if !self.holds_same_root(&root)? {
+        let _lock = self.lock(!dry_run)?;
+        if !self.holds_same_root(&root)? && !dry_run {
             self.write_root(&root)?;
             tracing::info!(dir = %self.dir.display(), from = %cert.display(), "root CA imported");
         }

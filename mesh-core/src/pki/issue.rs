@@ -50,6 +50,28 @@ impl std::fmt::Display for IntermediateAction {
     }
 }
 
+impl IntermediateAction {
+    /// The word a report uses: the past tense, or for a dry run what would be done.
+    ///
+    /// ```
+    /// use mesh_core::pki::IntermediateAction;
+    /// assert_eq!(IntermediateAction::Created.describe(true), "would create");
+    /// assert_eq!(IntermediateAction::Unchanged.describe(true), "unchanged");
+    /// assert_eq!(IntermediateAction::Repaired.describe(false), "repaired");
+    /// ```
+    pub fn describe(self, dry_run: bool) -> &'static str {
+        match (dry_run, self) {
+            (_, IntermediateAction::Unchanged) => "unchanged",
+            (false, IntermediateAction::Created) => "created",
+            (false, IntermediateAction::Repaired) => "repaired",
+            (false, IntermediateAction::Replaced) => "replaced",
+            (true, IntermediateAction::Created) => "would create",
+            (true, IntermediateAction::Repaired) => "would repair",
+            (true, IntermediateAction::Replaced) => "would replace",
+        }
+    }
+}
+
 /// The outcome for one cluster of [`CaDir::ensure_intermediates`].
 ///
 /// ```
@@ -86,6 +108,25 @@ pub enum RootAction {
     Imported,
     /// The directory already held the root (the brought one, if any).
     Unchanged,
+}
+
+impl RootAction {
+    /// The word a report uses: the past tense, or for a dry run what would be done.
+    ///
+    /// ```
+    /// use mesh_core::pki::RootAction;
+    /// assert_eq!(RootAction::Imported.describe(true), "would import");
+    /// assert_eq!(RootAction::Created.describe(false), "created");
+    /// ```
+    pub fn describe(self, dry_run: bool) -> &'static str {
+        match (dry_run, self) {
+            (_, RootAction::Unchanged) => "unchanged",
+            (false, RootAction::Created) => "created",
+            (false, RootAction::Imported) => "imported",
+            (true, RootAction::Created) => "would create",
+            (true, RootAction::Imported) => "would import",
+        }
+    }
 }
 
 impl std::fmt::Display for RootAction {
@@ -263,6 +304,29 @@ impl CaDir {
         opts: &CaOptions,
         force: bool,
     ) -> Result<Vec<IntermediateStatus>, PkiError> {
+        self.ensure_intermediates_with(clusters, opts, force, false)
+    }
+
+    /// [`CaDir::ensure_intermediates`], or with `dry_run` the same decisions (and errors) with
+    /// the new intermediates made in memory only: nothing is written, not even a temp file.
+    ///
+    /// ```
+    /// use mesh_core::pki::{CaDir, CaOptions, IntermediateAction, KeyAlgorithm};
+    /// let tmp = tempfile::tempdir().unwrap();
+    /// let ca = CaDir::open(tmp.path());
+    /// let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+    /// ca.init(&opts, false).unwrap();
+    /// let planned = ca.ensure_intermediates_with(&["eu"], &opts, false, true).unwrap();
+    /// assert_eq!(planned[0].action, IntermediateAction::Created);
+    /// assert!(!ca.cluster_dir("eu").exists());
+    /// ```
+    pub fn ensure_intermediates_with(
+        &self,
+        clusters: &[&str],
+        opts: &CaOptions,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Vec<IntermediateStatus>, PkiError> {
         opts.validate()?;
         check_cluster_names(clusters)?;
         let _lock = self.lock(false)?;
@@ -272,7 +336,7 @@ impl CaDir {
             });
         }
         let root = RootChoice::OnDisk(self.load_root()?);
-        let done = self.issue(clusters, opts, force, root, false)?;
+        let done = self.issue(clusters, opts, force, root, dry_run)?;
         Ok(done.into_iter().map(|(status, _)| status).collect())
     }
 

@@ -147,8 +147,29 @@ impl CaDir {
     /// assert!(matches!(ca.init(&opts, false), Err(PkiError::RootExists { .. })));
     /// ```
     pub fn init(&self, opts: &CaOptions, force: bool) -> Result<CertInfo, PkiError> {
+        self.init_with(opts, force, false)
+    }
+
+    /// [`CaDir::init`], or with `dry_run` the same checks and a root made in memory only:
+    /// nothing is written anywhere (not even the directory), and the key is dropped.
+    ///
+    /// ```
+    /// use mesh_core::pki::{CaDir, CaOptions, KeyAlgorithm};
+    /// let tmp = tempfile::tempdir().unwrap();
+    /// let ca = CaDir::open(tmp.path().join("pki"));
+    /// let opts = CaOptions { key: KeyAlgorithm::EcdsaP256, ..CaOptions::default() };
+    /// let planned = ca.init_with(&opts, false, true).unwrap();
+    /// assert_eq!(planned.subject, "O=Istio, CN=Root CA");
+    /// assert!(!tmp.path().join("pki").exists());
+    /// ```
+    pub fn init_with(
+        &self,
+        opts: &CaOptions,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<CertInfo, PkiError> {
         opts.validate()?;
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(!dry_run)?;
         self.refuse_existing_root(force)?;
         let mut keys = generate_keys(&[opts.key])?;
         let key = keys.pop().ok_or_else(|| PkiError::Crypto {
@@ -156,8 +177,12 @@ impl CaDir {
             reason: "no key was produced".into(),
         })?;
         let root = Root::generate(opts, key)?;
-        self.write_root(&root)?;
-        tracing::info!(dir = %self.dir.display(), key = %opts.key, replaced = force, "root CA written");
+        if dry_run {
+            tracing::info!(dir = %self.dir.display(), key = %opts.key, replaced = force, "root CA planned (dry run, nothing written)");
+        } else {
+            self.write_root(&root)?;
+            tracing::info!(dir = %self.dir.display(), key = %opts.key, replaced = force, "root CA written");
+        }
         info_of_der(&root.der, ROOT_CERT_FILE, OffsetDateTime::now_utc())
     }
 

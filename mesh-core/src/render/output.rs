@@ -141,11 +141,38 @@ pub struct WriteReport {
 /// # Ok::<(), mesh_core::render::RenderError>(())
 /// ```
 pub fn write(out_dir: &Path, files: &[OutputFile]) -> Result<WriteReport, RenderError> {
+    write_or_preview(out_dir, files, false)
+}
+
+/// What [`write()`] would do, decided the same way, with nothing written (`render --dry-run`):
+/// `written` lists the files that would be created or changed.
+///
+/// ```
+/// use mesh_core::render::output::{OutputFile, preview};
+/// let tmp = tempfile::tempdir().unwrap();
+/// let files = vec![OutputFile { path: "eu/01-namespace.yaml".into(), contents: "x\n".into(), sensitive: false }];
+/// let report = preview(&tmp.path().join("out"), &files).unwrap();
+/// assert_eq!(report.written, [tmp.path().join("out/eu/01-namespace.yaml")]);
+/// assert!(!tmp.path().join("out").exists());
+/// ```
+pub fn preview(out_dir: &Path, files: &[OutputFile]) -> Result<WriteReport, RenderError> {
+    write_or_preview(out_dir, files, true)
+}
+
+fn write_or_preview(
+    out_dir: &Path,
+    files: &[OutputFile],
+    dry_run: bool,
+) -> Result<WriteReport, RenderError> {
     let mut report = WriteReport::default();
     for f in files {
         let path = out_dir.join(&f.path);
         if unchanged(&path, f)? {
             report.unchanged.push(path);
+            continue;
+        }
+        if dry_run {
+            report.written.push(path);
             continue;
         }
         let access = if f.sensitive {
