@@ -11,7 +11,7 @@ use mesh_core::render::{output, rotation_job};
 use mesh_core::rotate::RotateOptions;
 use serde::Serialize;
 
-use crate::args::{FolderOutputArg, MeshFileArg, OutDirArg};
+use crate::args::{DryRunArg, FolderOutputArg, MeshFileArg, OutDirArg};
 use crate::exit::Exit;
 use crate::output::Progress;
 
@@ -41,12 +41,18 @@ pub struct RotationJobArgs {
     /// Rotate intermediates (and warn) this many days before they expire.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     expiring_within_days: u32,
+    /// Say which files would be written (and, with --credentials, which clusters would get
+    /// the identity and a token) without writing a file or contacting a cluster.
+    #[command(flatten)]
+    dry_run: DryRunArg,
     #[command(flatten)]
     output: FolderOutputArg,
 }
 
 #[derive(Debug, Serialize)]
 struct JobResult {
+    /// True when nothing was written or sent: `written` lists what would be.
+    dry_run: bool,
     out_dir: PathBuf,
     alert_only: bool,
     written: Vec<PathBuf>,
@@ -86,8 +92,9 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
         !job.alert_only,
     )
     .with_context(|| format!("reading {}", ca_dir.display()))?;
+    let dry_run = args.dry_run.dry_run;
     let mut failed = std::collections::BTreeMap::new();
-    let kubeconfig = if args.credentials {
+    let kubeconfig = if args.credentials && !dry_run {
         let format = args.output.output;
         let progress = Progress::new(
             format,
@@ -117,8 +124,14 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
     };
     let files = rotation_job::files(&spec, &job, &ca_secret, kubeconfig.as_ref())?;
     let out_dir = args.out_dir.out_dir.clone();
-    let written = output::write(&out_dir, &files)?;
+    let written = if dry_run {
+        output::preview(&out_dir, &files)?
+    } else {
+        output::write(&out_dir, &files)?
+    };
+    drop(files);
     let result = JobResult {
+        dry_run,
         out_dir,
         alert_only: job.alert_only,
         written: written.written,
@@ -126,7 +139,33 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
         kubeconfig: kubeconfig.is_some(),
         failed,
     };
+    let credentials = args.credentials;
+    let clusters = spec.cluster_names().join(", ");
     crate::args::emit(args.output.output, &result, |r, out| {
+        if r.dry_run {
+            writeln!(
+                out,
+                "dry run: would render the {} rotation job into {}: {} file(s) to write, {} unchanged (nothing written)",
+                if r.alert_only {
+                    "alert-only"
+                } else {
+                    "rotating"
+                },
+                r.out_dir.display(),
+                r.written.len(),
+                r.unchanged.len()
+            )?;
+            for path in &r.written {
+                writeln!(out, "  would write {}", path.display())?;
+            }
+            if credentials {
+                writeln!(
+                    out,
+                    "with --credentials: would apply mesh-clusters/<cluster>.yaml and mint a token in {clusters}, then write the kubeconfig Secret"
+                )?;
+            }
+            return Ok(());
+        }
         writeln!(
             out,
             "rendered the {} rotation job into {}: {} file(s) written, {} unchanged",

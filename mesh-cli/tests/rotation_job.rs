@@ -394,6 +394,35 @@ async fn the_rendered_job_runs_rotation_with_narrow_rights_and_keeps_the_ca_secr
 fn alert_only_keeps_every_key_out_and_only_checks() -> Result<()> {
     let fleet = Fleet::start()?;
     let out_dir = fleet.dir.path().join("alert");
+    // A dry run, even with --credentials, lists the files and contacts no cluster.
+    let requests_before: Vec<u64> = ["eu", "ap"]
+        .iter()
+        .map(|c| fleet.clusters.cluster(c).counters().total_requests())
+        .collect();
+    let out = fleet.meshboot(&[
+        "render",
+        "rotation-job",
+        "--alert-only",
+        "--credentials",
+        "--dry-run",
+        "--out-dir",
+        &out_dir.display().to_string(),
+    ])?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("would write") && text(&out).contains("05-cronjob.yaml"),
+        "{}",
+        text(&out)
+    );
+    assert!(!out_dir.exists(), "a dry run wrote the job");
+    let requests_after: Vec<u64> = ["eu", "ap"]
+        .iter()
+        .map(|c| fleet.clusters.cluster(c).counters().total_requests())
+        .collect();
+    assert_eq!(
+        requests_before, requests_after,
+        "a dry run contacted a mesh cluster"
+    );
     let out = fleet.meshboot(&[
         "render",
         "rotation-job",
