@@ -93,37 +93,15 @@ fn parse_concurrency(text: &str) -> Result<usize, String> {
     }
 }
 
-/// `90s`, `2m`, `1m30s`, `500ms`, `1h`, or a plain number of seconds.
+/// `90s`, `2m`, `1m30s`, `500ms`, `1h`, or a plain number of seconds
+/// ([`mesh_core::duration::parse`], as every duration flag), and more than zero.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let bad = || format!("{text:?} is not a duration: use e.g. 90s, 2m, 1m30s, 500ms");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value * 60),
-            "h" => Duration::from_secs(value * 3600),
-            _ => return Err(bad()),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
-    }
+    let total = mesh_core::duration::parse(text)?;
     if total.is_zero() {
-        return Err(format!("{text:?}: the timeout must be more than zero"));
+        return Err(format!(
+            "{:?}: the timeout must be more than zero",
+            text.trim()
+        ));
     }
     Ok(total)
 }

@@ -168,44 +168,36 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     let file = args.file.display();
     let ca_dir = spec.ca.dir.display();
     crate::args::emit(args.output.output, &result, |r, out| {
-        if r.dry_run {
-            writeln!(
-                out,
-                "dry run: would render {} cluster(s) of mesh {} into {}: {} file(s) to write, {} unchanged (nothing written)",
-                r.clusters.len(),
-                r.mesh_id,
-                r.out_dir.display(),
-                r.written.len(),
-                r.unchanged.len()
-            )?;
-            writeln!(out, "CA in {ca_dir}: root {}", r.ca_root.describe(true))?;
-            for s in &r.intermediates {
-                writeln!(
-                    out,
-                    "  intermediate of {}: {}",
-                    s.cluster,
-                    s.action.describe(true)
-                )?;
-            }
-            for path in &r.written {
-                writeln!(out, "  would write {}", path.display())?;
-            }
-            return Ok(());
-        }
+        let (lead, rendered, written) = if r.dry_run {
+            ("dry run: would render", "to write", " (nothing written)")
+        } else {
+            ("rendered", "written", "")
+        };
         writeln!(
             out,
-            "rendered {} cluster(s) of mesh {} into {}: {} file(s) written, {} unchanged",
+            "{lead} {} cluster(s) of mesh {} into {}: {} file(s) {rendered}, {} unchanged{written}",
             r.clusters.len(),
             r.mesh_id,
             r.out_dir.display(),
             r.written.len(),
             r.unchanged.len()
         )?;
-        writeln!(
-            out,
-            "next: follow {} (or run `meshboot apply -f {file}`)",
-            r.plan.display()
-        )
+        if !r.dry_run {
+            return writeln!(
+                out,
+                "next: follow {} (or run `meshboot apply -f {file}`)",
+                r.plan.display()
+            );
+        }
+        writeln!(out, "CA in {ca_dir}: root {}", r.ca_root.describe(true))?;
+        for s in &r.intermediates {
+            let action = s.action.describe(true);
+            writeln!(out, "  intermediate of {}: {action}", s.cluster)?;
+        }
+        for path in &r.written {
+            writeln!(out, "  would write {}", path.display())?;
+        }
+        Ok(())
     })?;
     for path in &result.stale {
         eprintln!(

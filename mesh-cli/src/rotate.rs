@@ -621,40 +621,10 @@ fn print_root(r: &RootReport, file: &str, out: &mut dyn Write) -> std::io::Resul
     Ok(())
 }
 
-/// `30d`, `24h`, `90m`, `45s`, `500ms`, combinations like `1h30m`, `0s`, or plain seconds.
+/// `30d`, `24h`, `90m`, `45s`, `500ms`, combinations like `1h30m`, `0s`, or plain seconds:
+/// [`mesh_core::duration::parse`], the one parser of every duration flag and field.
 pub fn parse_span(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let bad = || format!("{text:?} is not a duration: use e.g. 30d, 24h, 90m, 0s");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let secs = |n: u64| Duration::from_secs(value.saturating_mul(n));
-        total += match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => secs(1),
-            "m" => secs(60),
-            "h" => secs(3600),
-            "d" => secs(86_400),
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    mesh_core::duration::parse(text)
 }
 
 fn parse_new_root(text: &str) -> Result<NewRoot, String> {

@@ -142,19 +142,24 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
     let credentials = args.credentials;
     let clusters = spec.cluster_names().join(", ");
     crate::args::emit(args.output.output, &result, |r, out| {
+        let kind = if r.alert_only {
+            "alert-only"
+        } else {
+            "rotating"
+        };
+        let (lead, rendered, written) = if r.dry_run {
+            ("dry run: would render", "to write", " (nothing written)")
+        } else {
+            ("rendered", "written", "")
+        };
+        writeln!(
+            out,
+            "{lead} the {kind} rotation job into {}: {} file(s) {rendered}, {} unchanged{written}",
+            r.out_dir.display(),
+            r.written.len(),
+            r.unchanged.len()
+        )?;
         if r.dry_run {
-            writeln!(
-                out,
-                "dry run: would render the {} rotation job into {}: {} file(s) to write, {} unchanged (nothing written)",
-                if r.alert_only {
-                    "alert-only"
-                } else {
-                    "rotating"
-                },
-                r.out_dir.display(),
-                r.written.len(),
-                r.unchanged.len()
-            )?;
             for path in &r.written {
                 writeln!(out, "  would write {}", path.display())?;
             }
@@ -166,18 +171,6 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
             }
             return Ok(());
         }
-        writeln!(
-            out,
-            "rendered the {} rotation job into {}: {} file(s) written, {} unchanged",
-            if r.alert_only {
-                "alert-only"
-            } else {
-                "rotating"
-            },
-            r.out_dir.display(),
-            r.written.len(),
-            r.unchanged.len()
-        )?;
         for (cluster, why) in &r.failed {
             writeln!(out, "{cluster}: no credentials: {why}")?;
         }
