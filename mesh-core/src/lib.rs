@@ -46,6 +46,7 @@ pub mod error;
 pub mod execute;
 pub mod files;
 pub mod helm;
+pub mod karmada;
 pub mod phase;
 pub mod pki;
 pub mod plan;

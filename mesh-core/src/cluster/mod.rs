@@ -21,6 +21,7 @@
 mod client;
 mod context;
 mod converge;
+mod credentials;
 mod discovery;
 mod error;
 mod kubeconfig;
@@ -35,6 +36,7 @@ mod wait;
 pub use client::ClusterClient;
 pub(crate) use converge::meshboot_entry;
 pub use converge::{holds, is_converged, owns_only_desired};
+pub use credentials::MemberCredentials;
 pub use error::ClusterError;
 pub use kubeconfig::kubeconfig_server;
 pub use object::{ObjectRef, normalize_secret};

@@ -205,9 +205,19 @@ pub async fn connect_with<K: Connector>(
     // included); a few at a time keeps a 100-cluster kubeconfig from being held 100 times.
     stream::iter(spec.clusters.iter())
         .map(|c| async move {
-            let client = connector
-                .connect(&c.name, c.kubeconfig.as_deref(), &c.context)
-                .await;
+            let client = match &c.credentials {
+                // A Karmada Push member: the hub's credentials, never a file.
+                Some(creds) => {
+                    connector
+                        .connect_yaml(&c.name, &creds.kubeconfig_yaml(), "", creds.source())
+                        .await
+                }
+                None => {
+                    connector
+                        .connect(&c.name, c.kubeconfig.as_deref(), &c.context)
+                        .await
+                }
+            };
             (c.name.clone(), client)
         })
         .buffered(CONNECTS_IN_FLIGHT)

@@ -22,7 +22,34 @@ pub(crate) struct MeshFile {
     pub ca: Option<S<CaFile>>,
     pub control_plane: Option<S<ControlPlaneFile>>,
     pub reader_token: Option<S<ReaderTokenFile>>,
+    pub karmada: Option<S<KarmadaFile>>,
     pub clusters: Option<S<Vec<S<ClusterFile>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct KarmadaFile {
+    pub context: Option<S<String>>,
+    pub kubeconfig: Option<S<String>>,
+    pub cluster_selector: Option<S<SelectorFile>>,
+    pub network: Option<S<String>>,
+}
+
+/// A `metav1.LabelSelector` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SelectorFile {
+    /// A map of label to value; [`Node`] keeps every key's position.
+    pub match_labels: Option<S<Node>>,
+    pub match_expressions: Option<S<Vec<S<RequirementFile>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RequirementFile {
+    pub key: Option<S<String>>,
+    pub operator: Option<S<String>>,
+    pub values: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,13 +44,19 @@
 
 mod control_plane;
 mod file;
+mod karmada;
 mod load;
 mod path;
 mod reader_token;
 mod validate;
 
 pub use control_plane::{ChartSource, ControlPlaneSpec, DEFAULT_CHART_REPO};
+pub use karmada::{
+    ClusterSelector, KarmadaSpec, MemberOverride, NetworkFrom, SelectorOperator,
+    SelectorRequirement,
+};
 pub use reader_token::{MAX_TTL, MIN_TTL, ReaderTokenSpec};
+pub(crate) use validate::label_value as label_value_rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -95,6 +101,11 @@ pub struct MeshSpec {
     /// `readerToken`: `None` for the legacy long-lived token Secret (istioctl's), else the
     /// lifetime of the bound token each remote secret carries ([`ReaderTokenSpec`]).
     pub reader_token: Option<ReaderTokenSpec>,
+    /// `karmada`: the fleet comes from a Karmada API server. While it is set and not yet
+    /// resolved ([`crate::karmada::resolve_fleet`]), `clusters` is empty and the file's
+    /// `clusters[]` entries are overrides ([`KarmadaSpec::clusters`]); the resolved spec keeps
+    /// it and lists every member in `clusters`.
+    pub karmada: Option<KarmadaSpec>,
     /// `clusters`, in file order (which is also the order output is produced in).
     pub clusters: Vec<ClusterSpec>,
 }
@@ -226,6 +237,10 @@ pub struct ClusterSpec {
     /// `clusters[].controlPlane.values`: per-chart Helm values for this cluster only, merged
     /// over the mesh-wide `controlPlane.values` (keyed by chart name: `base`, `istiod`, ...).
     pub control_plane_values: BTreeMap<String, serde_json::Value>,
+    /// A Karmada Push member without a context: the hub's credentials for it, held in memory
+    /// only ([`crate::cluster::MemberCredentials`]); it is connected with these instead of
+    /// `kubeconfig` + `context`. Always `None` for clusters the mesh file lists itself.
+    pub credentials: Option<std::sync::Arc<crate::cluster::MemberCredentials>>,
 }
 
 impl ClusterSpec {
@@ -371,6 +386,8 @@ keyword_enum!(Model, "model", { MultiPrimary => "multi-primary", PrimaryRemote =
 keyword_enum!(Dataplane, "dataplane", { Sidecar => "sidecar", Ambient => "ambient" });
 keyword_enum!(Role, "role", { Primary => "primary", Remote => "remote" });
 keyword_enum!(Install, "install", { None => "none", Helm => "helm" });
+keyword_enum!(NetworkFrom, "karmada.network", { Region => "region", Zone => "zone", Cluster => "cluster" });
+keyword_enum!(SelectorOperator, "operator", { In => "In", NotIn => "NotIn", Exists => "Exists", DoesNotExist => "DoesNotExist" });
 
 /// One problem found in a mesh file: the field path (e.g. `clusters[2].name`), where it is and
 /// what is wrong.

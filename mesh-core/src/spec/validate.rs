@@ -142,9 +142,23 @@ pub(crate) fn validate(
     );
     let reader_token =
         super::reader_token::validate_reader_token(file.reader_token.as_ref(), &mut issues);
+    let mut karmada = file
+        .karmada
+        .as_ref()
+        .map(|k| super::karmada::validate_karmada(k, base_dir, &mut issues));
+    if let (Some(k), Model::PrimaryRemote) = (&file.karmada, model) {
+        issues.at(
+            "karmada",
+            k.referenced,
+            "the fleet from Karmada supports model: multi-primary (every member runs istiod); for primary-remote list the clusters with their roles instead of karmada",
+        );
+    }
 
     let mut clusters = Vec::new();
     match &file.clusters {
+        // With karmada the members come from the hub; clusters[] only overrides.
+        None if karmada.is_some() => {}
+        Some(list) if list.value.is_empty() && karmada.is_some() => {}
         None => issues.at(
             "clusters",
             TOP,
@@ -159,10 +173,25 @@ pub(crate) fn validate(
             for (i, c) in list.value.iter().enumerate() {
                 clusters.push((
                     c.referenced,
-                    validate_cluster(i, c, model, dataplane, base_dir, &mut issues),
+                    validate_cluster(
+                        i,
+                        c,
+                        model,
+                        dataplane,
+                        base_dir,
+                        karmada.is_some(),
+                        &mut issues,
+                    ),
                 ));
             }
-            cross_cluster_rules(&file, &mut clusters, model, dataplane, &mut issues);
+            cross_cluster_rules(
+                &file,
+                &mut clusters,
+                model,
+                dataplane,
+                karmada.is_some(),
+                &mut issues,
+            );
         }
     }
 
@@ -175,6 +204,10 @@ pub(crate) fn validate(
         });
     }
 
+    let mut clusters: Vec<ClusterSpec> = clusters.into_iter().map(|(_, c)| c).collect();
+    if let Some(k) = karmada.as_mut() {
+        k.clusters = clusters.drain(..).map(member_override).collect();
+    }
     let spec = MeshSpec {
         mesh_id,
         trust_domain,
@@ -184,9 +217,13 @@ pub(crate) fn validate(
         ca,
         control_plane,
         reader_token,
-        clusters: clusters.into_iter().map(|(_, c)| c).collect(),
+        karmada,
+        clusters,
     };
-    unused_gateway_values(&file, &spec, &mut issues);
+    // Needs the members; for a Karmada fleet it runs once they are resolved.
+    if spec.karmada.is_none() {
+        unused_gateway_values(&file, &spec, &mut issues);
+    }
     if !issues.0.is_empty() {
         return Err(SpecError::Invalid {
             file: file_label.to_string(),
@@ -356,6 +393,7 @@ fn validate_cluster(
     model: Model,
     dataplane: Dataplane,
     base_dir: &Path,
+    karmada: bool,
     issues: &mut Issues,
 ) -> ClusterSpec {
     let at = c.referenced;
@@ -379,6 +417,7 @@ fn validate_cluster(
         }
     };
     let network = match &f.network {
+        None if karmada => String::new(),
         None => {
             issues.at(
                 p("network"),
@@ -395,6 +434,16 @@ fn validate_cluster(
         }
     };
     let context = match &f.context {
+        None if karmada => {
+            if let Some(k) = &f.kubeconfig {
+                issues.at(
+                    p("kubeconfig"),
+                    k.referenced,
+                    "a kubeconfig needs a context: give clusters[].context too (or leave both out to reach a Push member with the hub's credentials)",
+                );
+            }
+            String::new()
+        }
         None => {
             issues.at(
                 p("context"),
@@ -479,6 +528,20 @@ fn validate_cluster(
         role,
         primary: None,
         control_plane_values,
+        credentials: None,
+    }
+}
+
+/// A `clusters[]` entry of a Karmada mesh file: what it does not say stays the hub's.
+fn member_override(c: ClusterSpec) -> super::MemberOverride {
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    super::MemberOverride {
+        name: c.name,
+        network: some(c.network),
+        context: some(c.context),
+        kubeconfig: c.kubeconfig,
+        api_server: c.api_server,
+        control_plane_values: c.control_plane_values,
     }
 }
 
@@ -487,6 +550,7 @@ fn cross_cluster_rules(
     clusters: &mut [(Location, ClusterSpec)],
     model: Model,
     dataplane: Dataplane,
+    karmada: bool,
     issues: &mut Issues,
 ) {
     let Some(list) = &file.clusters else { return };
@@ -532,6 +596,10 @@ fn cross_cluster_rules(
         }
     }
 
+    if karmada {
+        // The rules over networks and roles need every member: they run on the resolved fleet.
+        return;
+    }
     let networks: std::collections::BTreeSet<&str> =
         clusters.iter().map(|(_, c)| c.network.as_str()).collect();
     if dataplane == Dataplane::Ambient {
@@ -694,7 +762,7 @@ fn trust_domain(s: &str) -> Result<(), String> {
 }
 
 /// A Kubernetes label value: the network name and the mesh ID end up in labels.
-fn label_value(s: &str) -> Result<(), String> {
+pub(crate) fn label_value(s: &str) -> Result<(), String> {
     let b = s.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 63
