@@ -3,7 +3,7 @@
 //! (`reference/karmada.md`): what the fleet is, and that a Push member is reached with the
 //! hub's credentials and nothing from the user's kubeconfig.
 
-use mesh_core::cluster::{ClusterOps, KubeConnector, ObjectRef, RetryPolicy};
+use mesh_core::cluster::{KubeConnector, ObjectRef, RetryPolicy};
 use mesh_core::execute::connect_with;
 use mesh_core::karmada::{FleetOptions, KarmadaError, NetworkSource, ReachedBy, resolve_fleet};
 use mesh_core::spec::MeshSpec;
@@ -195,7 +195,7 @@ async fn a_push_member_whose_hub_secret_is_gone_is_named_without_any_secret() ->
     clusters
         .cluster("karmada")
         .remove_object("v1", "Secret", Some("karmada-cluster"), "eu")
-        .ok_or_else(|| format!("no Secret to remove"))?;
+        .ok_or_else(|| "no Secret to remove".to_string())?;
     let spec = mesh(&clusters, "clusters: [{name: us, context: us}]\n")?;
     let err = match resolve_fleet(&spec, &connector(), &FleetOptions::default()).await {
         Err(e) => e.to_string(),
