@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mesh_core::execute::{self, ExecuteOptions};
 
-use crate::args::{DryRunArg, MeshFileArg, OutputArg};
+use crate::args::{ConcurrencyArg, DryRunArg, MeshFileArg, OutputArg};
 use crate::exit::Exit;
 use crate::output::{self, Progress};
 
@@ -17,11 +17,8 @@ pub struct ApplyArgs {
     file: MeshFileArg,
     #[command(flatten)]
     dry_run: DryRunArg,
-    /// Operations at once: clusters worked on in parallel, and remote secrets written in
-    /// parallel.
-    #[arg(long, value_name = "N", default_value_t = ExecuteOptions::default().concurrency,
-          value_parser = parse_concurrency)]
-    concurrency: usize,
+    #[command(flatten)]
+    concurrency: ConcurrencyArg,
     /// Go on without clusters that cannot be reached (their steps are reported as skipped;
     /// re-run apply once they are back).
     #[arg(long)]
@@ -56,7 +53,14 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     let format = args.output.output;
     let options = ExecuteOptions {
         dry_run,
-        concurrency: args.concurrency,
+        concurrency: args
+            .concurrency
+            .concurrency
+            .unwrap_or(ExecuteOptions::default().concurrency),
+        cluster_concurrency: args
+            .concurrency
+            .cluster_concurrency
+            .unwrap_or(ExecuteOptions::default().cluster_concurrency),
         skip_unreachable: args.skip_unreachable,
         allow_loopback: args.allow_loopback,
         force: args.force,
@@ -82,15 +86,6 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         output::summary(out, report, &spec, elapsed)
     })?;
     Ok(Exit::ok_if(report.succeeded))
-}
-
-fn parse_concurrency(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=4096).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{text:?} is not a concurrency: use a number from 1 to 4096"
-        )),
-    }
 }
 
 /// `90s`, `2m`, `1m30s`, `500ms`, `1h`, or a plain number of seconds

@@ -188,3 +188,26 @@ mod tests {
         );
     }
 }
+
+/// `--concurrency N` and `--cluster-concurrency N`: requests in flight across the fleet and
+/// to any one API server. Each command keeps its own defaults (`None` here).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ConcurrencyArg {
+    /// Requests in flight across all clusters (sockets, memory), and clusters worked on at
+    /// once [default: 512; verify: 16].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
+    /// Requests in flight to any one API server; a server that answers 429 (too many
+    /// requests) gets fewer for a while, and only that server [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub cluster_concurrency: Option<usize>,
+}
+
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a concurrency: use a number from 1 to 4096"
+        )),
+    }
+}

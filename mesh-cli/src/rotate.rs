@@ -13,7 +13,7 @@ use mesh_core::rotate::{
 };
 use mesh_core::spec::MeshSpec;
 
-use crate::args::{DryRunArg, MeshFileArg, OutputArg};
+use crate::args::{ConcurrencyArg, DryRunArg, MeshFileArg, OutputArg};
 use crate::exit::{Exit, Usage};
 use crate::output::Progress;
 
@@ -74,6 +74,8 @@ pub struct IntermediateArgs {
     dry_run: DryRunArg,
     #[command(flatten)]
     output: OutputArg,
+    #[command(flatten)]
+    concurrency: ConcurrencyArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +100,8 @@ pub struct RootArgs {
     dry_run: DryRunArg,
     #[command(flatten)]
     output: OutputArg,
+    #[command(flatten)]
+    concurrency: ConcurrencyArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,7 +248,7 @@ async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
     };
     let options = RotateOptions {
         dry_run: args.dry_run.dry_run,
-        ..RotateOptions::default()
+        ..rotate_options(args.concurrency)
     };
     let format = args.output.output;
     let progress = Progress::new(
@@ -463,7 +467,7 @@ async fn root(args: RootArgs) -> anyhow::Result<Exit> {
     let options = RotateOptions {
         dry_run: args.dry_run.dry_run,
         timeout: args.timeout,
-        ..RotateOptions::default()
+        ..rotate_options(args.concurrency)
     };
     let format = args.output.output;
     let progress = Progress::new(
@@ -667,5 +671,17 @@ mod tests {
             })
         );
         assert!(parse_new_root("r.pem").is_err());
+    }
+}
+
+/// The defaults, with the concurrency flags given.
+fn rotate_options(flags: ConcurrencyArg) -> RotateOptions {
+    let defaults = RotateOptions::default();
+    RotateOptions {
+        concurrency: flags.concurrency.unwrap_or(defaults.concurrency),
+        cluster_concurrency: flags
+            .cluster_concurrency
+            .unwrap_or(defaults.cluster_concurrency),
+        ..defaults
     }
 }

@@ -3,7 +3,7 @@
 
 use mesh_core::verify::{Severity, VerifyOptions, verify_mesh};
 
-use crate::args::{MeshFileArg, OutputArg};
+use crate::args::{ConcurrencyArg, MeshFileArg, OutputArg};
 use crate::exit::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +23,8 @@ pub struct VerifyArgs {
     /// Show only warnings and errors.
     #[arg(short = 'q', long)]
     quiet: bool,
+    #[command(flatten)]
+    concurrency: ConcurrencyArg,
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
@@ -33,7 +35,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let options = VerifyOptions {
         allow_loopback: args.allow_loopback,
         check_tokens: !args.skip_token_check,
-        ..VerifyOptions::default()
+        concurrency: args
+            .concurrency
+            .concurrency
+            .unwrap_or(VerifyOptions::default().concurrency),
+        cluster_concurrency: args
+            .concurrency
+            .cluster_concurrency
+            .unwrap_or(VerifyOptions::default().cluster_concurrency),
     };
     let report = verify_mesh(&spec, &options).await;
     let quiet = args.quiet;

@@ -255,6 +255,7 @@ impl World {
                 base_delay: Duration::from_millis(10),
                 max_delay: Duration::from_millis(50),
             },
+            ..KubeConnector::default()
         };
         connect_with(&self.spec, &connector)
             .await

@@ -124,6 +124,65 @@ impl EmulatedCluster {
         self.state.faults.set_error_rate(rate);
     }
 
+    /// kube-apiserver's `--max-requests-inflight` and `--max-mutating-requests-inflight`
+    /// (0 = no limit, the default): one request more than the limit is answered 429 with
+    /// `Retry-After: 1` ([`crate::faults::InFlight`]); watches and `system:masters` are exempt.
+    pub fn set_max_in_flight(&self, read: usize, mutating: usize) {
+        self.state.faults.in_flight.set_limits(read, mutating);
+    }
+
+    /// The most requests this cluster served at once (watches excluded) since the last
+    /// [`reset_counters`](Self::reset_counters).
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.faults.in_flight.peak()
+    }
+
+    /// Requests the max-in-flight limits answered with 429 since the last reset.
+    pub fn rejected_in_flight(&self) -> u64 {
+        self.state.faults.in_flight.rejected()
+    }
+
+    /// A token of ServiceAccount `kube-system/<name>`, bound to a ClusterRole that allows
+    /// everything (what `cluster-admin` is): an identity with every permission that is not
+    /// `system:masters`. The token Secret is filled by the token controller.
+    pub fn operator_token(&self, name: &str) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        self.insert_object(
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": "kube-system"}}),
+        )?;
+        self.insert_object(
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole", "metadata": {"name": name},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                      {"nonResourceURLs": ["*"], "verbs": ["*"]}]}),
+        )?;
+        self.insert_object(serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}]}))?;
+        let secret = format!("{name}-token");
+        self.insert_object(serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": secret, "namespace": "kube-system",
+                         "annotations": {"kubernetes.io/service-account.name": name}}}))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let token = self
+                .object("v1", "Secret", Some("kube-system"), &secret)
+                .and_then(|s| s.pointer("/data/token")?.as_str().map(str::to_string))
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .and_then(|t| String::from_utf8(t).ok());
+            if let Some(token) = token {
+                return Ok(token);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the token controller did not fill {secret}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Takes the cluster down (its port refuses connections and open connections are closed) or
     /// brings it back on the same port.
     pub fn set_down(&self, down: bool) {
@@ -147,6 +206,7 @@ impl EmulatedCluster {
     /// Zeroes the request and write counters.
     pub fn reset_counters(&self) {
         self.state.counters.reset();
+        self.state.faults.in_flight.reset();
     }
 
     /// The stored object, looked up by `apiVersion`, `kind`, namespace and name.

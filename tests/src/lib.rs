@@ -281,6 +281,30 @@ impl TestClusters {
         &self.kubeconfig
     }
 
+    /// Makes every context of the kubeconfig authenticate as a cluster-admin ServiceAccount
+    /// (`kube-system/meshboot-operator`) instead of `system:masters`: as a user on a managed
+    /// cluster, whose requests the max-in-flight and priority-and-fairness filters limit
+    /// ([`EmulatedCluster::set_max_in_flight`]), while `system:masters` is exempt.
+    pub fn use_operator_identity(&self) -> anyhow::Result<()> {
+        let mut tokens = Vec::new();
+        for c in &self.clusters {
+            tokens.push(c.operator_token("meshboot-operator")?);
+        }
+        let entries: Vec<kubeconfig::Entry<'_>> = self
+            .clusters
+            .iter()
+            .zip(&tokens)
+            .map(|(c, token)| kubeconfig::Entry {
+                name: c.name(),
+                server: c.url(),
+                ca_pem: c.ca_pem(),
+                token,
+            })
+            .collect();
+        kubeconfig::write(&self.kubeconfig, &entries)
+            .with_context(|| format!("writing kubeconfig {}", self.kubeconfig.display()))
+    }
+
     /// The cluster called `name`.
     ///
     /// # Panics

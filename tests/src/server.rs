@@ -216,10 +216,6 @@ fn json_response(code: StatusCode, v: Value) -> Response {
 }
 
 async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
-    let latency = st.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
     let (parts, body) = req.into_parts();
     let route = route::parse(parts.uri.path());
     let query = Query::parse(parts.uri.query());
@@ -232,10 +228,22 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
     let verb = verb_of(&parts.method, &route, &query, &content_type);
     let is_write = is_stored_write(&st, verb, &route) && query.get("dryRun").is_none();
     st.counters.record(verb, is_write);
+    // Authentication comes before the in-flight filter, as in kube-apiserver's handler chain;
+    // the latency is the request's time in the server, so it holds its in-flight seat.
+    let who = authenticate(&st, &parts.headers, &route);
+    let masters = matches!(&who, Ok(Some(w)) if w.groups().iter().any(|g| g == "system:masters"));
+    let serving = st.faults.in_flight.enter(verb, masters);
+    let latency = st.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let Some(_serving) = serving else {
+        return too_many_requests();
+    };
     if let Some(e) = st.faults.injected_error() {
         return e.into_response();
     }
-    let who = match authenticate(&st, &parts.headers, &route) {
+    let who = match who {
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
@@ -264,6 +272,24 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
         Some(other) => discovery(&st, &other, parts.uri.path(), &parts.headers),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The max-in-flight filter's answer, byte for byte what `http.Error` writes: plain text, not a
+/// `Status`, with `Retry-After: 1`.
+fn too_many_requests() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff",
+            ),
+            (header::RETRY_AFTER, "1"),
+        ],
+        "Too many requests, please try again later.\n",
+    )
+        .into_response()
 }
 
 fn is_stored_write(st: &ClusterState, verb: &str, route: &Option<Route>) -> bool {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::discovery::KindTable;
 use super::{
-    ApplyOptions, ApplyOutcome, ClusterError, FIELD_MANAGER, ObjectRef, RetryPolicy, TokenData,
-    context, is_converged, kubeconfig, normalize_secret, wait,
+    ApplyOptions, ApplyOutcome, ClusterError, FIELD_MANAGER, Limits, ObjectRef, RetryPolicy,
+    TokenData, context, is_converged, kubeconfig, limits::Window, normalize_secret, wait,
 };
 
 /// A connection to one cluster's API server. Cheap to clone (clones share the HTTP connection
@@ -31,6 +31,8 @@ use super::{
 pub struct ClusterClient {
     pub(super) inner: Arc<Inner>,
     pub(super) retry: RetryPolicy,
+    /// Requests in flight to this server, and the fleet's slots ([`Limits`]).
+    pub(super) window: Arc<Window>,
 }
 
 pub(super) struct Inner {
@@ -113,7 +115,28 @@ impl ClusterClient {
                 discovery: Mutex::new(HashMap::new()),
             }),
             retry: RetryPolicy::default(),
+            window: Arc::new(Limits::default().window()),
         })
+    }
+
+    /// The same client within other [`Limits`]: at most `limits.per_cluster()` requests in
+    /// flight to this server, sharing `limits`' global slots with every client given them.
+    ///
+    /// ```no_run
+    /// # async fn demo(eu: mesh_core::cluster::ClusterClient, ap: mesh_core::cluster::ClusterClient) {
+    /// let fleet = mesh_core::cluster::Limits::new(8, 64);
+    /// let (eu, ap) = (eu.with_limits(&fleet), ap.with_limits(&fleet));
+    /// # }
+    /// ```
+    pub fn with_limits(mut self, limits: &Limits) -> ClusterClient {
+        self.window = Arc::new(limits.window());
+        self
+    }
+
+    /// How many times this server has answered 429 (too many requests) so far; each one
+    /// paused this client for the server's `Retry-After` and halved its window.
+    pub fn throttled(&self) -> usize {
+        self.window.throttled_count()
     }
 
     /// The same client with another retry policy.

@@ -10,6 +10,9 @@
 //!   no field meshboot owns but no longer sets), so a converged cluster sees zero writes;
 //! - every request is retried with backoff and jitter on 429 (honouring `Retry-After`), 500,
 //!   502, 503, 504 and connection errors ([`RetryPolicy`]);
+//! - at most [`Limits::per_cluster`] requests are in flight to one API server and
+//!   [`Limits::global`] across the fleet; a 429 pauses and narrows only its own server's
+//!   window (`limits`);
 //! - every error is a [`ClusterError`] naming the cluster and the object.
 //!
 //! Inside, one file per seam: reading kubeconfig files (`kubeconfig`) apart from resolving a
@@ -25,6 +28,7 @@ mod credentials;
 mod discovery;
 mod error;
 mod kubeconfig;
+mod limits;
 mod object;
 mod ops;
 mod quantity;
@@ -39,6 +43,7 @@ pub use converge::{holds, is_converged, owns_only_desired};
 pub use credentials::MemberCredentials;
 pub use error::ClusterError;
 pub use kubeconfig::kubeconfig_server;
+pub use limits::{DEFAULT_GLOBAL, DEFAULT_PER_CLUSTER, Limits};
 pub use object::{ObjectRef, normalize_secret};
 pub use ops::{ClusterOps, Connector, KubeConnector};
 pub use quantity::{quantity_nanos, same_quantity};

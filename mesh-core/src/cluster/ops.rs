@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::wait;
 use super::{
-    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, IssuedToken, ObjectRef, RetryPolicy,
-    TokenData, TokenRequest,
+    ApplyOptions, ApplyOutcome, ClusterClient, ClusterError, IssuedToken, Limits, ObjectRef,
+    RetryPolicy, TokenData, TokenRequest,
 };
 
 /// Every request meshboot makes to one cluster. Each method has the meaning (and the errors) of
@@ -140,18 +140,41 @@ pub trait Connector: Send + Sync {
     ) -> impl Future<Output = Result<Self::Client, ClusterError>> + Send;
 }
 
-/// The [`Connector`] of real API servers: [`ClusterClient`]s with this retry policy.
+/// The [`Connector`] of real API servers: [`ClusterClient`]s with this retry policy, within
+/// these [`Limits`] (every client it makes shares the global slots).
 ///
 /// ```
-/// use mesh_core::cluster::{KubeConnector, RetryPolicy};
+/// use mesh_core::cluster::{KubeConnector, Limits, RetryPolicy};
 /// let patient = KubeConnector::default();
-/// let quick = KubeConnector { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() } };
+/// let quick = KubeConnector {
+///     retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+///     ..KubeConnector::default()
+/// };
 /// assert!(quick.retry.max_attempts < patient.retry.max_attempts);
+/// let gentle = KubeConnector { limits: Limits::new(4, 64), ..KubeConnector::default() };
+/// assert_eq!(gentle.limits.per_cluster(), 4);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubeConnector {
     /// The retry policy of every client it makes.
     pub retry: RetryPolicy,
+    /// Requests in flight per API server and across the clients it makes.
+    pub limits: Limits,
+}
+
+impl KubeConnector {
+    /// The default retry policy within `limits`.
+    ///
+    /// ```
+    /// use mesh_core::cluster::{KubeConnector, Limits};
+    /// assert_eq!(KubeConnector::within(Limits::new(2, 8)).limits.global(), 8);
+    /// ```
+    pub fn within(limits: Limits) -> KubeConnector {
+        KubeConnector {
+            limits,
+            ..KubeConnector::default()
+        }
+    }
 }
 
 impl Connector for KubeConnector {
@@ -165,7 +188,8 @@ impl Connector for KubeConnector {
     ) -> Result<ClusterClient, ClusterError> {
         Ok(ClusterClient::connect(name, kubeconfig, context)
             .await?
-            .with_retry(self.retry))
+            .with_retry(self.retry)
+            .with_limits(&self.limits))
     }
 
     async fn connect_yaml(
@@ -178,7 +202,8 @@ impl Connector for KubeConnector {
         Ok(
             ClusterClient::from_kubeconfig_yaml(name, yaml, context, source)
                 .await?
-                .with_retry(self.retry),
+                .with_retry(self.retry)
+                .with_limits(&self.limits),
         )
     }
 }

@@ -26,6 +26,8 @@ impl ClusterClient {
         loop {
             attempt += 1;
             let request = build().map_err(|e| self.invalid_object(what, &e.to_string()))?;
+            // The slots are held for this attempt only, never while waiting to retry.
+            let slot = self.window.acquire().await;
             let result = match self.inner.client.send(request.map(Body::from)).await {
                 Ok(response) => {
                     let code = response.status().as_u16();
@@ -47,14 +49,24 @@ impl ClusterClient {
                 }
                 Err(e) => Err(e),
             };
+            if !matches!(&result, Ok((raw, _)) if raw.code == 429) {
+                slot.answered();
+            }
+            drop(slot);
             match result {
                 Ok((raw, retry_after)) => {
+                    let wait = self.retry.delay(attempt - 1, retry_after);
+                    if raw.code == 429 {
+                        // The server's max-in-flight or priority-and-fairness filter: this
+                        // server, and only this one, gets a pause and a smaller window.
+                        self.window.throttled(wait);
+                    }
                     if retry::is_retryable_status(raw.code) && attempt < max_attempts {
                         tracing::debug!(
                             cluster = %self.name(), %what, code = raw.code, attempt,
                             "transient answer, retrying"
                         );
-                        tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     return Ok(raw);

@@ -11,7 +11,8 @@
 //! 3. render and plan; then access reviews for every kind the plan writes, still before the
 //!    first write;
 //! 4. namespace, then cacerts, each on every cluster before the next, clusters in parallel
-//!    (bounded by [`ExecuteOptions::concurrency`]);
+//!    (at most [`ExecuteOptions::cluster_concurrency`] requests in flight to one API server,
+//!    [`ExecuteOptions::concurrency`] in all);
 //! 5. side by side: the control plane and gateways of each cluster (Istio's charts with
 //!    `install: helm`: base, istiod until ready, the east-west gateway until it has an
 //!    external address, then the exposure; a remote's istiod after its primary's gateway), and
@@ -41,7 +42,7 @@ use futures::StreamExt;
 use futures::stream;
 use serde_json::Value;
 
-use crate::cluster::{ClusterClient, ClusterError, Connector, KubeConnector, TokenData};
+use crate::cluster::{ClusterClient, ClusterError, Connector, KubeConnector, Limits, TokenData};
 use crate::helm::{Helm, HelmError};
 use crate::pki::PkiError;
 use crate::plan::{Plan, PlanError};
@@ -82,16 +83,20 @@ pub type EventSink<'a> = &'a (dyn Fn(&Event<'_>) + Send + Sync);
 /// ```
 /// use mesh_core::execute::ExecuteOptions;
 /// let opts = ExecuteOptions { dry_run: true, ..ExecuteOptions::default() };
-/// assert_eq!(opts.concurrency, 64);
+/// assert_eq!(opts.concurrency, mesh_core::cluster::DEFAULT_GLOBAL);
+/// assert_eq!(opts.limits().per_cluster(), mesh_core::cluster::DEFAULT_PER_CLUSTER);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecuteOptions {
     /// Read and compare only: nothing is written to any cluster or to the CA directory.
     pub dry_run: bool,
-    /// How many operations run at once, per kind of work: steps of the per-cluster phases
-    /// (namespace, cacerts; then gateways and readers, side by side, each with this bound), and
-    /// remote secrets being written (each is one read and at most one write).
+    /// Requests in flight across the whole fleet (sockets, memory), and steps worked on at
+    /// once ([`Limits::global`](crate::cluster::Limits::global)).
     pub concurrency: usize,
+    /// Requests in flight to any one API server
+    /// ([`Limits::per_cluster`](crate::cluster::Limits::per_cluster)); a server that answers
+    /// 429 gets fewer, for a while.
+    pub cluster_concurrency: usize,
     /// Continue without the clusters that cannot be reached at preflight (their steps are
     /// skipped and reported) instead of stopping.
     pub skip_unreachable: bool,
@@ -110,13 +115,28 @@ impl Default for ExecuteOptions {
     fn default() -> Self {
         ExecuteOptions {
             dry_run: false,
-            concurrency: 64,
+            concurrency: crate::cluster::DEFAULT_GLOBAL,
+            cluster_concurrency: crate::cluster::DEFAULT_PER_CLUSTER,
             skip_unreachable: false,
             allow_loopback: false,
             force: false,
             timeout: Duration::from_secs(120),
             helm: None,
         }
+    }
+}
+
+impl ExecuteOptions {
+    /// The request bounds of the clients a run connects: [`Self::cluster_concurrency`] per
+    /// API server, [`Self::concurrency`] in all.
+    ///
+    /// ```
+    /// use mesh_core::execute::ExecuteOptions;
+    /// let opts = ExecuteOptions { concurrency: 100, cluster_concurrency: 5, ..ExecuteOptions::default() };
+    /// assert_eq!((opts.limits().per_cluster(), opts.limits().global()), (5, 100));
+    /// ```
+    pub fn limits(&self) -> Limits {
+        Limits::new(self.cluster_concurrency, self.concurrency)
     }
 }
 
@@ -193,7 +213,7 @@ pub async fn connect(spec: &MeshSpec) -> Vec<(String, Result<ClusterClient, Clus
 /// ```no_run
 /// # async fn demo(spec: mesh_core::spec::MeshSpec) {
 /// use mesh_core::cluster::{KubeConnector, RetryPolicy};
-/// let impatient = KubeConnector { retry: RetryPolicy::none() };
+/// let impatient = KubeConnector { retry: RetryPolicy::none(), ..KubeConnector::default() };
 /// let clients = mesh_core::execute::connect_with(&spec, &impatient).await;
 /// # }
 /// ```
@@ -251,7 +271,7 @@ pub async fn apply_mesh(
     options: &ExecuteOptions,
     on_event: EventSink<'_>,
 ) -> Result<Report, ExecuteError> {
-    let clients = connect(spec).await;
+    let clients = connect_with(spec, &KubeConnector::within(options.limits())).await;
     apply_with(spec, clients, options, on_event).await
 }
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::annotations;
 use super::live::{ClusterView, IstiodInfo, observe};
 use super::{RotateError, RotateOptions};
-use crate::cluster::{ClusterError, ClusterOps, KubeConnector};
+use crate::cluster::{ClusterError, ClusterOps};
 use crate::execute::{CaReport, EventSink, Report};
 use crate::phase::Phase;
 use crate::pki::{CaDir, CertInfo, ClusterBundle, RotationAction};
@@ -313,7 +313,7 @@ pub async fn rotate_intermediates(
     on_event: EventSink<'_>,
 ) -> Result<IntermediateReport, RotateError> {
     check_request(spec, request)?;
-    let clients = crate::execute::connect_with(spec, &KubeConnector::default()).await;
+    let clients = crate::execute::connect_with(spec, &options.connector()).await;
     rotate_intermediates_with(spec, clients, request, options, on_event).await
 }
 

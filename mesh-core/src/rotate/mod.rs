@@ -91,8 +91,10 @@ pub struct RotateOptions {
     /// Read and decide only: nothing is written to any cluster or to the CA directory (a new
     /// root or intermediate is made in memory to show what would be written).
     pub dry_run: bool,
-    /// Clusters read or written at once.
+    /// Clusters read or written at once, and requests in flight across the fleet.
     pub concurrency: usize,
+    /// Requests in flight to any one API server.
+    pub cluster_concurrency: usize,
     /// How long a root rotation waits for istiod to publish the new bundle (gate 1) before it
     /// stops and says so; a later run goes on from there.
     pub timeout: Duration,
@@ -104,7 +106,8 @@ impl Default for RotateOptions {
     fn default() -> Self {
         RotateOptions {
             dry_run: false,
-            concurrency: 64,
+            concurrency: crate::cluster::DEFAULT_GLOBAL,
+            cluster_concurrency: crate::cluster::DEFAULT_PER_CLUSTER,
             timeout: Duration::from_secs(120),
             poll: Duration::from_secs(2),
         }
@@ -116,8 +119,14 @@ impl RotateOptions {
         crate::execute::ExecuteOptions {
             dry_run: self.dry_run,
             concurrency: self.concurrency,
+            cluster_concurrency: self.cluster_concurrency,
             ..crate::execute::ExecuteOptions::default()
         }
+    }
+
+    /// The connector of a rotation's clients, within its request bounds.
+    fn connector(&self) -> crate::cluster::KubeConnector {
+        crate::cluster::KubeConnector::within(self.execute().limits())
     }
 }
 

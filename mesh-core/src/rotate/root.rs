@@ -31,7 +31,7 @@ use super::annotations::{self, NEW_ROOT, OLD_ROOT, PHASE, SINCE};
 use super::intermediate::{blocking, cacerts_step, describe, observe_all};
 use super::live::{ClusterView, ROOT_CONFIGMAP};
 use super::{RotateError, RotateOptions};
-use crate::cluster::{ClusterError, ClusterOps, KubeConnector};
+use crate::cluster::{ClusterError, ClusterOps};
 use crate::execute::{CaReport, EventSink, Report};
 use crate::pki::{self, CaDir, RootFiles, RootRotation, Signer, Trust};
 use crate::plan::Plan;
@@ -324,7 +324,7 @@ pub async fn rotate_root(
     options: &RotateOptions,
     on_event: EventSink<'_>,
 ) -> Result<RootReport, RotateError> {
-    let clients = crate::execute::connect_with(spec, &KubeConnector::default()).await;
+    let clients = crate::execute::connect_with(spec, &options.connector()).await;
     rotate_root_with(spec, clients, request, options, on_event).await
 }
 

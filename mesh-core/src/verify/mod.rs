@@ -188,8 +188,11 @@ pub struct VerifyOptions {
     pub allow_loopback: bool,
     /// Try each remote secret's token against its source cluster.
     pub check_tokens: bool,
-    /// How many clusters (and token checks) are worked on at once.
+    /// How many clusters (and token checks) are worked on at once, and requests in flight
+    /// across the fleet.
     pub concurrency: usize,
+    /// Requests in flight to any one API server.
+    pub cluster_concurrency: usize,
 }
 
 impl Default for VerifyOptions {
@@ -198,6 +201,7 @@ impl Default for VerifyOptions {
             allow_loopback: false,
             check_tokens: true,
             concurrency: 16,
+            cluster_concurrency: crate::cluster::DEFAULT_PER_CLUSTER,
         }
     }
 }
@@ -213,7 +217,8 @@ impl Default for VerifyOptions {
 /// # Ok(()) }
 /// ```
 pub async fn verify_mesh(spec: &MeshSpec, options: &VerifyOptions) -> VerifyReport {
-    let connected = crate::execute::connect_with(spec, &KubeConnector::default()).await;
+    let limits = crate::cluster::Limits::new(options.cluster_concurrency, options.concurrency);
+    let connected = crate::execute::connect_with(spec, &KubeConnector::within(limits)).await;
     let mut clients = BTreeMap::new();
     let mut connect_errors = BTreeMap::new();
     for (name, client) in connected {
@@ -238,6 +243,7 @@ fn token_connector() -> KubeConnector {
             max_attempts: 3,
             ..RetryPolicy::default()
         },
+        ..KubeConnector::default()
     }
 }
 
@@ -271,7 +277,7 @@ pub async fn verify_clusters<C: ClusterOps>(
 /// # async fn demo(spec: mesh_core::spec::MeshSpec, clients: std::collections::BTreeMap<String, mesh_core::cluster::ClusterClient>) {
 /// use mesh_core::cluster::{KubeConnector, RetryPolicy};
 /// use mesh_core::verify::{verify_with, VerifyOptions};
-/// let once = KubeConnector { retry: RetryPolicy::none() };
+/// let once = KubeConnector { retry: RetryPolicy::none(), ..KubeConnector::default() };
 /// let report = verify_with(&spec, &clients, &once, &VerifyOptions::default()).await;
 /// # }
 /// ```
