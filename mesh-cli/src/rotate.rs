@@ -646,6 +646,18 @@ fn parse_new_root(text: &str) -> Result<NewRoot, String> {
     }
 }
 
+/// The defaults, with the concurrency flags given.
+fn rotate_options(flags: ConcurrencyArg) -> RotateOptions {
+    let defaults = RotateOptions::default();
+    RotateOptions {
+        concurrency: flags.concurrency.unwrap_or(defaults.concurrency),
+        cluster_concurrency: flags
+            .cluster_concurrency
+            .unwrap_or(defaults.cluster_concurrency),
+        ..defaults
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,17 +683,5 @@ mod tests {
             })
         );
         assert!(parse_new_root("r.pem").is_err());
-    }
-}
-
-/// The defaults, with the concurrency flags given.
-fn rotate_options(flags: ConcurrencyArg) -> RotateOptions {
-    let defaults = RotateOptions::default();
-    RotateOptions {
-        concurrency: flags.concurrency.unwrap_or(defaults.concurrency),
-        cluster_concurrency: flags
-            .cluster_concurrency
-            .unwrap_or(defaults.cluster_concurrency),
-        ..defaults
     }
 }
