@@ -45,7 +45,7 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };

@@ -7,12 +7,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use mesh_core::cluster::KubeConnector;
+use mesh_core::karmada::{Fleet, FleetOptions, KarmadaError, SkippedMember, resolve_fleet};
 use mesh_core::spec::MeshSpec;
 use serde::Serialize;
 
 use crate::exit::Exit;
 
-/// `-f, --file FILE`: the mesh file every mesh-wide command reads.
+/// `-f, --file FILE`: the mesh file every mesh-wide command reads, and how a Karmada fleet in
+/// it is taken.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MeshFileArg {
     /// The mesh file.
@@ -23,26 +26,62 @@ pub struct MeshFileArg {
         default_value = "mesh.yaml"
     )]
     pub file: PathBuf,
+    /// With `karmada:` in the mesh file: also use members whose Ready condition is not True
+    /// (by default they are skipped, and listed on stderr).
+    #[arg(long)]
+    pub include_not_ready: bool,
 }
 
 impl MeshFileArg {
-    /// Reads and validates the mesh file, before anything is touched. Every problem is printed
-    /// on its own `error:` line on stderr (the `Err` is the exit to return).
-    pub fn load(&self) -> Result<MeshSpec, Exit> {
+    /// Reads and validates the mesh file and, with `karmada:`, resolves the fleet from the hub,
+    /// before anything is touched. Every problem is printed on its own `error:` line on stderr
+    /// (the `Err` is the exit to return).
+    pub async fn load(&self) -> Result<MeshSpec, Exit> {
+        self.load_fleet().await.map(|fleet| fleet.spec)
+    }
+
+    /// [`load`](Self::load), keeping what the fleet came from (`validate` prints it).
+    pub async fn load_fleet(&self) -> Result<Fleet, Exit> {
         let spec = MeshSpec::from_file(&self.file).map_err(|err| {
             for line in err.lines() {
                 eprintln!("error: {line}");
             }
             Exit::Failed
         })?;
-        tracing::debug!(file = %self.file.display(), clusters = spec.clusters.len(), "mesh file loaded");
-        Ok(spec)
+        let fleet = self.resolve(&spec).await.map_err(|err| {
+            for line in err.lines() {
+                eprintln!("error: {line}");
+            }
+            Exit::Failed
+        })?;
+        for skipped in &fleet.skipped {
+            eprintln!("warn: {}", skipped_line(skipped));
+        }
+        tracing::debug!(file = %self.file.display(), clusters = fleet.spec.clusters.len(), "mesh file loaded");
+        Ok(fleet)
+    }
+
+    /// The fleet of a validated mesh file: read from the Karmada hub when it has `karmada:`
+    /// (nothing is read otherwise).
+    pub async fn resolve(&self, spec: &MeshSpec) -> Result<Fleet, KarmadaError> {
+        let options = FleetOptions {
+            include_not_ready: self.include_not_ready,
+        };
+        resolve_fleet(spec, &KubeConnector::default(), &options).await
     }
 
     /// The file as the user spelled it, for hints (`meshboot apply -f FILE`).
     pub fn display(&self) -> String {
         self.file.display().to_string()
     }
+}
+
+/// The line that says a Karmada member is not used.
+pub fn skipped_line(s: &SkippedMember) -> String {
+    format!(
+        "karmada member {} skipped: {}; --include-not-ready uses it anyway",
+        s.name, s.reason
+    )
 }
 
 /// What `-o` chooses: the report for a person, or the same report for a program.

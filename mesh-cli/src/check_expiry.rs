@@ -64,7 +64,7 @@ pub async fn run(args: CheckExpiryArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Unknown);
         }
     };
-    let mut spec = match args.file.load() {
+    let mut spec = match args.file.load().await {
         Ok(spec) => spec,
         // A mesh file that cannot be read means nothing could be checked.
         Err(_) => return Ok(Exit::Unknown),

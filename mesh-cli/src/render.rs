@@ -90,6 +90,16 @@ struct ValidateResult {
     errors: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mesh: Option<MeshSummary>,
+    /// With `karmada:`: the fleet the hub gave, member by member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<FleetSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetSummary {
+    hub: mesh_core::karmada::Hub,
+    members: Vec<mesh_core::karmada::FleetMember>,
+    skipped: Vec<mesh_core::karmada::SkippedMember>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +115,7 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     if let Some(RenderWhat::RotationJob(job)) = args.what {
         return crate::rotation_job::run(job).await;
     }
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -211,24 +221,40 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
 pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     let format = args.output.output;
     let file = &args.file.file;
+    let invalid = |errors: Vec<String>| ValidateResult {
+        file: file.clone(),
+        valid: false,
+        errors,
+        mesh: None,
+        fleet: None,
+    };
     let result = match MeshSpec::from_file(file) {
-        Ok(spec) => ValidateResult {
-            file: file.clone(),
-            valid: true,
-            errors: Vec::new(),
-            mesh: Some(MeshSummary {
-                mesh_id: spec.mesh_id.clone(),
-                model: spec.model.to_string(),
-                dataplane: spec.dataplane.to_string(),
-                clusters: spec.cluster_names().iter().map(|c| c.to_string()).collect(),
-                networks: spec.networks().len(),
-            }),
-        },
-        Err(err) => ValidateResult {
-            file: file.clone(),
-            valid: false,
-            errors: err.lines(),
-            mesh: None,
+        Err(err) => invalid(err.lines()),
+        // With karmada the file is only valid with the fleet the hub gives it.
+        Ok(spec) => match args.file.resolve(&spec).await {
+            Err(err) => invalid(err.lines()),
+            Ok(fleet) => ValidateResult {
+                file: file.clone(),
+                valid: true,
+                errors: Vec::new(),
+                mesh: Some(MeshSummary {
+                    mesh_id: fleet.spec.mesh_id.clone(),
+                    model: fleet.spec.model.to_string(),
+                    dataplane: fleet.spec.dataplane.to_string(),
+                    clusters: fleet
+                        .spec
+                        .cluster_names()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
+                    networks: fleet.spec.networks().len(),
+                }),
+                fleet: fleet.hub.clone().map(|hub| FleetSummary {
+                    hub,
+                    members: fleet.members.clone(),
+                    skipped: fleet.skipped.clone(),
+                }),
+            },
         },
     };
     if format == OutputFormat::Text {
@@ -237,8 +263,9 @@ pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
             eprintln!("error: {line}");
         }
     }
-    crate::args::emit(format, &result, |r, out| match &r.mesh {
-        Some(m) => writeln!(
+    crate::args::emit(format, &result, |r, out| {
+        let Some(m) = &r.mesh else { return Ok(()) };
+        writeln!(
             out,
             "ok: {}: mesh {}, {} cluster(s), {}, {}, {} network(s)",
             r.file.display(),
@@ -247,8 +274,56 @@ pub async fn run_validate(args: ValidateArgs) -> anyhow::Result<Exit> {
             m.model,
             m.dataplane,
             m.networks
-        ),
-        None => Ok(()),
+        )?;
+        match &r.fleet {
+            Some(f) => print_fleet(f, out),
+            None => Ok(()),
+        }
     })?;
     Ok(Exit::ok_if(result.valid))
+}
+
+/// The fleet as Karmada gave it: one row per member, then the skipped ones.
+fn print_fleet(f: &FleetSummary, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let selector = f.hub.cluster_selector.as_deref().unwrap_or("every Cluster");
+    writeln!(
+        out,
+        "fleet from the Karmada API server {} (context {}; {selector}; network from {}):",
+        f.hub.server, f.hub.context, f.hub.network
+    )?;
+    let rows: Vec<[String; 5]> = f
+        .members
+        .iter()
+        .map(|m| {
+            [
+                m.name.clone(),
+                format!("{} ({})", m.network, m.network_from),
+                m.api_server.clone(),
+                m.sync_mode.map(|s| s.to_string()).unwrap_or_default(),
+                m.reached_by.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "NETWORK", "API SERVER", "MODE", "REACHED WITH"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 5], out: &mut dyn std::io::Write| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            text.push_str(&format!("  {cell:<w$}"));
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(header, out)?;
+    for row in &rows {
+        line(row.each_ref().map(String::as_str), out)?;
+    }
+    for s in &f.skipped {
+        writeln!(out, "skipped: {}", crate::args::skipped_line(s))?;
+    }
+    Ok(())
 }

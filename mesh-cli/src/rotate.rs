@@ -127,7 +127,7 @@ pub async fn run(cmd: RotateCommand) -> anyhow::Result<Exit> {
 }
 
 async fn tokens(args: TokensArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };
@@ -233,7 +233,7 @@ fn print_tokens(
 }
 
 async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
-    let mut spec = match args.file.load() {
+    let mut spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };
@@ -455,7 +455,7 @@ fn print_intermediate(
 }
 
 async fn root(args: RootArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };

@@ -65,7 +65,7 @@ struct JobResult {
 }
 
 pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };

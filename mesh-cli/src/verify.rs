@@ -28,7 +28,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };

@@ -227,3 +227,15 @@ async fn a_context_that_is_no_karmada_hub_says_so() -> R<()> {
     assert!(err.contains("cluster.karmada.io/v1alpha1"), "{err}");
     Ok(())
 }
+
+#[test]
+fn the_local_karmada_fixture_is_a_valid_mesh_file() -> R<()> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/local-karmada/mesh.yaml");
+    let spec = MeshSpec::from_file(&path)?;
+    let karmada = spec.karmada.as_ref().ok_or("no karmada section")?;
+    assert_eq!(karmada.context, "karmada");
+    assert_eq!(karmada.network, mesh_core::spec::NetworkFrom::Cluster);
+    assert!(spec.clusters.is_empty());
+    Ok(())
+}

@@ -311,3 +311,26 @@ pub(crate) fn set_ready(hub: &EmulatedCluster, member: &str, ready: bool) -> any
     hub.insert_object(c)?;
     Ok(())
 }
+
+/// Writes a kubeconfig at `path` with contexts for `names` only, as a user of a Karmada fleet
+/// has one: the hub's context and those of the members they reach themselves. A test that
+/// leaves a Push member out proves it is reached with the hub's credentials alone.
+pub fn write_kubeconfig_for(
+    clusters: &crate::TestClusters,
+    names: &[&str],
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let entries: Vec<crate::kubeconfig::Entry<'_>> = names
+        .iter()
+        .map(|n| {
+            let c = clusters.cluster(n);
+            crate::kubeconfig::Entry {
+                name: c.name(),
+                server: c.url(),
+                ca_pem: c.ca_pem(),
+                token: c.admin_token(),
+            }
+        })
+        .collect();
+    crate::kubeconfig::write(path, &entries)
+}

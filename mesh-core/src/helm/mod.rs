@@ -235,7 +235,7 @@ impl Target {
     /// ```
     pub fn of(spec: &MeshSpec, cluster: &ClusterSpec) -> Target {
         Target {
-            context: cluster.context.clone(),
+            context: cluster.context_for_commands(),
             kubeconfig: cluster.kubeconfig.clone(),
             namespace: spec.istio_namespace.clone(),
         }

@@ -34,7 +34,10 @@ fn kubectl_flags(c: &ClusterSpec) -> String {
             shell_word(&k.display().to_string())
         ));
     }
-    s.push_str(&format!(" --context {}", shell_word(&c.context)));
+    s.push_str(&format!(
+        " --context {}",
+        shell_word(&c.context_for_commands())
+    ));
     s
 }
 
@@ -235,7 +238,10 @@ pub fn plan_markdown(spec: &MeshSpec, renders: &[ClusterRender], ctx: &PlanConte
         };
         line(&format!(
             "| {} | {role} | {} | {} | `{out}/{}/` |",
-            c.name, c.network, c.context, c.name
+            c.name,
+            c.network,
+            c.context_for_commands(),
+            c.name
         ));
     }
     line("");

@@ -389,7 +389,8 @@ fn readme(spec: &MeshSpec, options: &JobOptions, minted: bool) -> String {
         .map(|c| {
             format!(
                 "kubectl --context {} apply -f mesh-clusters/{}.yaml",
-                c.context, c.name
+                c.context_for_commands(),
+                c.name
             )
         })
         .collect();

@@ -244,6 +244,28 @@ pub struct ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The context to write into commands for a person (PLAN.md, hints): the kubeconfig
+    /// context, or, for a Karmada Push member reached with the hub's credentials, a
+    /// placeholder such as `<context of eu>` that no kubeconfig has: an empty `--context` would
+    /// make kubectl and helm act on the current context, which may be another cluster.
+    ///
+    /// ```
+    /// use mesh_core::spec::MeshSpec;
+    /// let spec = MeshSpec::from_yaml("apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: ctx-a}]\n", std::path::Path::new("."), "m.yaml")?;
+    /// assert_eq!(spec.clusters[0].context_for_commands(), "ctx-a");
+    /// let mut pushed = spec.clusters[0].clone();
+    /// pushed.context.clear();
+    /// assert_eq!(pushed.context_for_commands(), "<context of a>");
+    /// # Ok::<(), mesh_core::spec::SpecError>(())
+    /// ```
+    pub fn context_for_commands(&self) -> String {
+        if self.context.is_empty() {
+            format!("<context of {}>", self.name)
+        } else {
+            self.context.clone()
+        }
+    }
+
     /// True when this cluster runs istiod.
     pub fn is_primary(&self) -> bool {
         self.role == Role::Primary
