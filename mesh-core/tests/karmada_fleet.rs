@@ -15,6 +15,7 @@ type R<T> = Result<T, Box<dyn std::error::Error>>;
 fn connector() -> KubeConnector {
     KubeConnector {
         retry: RetryPolicy::none(),
+        ..KubeConnector::default()
     }
 }
 
