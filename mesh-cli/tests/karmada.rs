@@ -289,6 +289,14 @@ fn apply_from_nothing_to_verify_with_the_fleet_from_karmada() -> Result<()> {
     for name in ["eu", "ap", "us"] {
         assert!(expiry_out.contains(name), "{expiry_out}");
     }
+    let rotate = fleet.meshboot(&["rotate", "intermediate", "--cluster", "eu"])?;
+    assert!(rotate.status.success(), "{}", text(&rotate));
+    let rotated = String::from_utf8_lossy(&rotate.stdout);
+    assert!(
+        rotated.contains("Secret istio-system/cacerts: updated"),
+        "{rotated}"
+    );
+    assert!(rotated.contains("not touched: ap, us"), "{rotated}");
     let out_dir = fleet.dir.path().join("out");
     let out_dir = out_dir.to_string_lossy();
     let render = fleet.meshboot(&["render", "--out-dir", &out_dir])?;
@@ -316,6 +324,7 @@ fn apply_from_nothing_to_verify_with_the_fleet_from_karmada() -> Result<()> {
             &verify_json,
             &again,
             &expiry,
+            &rotate,
             &render,
         ],
         &fleet.tokens()?,

@@ -240,3 +240,25 @@ fn the_local_karmada_fixture_is_a_valid_mesh_file() -> R<()> {
     assert!(spec.clusters.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn gateway_values_for_a_member_without_an_east_west_gateway_are_an_error() -> R<()> {
+    let clusters = fleet()?;
+    // One network for every member: nobody gets an east-west gateway.
+    let text = format!(
+        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nkarmada:\n  context: karmada\n  kubeconfig: {}\n  clusterSelector: {{matchLabels: {{mesh: mesh1}}}}\n  network: region\nclusters:\n  - {{name: eu, network: flat, controlPlane: {{values: {{gateway: {{replicaCount: 2}}}}}}}}\n  - {{name: us, network: flat, context: us}}\n",
+        clusters.kubeconfig_path().display()
+    );
+    let spec = MeshSpec::from_yaml(&text, std::path::Path::new("."), "mesh.yaml")?;
+    let err = match resolve_fleet(&spec, &connector(), &FleetOptions::default()).await {
+        Err(e) => e.to_string(),
+        Ok(f) => return Err(format!("resolved {:?}", f.spec.cluster_names()).into()),
+    };
+    assert!(
+        err.contains(
+            "clusters[0].controlPlane.values.gateway: cluster \"eu\" gets no east-west gateway"
+        ),
+        "{err}"
+    );
+    Ok(())
+}

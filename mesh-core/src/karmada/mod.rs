@@ -379,6 +379,29 @@ pub async fn resolve_fleet<K: Connector>(
             }
         })
         .collect();
+    // What the mesh file alone could not tell: a member that gets no east-west gateway would
+    // silently ignore the gateway values its clusters[] entry gives.
+    let unused: Vec<String> = karmada
+        .clusters
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.control_plane_values.contains_key("gateway"))
+        .filter_map(|(i, o)| {
+            let c = resolved.cluster(&o.name)?;
+            (!crate::render::Needs::of(&resolved, c).eastwest_gateway).then(|| {
+                format!(
+                    "clusters[{i}].controlPlane.values.gateway: cluster {:?} gets no east-west gateway (it is needed only to cross networks), so these values would be ignored",
+                    o.name
+                )
+            })
+        })
+        .collect();
+    if !unused.is_empty() {
+        return Err(KarmadaError::Fleet {
+            context: karmada.context.clone(),
+            problems: unused,
+        });
+    }
     Ok(Fleet {
         spec: resolved,
         hub: Some(Hub {
