@@ -41,7 +41,7 @@ enum Command {
     Ca(ca::CaCommand),
     /// Render every manifest each cluster needs, offline, in apply order.
     Render(render::RenderArgs),
-    /// Validate a mesh file; exit 0 when valid, 1 otherwise.
+    /// Validate a mesh file (with `karmada:`, print the fleet the hub gives); exit 0 when valid, 1 otherwise.
     Validate(render::ValidateArgs),
     /// Bring every cluster of the mesh file to a working multicluster configuration.
     Apply(apply::ApplyArgs),

@@ -212,6 +212,18 @@ fn apply_from_nothing_to_verify_with_the_fleet_from_karmada() -> Result<()> {
         "{report}"
     );
 
+    // The most verbose logs and a dry run read the hub's credentials too, and show none.
+    let traced = fleet.meshboot(&["-vvv", "validate"])?;
+    assert!(traced.status.success(), "{}", text(&traced));
+    let trace = String::from_utf8_lossy(&traced.stderr);
+    assert!(
+        trace.contains("/api/v1/namespaces/karmada-cluster/secrets/eu"),
+        "{trace}"
+    );
+    let dry_run = fleet.meshboot(&["-vv", "apply", "--dry-run", "--allow-loopback"])?;
+    assert!(dry_run.status.success(), "{}", text(&dry_run));
+    assert_eq!(fleet.writes("eu"), 0, "a dry run writes nothing");
+
     // apply from nothing: every Ready member gets the mesh, cn is left alone.
     let apply = fleet.meshboot(&["apply", "--allow-loopback"])?;
     assert!(apply.status.success(), "{}", text(&apply));
@@ -325,6 +337,8 @@ fn apply_from_nothing_to_verify_with_the_fleet_from_karmada() -> Result<()> {
             &again,
             &expiry,
             &rotate,
+            &traced,
+            &dry_run,
             &render,
         ],
         &fleet.tokens()?,
