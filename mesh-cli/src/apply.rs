@@ -42,6 +42,18 @@ pub struct ApplyArgs {
     /// The helm binary (v3.14+ or v4) for controlPlane.install: helm; default: helm on PATH.
     #[arg(long, value_name = "PATH")]
     helm: Option<std::path::PathBuf>,
+    /// Apply only part of the plan. `secrets`: cacerts, the reader tokens and the remote
+    /// secrets, and the steps they need (namespace, reader identity, with install: helm
+    /// istio/base), for fleets whose other objects come from Karmada
+    /// (`render --format karmada`).
+    #[arg(long, value_enum, value_name = "PART")]
+    only: Option<OnlyArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnlyArg {
+    /// cacerts, reader tokens, remote secrets, and what they need.
+    Secrets,
 }
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
@@ -66,6 +78,9 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         force: args.force,
         timeout: args.timeout,
         helm: args.helm,
+        only: args.only.map(|o| match o {
+            OnlyArg::Secrets => mesh_core::plan::Only::Secrets,
+        }),
     };
     let started = Instant::now();
     let progress = Progress::new(

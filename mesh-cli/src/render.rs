@@ -10,7 +10,7 @@ use mesh_core::render::{self, output};
 use mesh_core::spec::MeshSpec;
 use serde::Serialize;
 
-use crate::args::{DryRunArg, FolderOutputArg, MeshFileArg, OutputArg, OutputFormat};
+use crate::args::{DryRunArg, FolderOutputArg, MeshFileArg, OutDirArg, OutputArg, OutputFormat};
 use crate::exit::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +19,10 @@ pub enum Format {
     Files,
     /// The same files plus a kustomization.yaml per cluster.
     Kustomize,
+    /// For a Karmada API server: resource templates and (Cluster)PropagationPolicies and
+    /// OverridePolicies for everything that holds no secret; the secrets go to the members
+    /// with `meshboot apply --only secrets` (PLAN.md says why). Makes no CA.
+    Karmada,
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +53,52 @@ pub enum RenderWhat {
     /// What a management cluster needs to run rotation as a CronJob, and the identity each
     /// mesh cluster gives it.
     RotationJob(crate::rotation_job::RotationJobArgs),
+    /// The reference workload check: `hello` (podinfo) and `sleep` in every cluster, the
+    /// commands that show which cluster answers, and the replica split Karmada makes.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    file: MeshFileArg,
+    #[command(flatten)]
+    out: OutDirArg,
+    /// Templates and policies for the Karmada API server (hello divided by a static weight
+    /// list) instead of one folder per cluster.
+    #[arg(long)]
+    karmada: bool,
+    /// Static weights of hello's replicas, e.g. eu=2,us=2,ap=1 (default: 1 for every cluster;
+    /// a cluster left out gets none).
+    #[arg(long, value_name = "CLUSTER=WEIGHT,...", value_parser = parse_weights)]
+    weights: Option<Weights>,
+    /// hello's replicas in all.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    replicas: u32,
+    #[command(flatten)]
+    output: FolderOutputArg,
+}
+
+/// `--weights eu=2,us=2,ap=1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights(Vec<(String, u64)>);
+
+fn parse_weights(text: &str) -> Result<Weights, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: write CLUSTER=WEIGHT, e.g. eu=2"))?;
+        let weight: u64 = weight
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: the weight must be a whole number, e.g. eu=2"))?;
+        out.push((name.trim().to_string(), weight));
+    }
+    if out.is_empty() {
+        return Err("give at least one CLUSTER=WEIGHT, e.g. eu=2,us=2,ap=1".into());
+    }
+    Ok(Weights(out))
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,8 +162,10 @@ struct MeshSummary {
 }
 
 pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
-    if let Some(RenderWhat::RotationJob(job)) = args.what {
-        return crate::rotation_job::run(job).await;
+    match args.what {
+        Some(RenderWhat::RotationJob(job)) => return crate::rotation_job::run(job).await,
+        Some(RenderWhat::Demo(demo)) => return run_demo(demo),
+        None => {}
     }
     let spec = match args.file.load().await {
         Ok(s) => s,
@@ -125,6 +177,9 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
         )));
     };
     let dry_run = args.dry_run.dry_run;
+    if args.format == Format::Karmada {
+        return run_karmada(&spec, &args.file, out_dir, args.output.output, dry_run);
+    }
     // Generating RSA keys takes seconds; keep it off the async runtime's worker. A dry run
     // makes what is missing in memory only (no CA file, no temp file).
     let prepared = tokio::task::spawn_blocking({
@@ -150,6 +205,7 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     let format = match args.format {
         Format::Files => output::Format::Files,
         Format::Kustomize => output::Format::Kustomize,
+        Format::Karmada => unreachable!("rendered above, without a CA"),
     };
     let ctx = output::PlanContext {
         mesh_file: args.file.display(),
@@ -215,6 +271,178 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
             path.display()
         );
     }
+    Ok(Exit::Done)
+}
+
+/// What `render --format karmada` reports.
+#[derive(Debug, Serialize)]
+struct KarmadaRenderResult {
+    /// Nothing was written: `written` lists what would be.
+    dry_run: bool,
+    mesh_id: String,
+    format: &'static str,
+    out_dir: PathBuf,
+    plan: PathBuf,
+    /// Each resource template for the hub, with the members it is placed on.
+    templates: Vec<TemplateSummary>,
+    written: Vec<PathBuf>,
+    unchanged: Vec<PathBuf>,
+    stale: Vec<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct TemplateSummary {
+    object: String,
+    clusters: Vec<String>,
+    /// The members whose copy differs (an OverridePolicy rule each).
+    overridden: Vec<String>,
+}
+
+fn run_karmada(
+    spec: &MeshSpec,
+    file: &MeshFileArg,
+    out_dir: PathBuf,
+    format: OutputFormat,
+    dry_run: bool,
+) -> anyhow::Result<Exit> {
+    let ctx = output::PlanContext {
+        mesh_file: file.display(),
+        out_dir: out_dir.display().to_string(),
+    };
+    let templates = render::karmada::templates(spec)?;
+    let files = render::karmada::files(spec, &ctx)?;
+    let written = if dry_run {
+        output::preview(&out_dir, &files)?
+    } else {
+        output::write(&out_dir, &files)?
+    };
+    let result = KarmadaRenderResult {
+        dry_run,
+        mesh_id: spec.mesh_id.clone(),
+        format: "karmada",
+        plan: out_dir.join("PLAN.md"),
+        out_dir,
+        templates: templates
+            .iter()
+            .map(|t| TemplateSummary {
+                object: mesh_core::cluster::ObjectRef::from_object(&t.object)
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+                clusters: t.clusters.clone(),
+                overridden: t.overrides.iter().map(|(c, _)| c.clone()).collect(),
+            })
+            .collect(),
+        written: written.written,
+        unchanged: written.unchanged,
+        stale: written.stale,
+    };
+    let mesh_file = file.display();
+    crate::args::emit(format, &result, |r, out| {
+        if r.dry_run {
+            writeln!(
+                out,
+                "dry run: would render {} template(s) of mesh {} for Karmada into {}: {} file(s) to write, {} unchanged (nothing written)",
+                r.templates.len(),
+                r.mesh_id,
+                r.out_dir.display(),
+                r.written.len(),
+                r.unchanged.len()
+            )?;
+            for path in &r.written {
+                writeln!(out, "  would write {}", path.display())?;
+            }
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "rendered {} template(s) of mesh {} for Karmada into {}: {} file(s) written, {} unchanged; no Secret among them",
+            r.templates.len(),
+            r.mesh_id,
+            r.out_dir.display(),
+            r.written.len(),
+            r.unchanged.len()
+        )?;
+        for t in &r.templates {
+            writeln!(out, "  {} -> {}", t.object, t.clusters.join(", "))?;
+        }
+        writeln!(
+            out,
+            "next: follow {}; the secrets go to the members with `meshboot apply --only secrets -f {mesh_file}`",
+            r.plan.display()
+        )
+    })?;
+    Ok(Exit::Done)
+}
+
+/// What `render demo` reports.
+#[derive(Debug, Serialize)]
+struct DemoResult {
+    mesh_id: String,
+    karmada: bool,
+    out_dir: PathBuf,
+    /// DEMO.md: the split, the apply and curl commands.
+    guide: PathBuf,
+    replicas: u32,
+    split: Vec<mesh_core::render::webster::Share>,
+    /// Why a share reads "4 or 3", when a tie decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tie: Option<String>,
+    written: Vec<PathBuf>,
+    unchanged: Vec<PathBuf>,
+}
+
+fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
+    let spec = match args.file.load() {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let out_dir = args.out.out_dir;
+    let options = render::demo::DemoOptions {
+        weights: args.weights.map(|w| w.0).unwrap_or_default(),
+        replicas: args.replicas,
+        karmada: args.karmada,
+    };
+    let (files, split) = match render::demo::files(&spec, &options, &out_dir.display().to_string())
+    {
+        Ok(x) => x,
+        Err(render::demo::DemoError::Render(e)) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::new(crate::exit::Usage(e.to_string()))),
+    };
+    let written = output::write(&out_dir, &files)?;
+    let result = DemoResult {
+        mesh_id: spec.mesh_id.clone(),
+        karmada: args.karmada,
+        guide: out_dir.join("DEMO.md"),
+        out_dir,
+        replicas: split.replicas,
+        tie: render::demo::tie_note(&split),
+        split: split.shares.clone(),
+        written: written.written,
+        unchanged: written.unchanged,
+    };
+    crate::args::emit(args.output.output, &result, |r, out| {
+        writeln!(
+            out,
+            "rendered the hello/sleep check of mesh {} into {}{}",
+            r.mesh_id,
+            r.out_dir.display(),
+            if r.karmada {
+                " (for the Karmada API server)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "hello's {} replica(s): {}",
+            r.replicas,
+            split.describe()
+        )?;
+        if let Some(tie) = &r.tie {
+            writeln!(out, "{tie}")?;
+        }
+        writeln!(out, "next: follow {}", r.guide.display())
+    })?;
     Ok(Exit::Done)
 }
 

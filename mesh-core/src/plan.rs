@@ -493,6 +493,35 @@ pub struct Plan {
     pub istio_namespace: String,
 }
 
+/// A part of the plan `meshboot apply --only` runs ([`Plan::only`]).
+///
+/// ```
+/// use mesh_core::plan::Only;
+/// assert_eq!(serde_json::to_value(Only::Secrets).unwrap(), "secrets");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Only {
+    /// Every Secret meshboot writes (`cacerts`, reader tokens and bound objects, remote
+    /// secrets) and what they need: what a Karmada hub must never hold.
+    Secrets,
+}
+
+impl Only {
+    /// True for a step this part selects itself (before its needs are added).
+    pub fn selects(self, step: &Step) -> bool {
+        match self {
+            Only::Secrets => match &step.action {
+                Action::RemoteSecret { .. } => true,
+                Action::Apply { .. } => {
+                    step.object.api_version == "v1" && step.object.kind == "Secret"
+                }
+                Action::Helm(_) => false,
+            },
+        }
+    }
+}
+
 /// The phases whose objects are applied per cluster, in order.
 const CLUSTER_PHASES: [Phase; 5] = [
     Phase::Namespace,
@@ -714,6 +743,68 @@ impl Plan {
             bound_readers,
             istio_namespace: spec.istio_namespace.clone(),
         })
+    }
+
+    /// The part of the plan `meshboot apply --only` runs: the steps `only` selects and,
+    /// transitively, every step they need (per the dependency rules above), in plan order.
+    /// [`Only::Secrets`] selects what must never travel through a fleet manager's hub
+    /// (`render --format karmada` leaves it out): `cacerts`, the readers' token Secrets (or
+    /// bound objects) and the remote secrets; their needs bring the namespaces, the reader
+    /// identity where meshboot makes its own, and with `install: helm` the `istio/base`
+    /// release that makes the charts' reader account.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use mesh_core::{pki::ClusterBundle, plan::{Only, Phase, Plan}, render, spec::MeshSpec};
+    /// let spec = MeshSpec::from_yaml(
+    ///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: eu, network: n1, context: eu}, {name: us, network: n2, context: us}]\n",
+    ///     std::path::Path::new("."), "mesh.yaml")?;
+    /// let bundles: BTreeMap<_, _> = ["eu", "us"].map(|c| (c.to_string(), ClusterBundle { cluster: c.into(),
+    ///     ca_cert_pem: "c".into(), ca_key_pem: "k".into(), root_cert_pem: "r".into(), cert_chain_pem: "ch".into() })).into();
+    /// let plan = Plan::build(&spec, &render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?)?;
+    /// let secrets = plan.only(Only::Secrets);
+    /// assert!(secrets.steps.iter().all(|s| s.phase != Phase::Gateways), "the exposure Gateway is Karmada's");
+    /// assert_eq!(secrets.pair_steps().count(), 2);
+    /// assert_eq!(secrets.steps.iter().filter(|s| s.phase == Phase::Namespace).count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn only(&self, only: Only) -> Plan {
+        let mut keep = vec![false; self.steps.len()];
+        let mut todo: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|s| only.selects(s))
+            .map(|s| s.id)
+            .collect();
+        while let Some(id) = todo.pop() {
+            if keep[id.0] {
+                continue;
+            }
+            keep[id.0] = true;
+            todo.extend(self.steps[id.0].needs.iter().copied());
+        }
+        let mut new_id = BTreeMap::new();
+        for step in self.steps.iter().filter(|s| keep[s.id.0]) {
+            new_id.insert(step.id, StepId(new_id.len()));
+        }
+        let steps = self
+            .steps
+            .iter()
+            .filter(|s| keep[s.id.0])
+            .map(|s| Step {
+                id: new_id[&s.id],
+                needs: s.needs.iter().map(|n| new_id[n]).collect(),
+                ..s.clone()
+            })
+            .collect();
+        Plan {
+            clusters: self.clusters.clone(),
+            steps,
+            // Every token Secret and bound object is a secret step, so all of them stay.
+            reader_tokens: self.reader_tokens.clone(),
+            bound_readers: self.bound_readers.clone(),
+            istio_namespace: self.istio_namespace.clone(),
+        }
     }
 
     /// The step with this id.
@@ -1140,6 +1231,75 @@ mod tests {
             );
         }
         assert!(!writes.iter().any(|(_, r, _)| r == "helmreleases"));
+    }
+
+    #[test]
+    fn only_secrets_keeps_the_secrets_and_what_they_need() {
+        let own_reader = crate::render::RenderOptions {
+            readers: [("eu".to_string(), crate::render::ReaderIdentity::Meshboot)].into(),
+            ..Default::default()
+        };
+        let full = plan_with(&spec(THREE, "multi-primary"), &own_reader);
+        let plan = full.only(Only::Secrets);
+        let shown: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.cluster == "eu")
+            .map(|s| format!("{} {}", s.phase, s.object))
+            .collect();
+        // eu's own reader identity comes along: its token Secret needs it.
+        assert!(
+            shown.contains(&"namespace Namespace istio-system".to_string()),
+            "{shown:?}"
+        );
+        assert!(shown.contains(&"cacerts Secret istio-system/cacerts".to_string()));
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("readers ServiceAccount")),
+            "{shown:?}"
+        );
+        assert!(!shown.iter().any(|s| s.contains("cross-network-gateway")));
+        assert_eq!(plan.pair_steps().count(), 6);
+        // Ids are dense and every need points backwards, at a kept step.
+        for (i, s) in plan.steps.iter().enumerate() {
+            assert_eq!(s.id, StepId(i));
+            assert!(s.needs.iter().all(|n| n.0 < i), "{s:?}");
+        }
+        // The needs are the same steps as in the full plan.
+        for s in &plan.steps {
+            let twin = full
+                .steps
+                .iter()
+                .find(|f| f.cluster == s.cluster && f.object == s.object && f.source == s.source)
+                .unwrap();
+            let want: Vec<String> = twin
+                .needs
+                .iter()
+                .map(|n| format!("{} {}", full.step(*n).cluster, full.step(*n).object))
+                .collect();
+            let got: Vec<String> = s
+                .needs
+                .iter()
+                .map(|n| format!("{} {}", plan.step(*n).cluster, plan.step(*n).object))
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn only_secrets_with_the_charts_installs_base_for_the_reader_only() {
+        let plan = plan_of(&helm_spec(THREE, "multi-primary")).only(Only::Secrets);
+        let releases: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Helm(_)))
+            .map(|s| format!("{} {}", s.cluster, s.object.name))
+            .collect();
+        assert_eq!(
+            releases,
+            ["eu istio-base", "ap istio-base", "us istio-base"]
+        );
     }
 
     #[test]

@@ -397,6 +397,14 @@ impl EmulatedCluster {
         Ok(n)
     }
 
+    /// Installs ClusterPropagationPolicy and ClusterOverridePolicy, made from the same real
+    /// CRDs ([`crate::karmada::cluster_policy_crds`]); an error when they are absent.
+    pub fn install_karmada_cluster_policy_crds(&self) -> anyhow::Result<usize> {
+        let crds = crate::karmada::cluster_policy_crds()?
+            .ok_or_else(|| anyhow::anyhow!("../shared/data/karmada/ policy CRDs not found"))?;
+        crate::crds::apply_all(&self.state, &crds)
+    }
+
     /// The `kube-system` namespace UID (istioctl's default cluster name).
     pub fn kube_system_uid(&self) -> Option<String> {
         self.object("v1", "Namespace", None, "kube-system")

@@ -210,6 +210,46 @@ fn ensure_namespace(c: &EmulatedCluster, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// ClusterPropagationPolicy and ClusterOverridePolicy as CRDs, made from Karmada's real
+/// namespaced ones in `../shared/data/karmada/`: Karmada's types give the cluster-scoped kinds
+/// the very same spec (`ClusterPropagationPolicy.Spec` is a `PropagationSpec`,
+/// `ClusterOverridePolicy.Spec` an `OverrideSpec`, `pkg/apis/policy/v1alpha1`), so only the
+/// names and the scope change. `None` when the shared files are absent.
+pub fn cluster_policy_crds() -> anyhow::Result<Option<Vec<Value>>> {
+    let mut out = Vec::new();
+    for (rel, kind, plural, short) in [
+        (
+            POLICY_CRDS[0],
+            "ClusterPropagationPolicy",
+            "clusterpropagationpolicies",
+            "cpp",
+        ),
+        (
+            POLICY_CRDS[1],
+            "ClusterOverridePolicy",
+            "clusteroverridepolicies",
+            "cop",
+        ),
+    ] {
+        let Some(path) = crate::tools::shared_data(rel) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for mut crd in crate::crds::parse(&text)? {
+            crd["metadata"] = json!({"name": format!("{plural}.policy.karmada.io")});
+            crd["spec"]["scope"] = json!("Cluster");
+            crd["spec"]["names"] = json!({
+                "kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                "singular": kind.to_ascii_lowercase(), "shortNames": [short],
+                "categories": ["karmada-io"],
+            });
+            out.push(crd);
+        }
+    }
+    Ok(Some(out))
+}
+
 pub(crate) fn make_hub(hub: &EmulatedCluster) -> anyhow::Result<()> {
     hub.install_crds_yaml(CLUSTER_CRD)
         .context("registering the Karmada Cluster kind")?;

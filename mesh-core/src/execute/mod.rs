@@ -109,6 +109,8 @@ pub struct ExecuteOptions {
     pub timeout: Duration,
     /// The `helm` binary for `controlPlane.install: helm` (`None`: `helm` on `PATH`).
     pub helm: Option<PathBuf>,
+    /// Run only this part of the plan ([`Plan::only`]): `apply --only secrets`.
+    pub only: Option<crate::plan::Only>,
 }
 
 impl Default for ExecuteOptions {
@@ -122,6 +124,7 @@ impl Default for ExecuteOptions {
             force: false,
             timeout: Duration::from_secs(120),
             helm: None,
+            only: None,
         }
     }
 }
@@ -300,6 +303,9 @@ pub async fn apply_with<C: ClusterOps>(
     }
     let mut plan = plan_mesh(spec, &bundles, &preflight.render_options(spec))?;
     drop(bundles);
+    if let Some(only) = options.only {
+        plan = plan.only(only);
+    }
     // Mid-rotation the live cacerts carries annotations (and maybe more roots) to keep.
     let kept = crate::rotate::annotations::carry_into_plan(&mut plan, &preflight.live_cacerts());
     for notice in &kept {

@@ -51,14 +51,17 @@
 //! ```
 
 pub mod cacerts;
+pub mod demo;
 pub mod eastwest;
 pub mod expose;
 pub mod helm;
+pub mod karmada;
 pub mod namespace;
 pub mod output;
 pub mod plan_doc;
 pub mod reader;
 pub mod rotation_job;
+pub mod webster;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -322,6 +325,59 @@ pub fn render_cluster_with(
         });
     }
     let needs = Needs::of(spec, cluster);
+    // The namespace first, then cacerts (before istiod starts), then the gateways' objects.
+    let mut public = public_objects(spec, cluster)?;
+    let gateways = public.split_off(1);
+    let mut objects = public;
+    objects.push(RenderedObject {
+        phase: Phase::CaCerts,
+        file_stem: "02-cacerts".into(),
+        object: cacerts::cacerts(spec, cluster, bundle)?,
+    });
+    objects.extend(gateways);
+    if needs.reader {
+        for object in reader::reader_objects(spec, cluster, options.reader(&cluster.name))? {
+            objects.push(RenderedObject {
+                phase: Phase::Readers,
+                file_stem: "06-reader".into(),
+                object,
+            });
+        }
+    }
+    let address = spec
+        .control_plane_of(cluster)
+        .filter(|p| p.name != cluster.name)
+        .and_then(|p| options.eastwest_addresses.get(&p.name))
+        .map(String::as_str);
+
+    Ok(ClusterRender {
+        cluster: cluster.name.clone(),
+        objects,
+        helm_values: helm::values(spec, cluster, needs, address)?,
+    })
+}
+
+/// The objects of `cluster` that hold no secret and need no CA: the Istio namespace with its
+/// labels (`01-namespace`), then the gateway objects meshboot renders (`03`..`05`), in apply
+/// order. What a fleet manager such as Karmada may carry to the cluster
+/// ([`karmada`]); [`render_cluster_with`] adds `cacerts` and the reader's objects to them.
+///
+/// ```
+/// use mesh_core::{render, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n1, context: a}, {name: b, network: n2, context: b}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// let objects = render::public_objects(&spec, &spec.clusters[0])?;
+/// let stems: Vec<_> = objects.iter().map(|o| o.file_stem.as_str()).collect();
+/// assert_eq!(stems, ["01-namespace", "04-expose-services"]);
+/// assert!(objects.iter().all(|o| o.object["kind"] != "Secret"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn public_objects(
+    spec: &MeshSpec,
+    cluster: &ClusterSpec,
+) -> Result<Vec<RenderedObject>, RenderError> {
+    let needs = Needs::of(spec, cluster);
     let mut objects = Vec::new();
     let mut push = |phase: Phase, stem: &str, values: Vec<Value>| {
         for object in values {
@@ -337,12 +393,7 @@ pub fn render_cluster_with(
         "01-namespace",
         vec![namespace::namespace(spec, cluster)?],
     );
-    push(
-        Phase::CaCerts,
-        "02-cacerts",
-        vec![cacerts::cacerts(spec, cluster, bundle)?],
-    );
-    // Sidecar: the istio/gateway chart's objects, installed from the values below.
+    // Sidecar: the istio/gateway chart's objects, installed from the Helm values.
     if needs.eastwest_gateway && spec.dataplane == Dataplane::Ambient {
         push(
             Phase::Gateways,
@@ -360,24 +411,7 @@ pub fn render_cluster_with(
     if needs.expose_istiod {
         push(Phase::Gateways, "05-expose-istiod", expose::istiod(spec));
     }
-    if needs.reader {
-        push(
-            Phase::Readers,
-            "06-reader",
-            reader::reader_objects(spec, cluster, options.reader(&cluster.name))?,
-        );
-    }
-    let address = spec
-        .control_plane_of(cluster)
-        .filter(|p| p.name != cluster.name)
-        .and_then(|p| options.eastwest_addresses.get(&p.name))
-        .map(String::as_str);
-
-    Ok(ClusterRender {
-        cluster: cluster.name.clone(),
-        objects,
-        helm_values: helm::values(spec, cluster, needs, address)?,
-    })
+    Ok(objects)
 }
 
 /// Render every cluster of the mesh, in file order, without any object Istio's charts own:

@@ -26,7 +26,7 @@ const VERSION_VAR: &str = "ISTIO_VERSION";
 /// How long `--wait` may take (Helm's own default).
 const WAIT: Duration = Duration::from_secs(300);
 
-fn kubectl_flags(c: &ClusterSpec) -> String {
+pub(crate) fn kubectl_flags(c: &ClusterSpec) -> String {
     let mut s = String::new();
     if let Some(k) = &c.kubeconfig {
         s.push_str(&format!(
@@ -42,7 +42,7 @@ fn kubectl_flags(c: &ClusterSpec) -> String {
 }
 
 /// Quote a word for POSIX shells when it needs it.
-fn shell_word(s: &str) -> String {
+pub(crate) fn shell_word(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
@@ -63,7 +63,7 @@ fn chart(r: &ClusterRender, chart: &str) -> bool {
 
 /// `helm upgrade --install RELEASE CHART -n NS --kube-context C [--kubeconfig K] --version V
 /// -f VALUES`, the invocation the helm runner makes ([`crate::helm::upgrade_args`]).
-fn helm_upgrade(
+pub(crate) fn helm_upgrade(
     spec: &MeshSpec,
     c: &ClusterSpec,
     chart: &str,
