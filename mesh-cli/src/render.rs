@@ -76,6 +76,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     replicas: u32,
     #[command(flatten)]
+    dry_run: DryRunArg,
+    #[command(flatten)]
     output: FolderOutputArg,
 }
 
@@ -377,6 +379,8 @@ fn run_karmada(
 /// What `render demo` reports.
 #[derive(Debug, Serialize)]
 struct DemoResult {
+    /// Nothing was written: `written` lists what would be.
+    dry_run: bool,
     mesh_id: String,
     karmada: bool,
     out_dir: PathBuf,
@@ -408,8 +412,14 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
         Err(render::demo::DemoError::Render(e)) => return Err(e.into()),
         Err(e) => return Err(anyhow::Error::new(crate::exit::Usage(e.to_string()))),
     };
-    let written = output::write(&out_dir, &files)?;
+    let dry_run = args.dry_run.dry_run;
+    let written = if dry_run {
+        output::preview(&out_dir, &files)?
+    } else {
+        output::write(&out_dir, &files)?
+    };
     let result = DemoResult {
+        dry_run,
         mesh_id: spec.mesh_id.clone(),
         karmada: args.karmada,
         guide: out_dir.join("DEMO.md"),
@@ -423,7 +433,12 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
     crate::args::emit(args.output.output, &result, |r, out| {
         writeln!(
             out,
-            "rendered the hello/sleep check of mesh {} into {}{}",
+            "{} the hello/sleep check of mesh {} into {}{}",
+            if r.dry_run {
+                "dry run (nothing written): would render"
+            } else {
+                "rendered"
+            },
             r.mesh_id,
             r.out_dir.display(),
             if r.karmada {
@@ -441,7 +456,10 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
         if let Some(tie) = &r.tie {
             writeln!(out, "{tie}")?;
         }
-        writeln!(out, "next: follow {}", r.guide.display())
+        if !r.dry_run {
+            writeln!(out, "next: follow {}", r.guide.display())?;
+        }
+        Ok(())
     })?;
     Ok(Exit::Done)
 }

@@ -330,6 +330,37 @@ fn a_tie_in_the_demo_split_is_reported_with_both_outcomes() {
         "{ap}"
     );
 
+    for args in [
+        &[
+            "render",
+            "demo",
+            "-f",
+            "mesh.yaml",
+            "--out-dir",
+            "dry",
+            "--dry-run",
+        ][..],
+        &[
+            "render",
+            "-f",
+            "mesh.yaml",
+            "--out-dir",
+            "dry",
+            "--format",
+            "karmada",
+            "--dry-run",
+        ],
+    ] {
+        let run = meshboot(tmp.path(), args);
+        assert!(run.status.success(), "{args:?}: {}", text(&run.stderr));
+        assert!(
+            text(&run.stdout).starts_with("dry run"),
+            "{}",
+            text(&run.stdout)
+        );
+        assert!(!tmp.path().join("dry").exists(), "{args:?} wrote something");
+    }
+
     for (bad, why) in [
         ("eu", "CLUSTER=WEIGHT"),
         ("eu=two", "whole number"),
