@@ -166,7 +166,7 @@ struct MeshSummary {
 pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     match args.what {
         Some(RenderWhat::RotationJob(job)) => return crate::rotation_job::run(job).await,
-        Some(RenderWhat::Demo(demo)) => return run_demo(demo),
+        Some(RenderWhat::Demo(demo)) => return run_demo(demo).await,
         None => {}
     }
     let spec = match args.file.load().await {
@@ -395,8 +395,8 @@ struct DemoResult {
     unchanged: Vec<PathBuf>,
 }
 
-fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+async fn run_demo(args: DemoArgs) -> anyhow::Result<Exit> {
+    let spec = match args.file.load().await {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -571,3 +571,152 @@ fn apply_only_secrets_writes_the_secrets_and_what_they_need_and_nothing_else() {
     assert_eq!(report["totals"]["updated"], 0, "{report}");
     assert!(writes() >= before);
 }
+
+#[test]
+fn with_the_fleet_from_a_hub_the_karmada_render_lands_there_and_the_secrets_go_to_the_members() {
+    use base64::Engine as _;
+    use mesh_tests::karmada::{Member, SyncMode, write_kubeconfig_for};
+    let kubectl = mesh_tests::require_kubectl!();
+    let Some(istio) = mesh_tests::tools::require_shared(
+        "istio/crd-all-1.30.3.gen.yaml",
+        "with_the_fleet_from_a_hub_the_karmada_render_lands_there",
+    ) else {
+        return;
+    };
+    for rel in mesh_tests::karmada::POLICY_CRDS {
+        if mesh_tests::tools::require_shared(rel, "with_the_fleet_from_a_hub").is_none() {
+            return;
+        }
+    }
+    // The hub serves the Cluster kind, Karmada's policies and Istio's kinds; eu and ap are
+    // joined Push (the hub holds their credentials), us registered Pull (its context is ours).
+    let clusters = TestClusters::start(&["karmada", "eu", "ap", "us"]).expect("emulator");
+    let hub = clusters.cluster("karmada");
+    hub.make_karmada_hub().unwrap();
+    hub.install_karmada_policy_crds().unwrap();
+    hub.install_karmada_cluster_policy_crds().unwrap();
+    hub.install_crds_from(&istio).unwrap();
+    for (name, mode, region) in [
+        ("eu", SyncMode::Push, "eu-west"),
+        ("ap", SyncMode::Push, "ap-south"),
+        ("us", SyncMode::Pull, "us-west"),
+    ] {
+        let member = clusters.cluster(name);
+        member.install_istio_crds().unwrap();
+        mesh_tests::charts::install_eastwest_gateway(member, "istio-system", region).unwrap();
+        hub.register_karmada_member(member, &Member::new(mode).region(region))
+            .unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    write_kubeconfig_for(&clusters, &["karmada", "us"], &kubeconfig).unwrap();
+    std::fs::write(
+        tmp.path().join("mesh.yaml"),
+        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\n\
+         ca: {dir: ./pki, key: ecdsa-p256}\n\
+         karmada: {context: karmada, kubeconfig: ./kubeconfig, network: region}\n\
+         clusters:\n  - {name: us, context: us, kubeconfig: ./kubeconfig}\n",
+    )
+    .unwrap();
+
+    let run = meshboot(
+        tmp.path(),
+        &[
+            "render",
+            "-f",
+            "mesh.yaml",
+            "--out-dir",
+            "out",
+            "--format",
+            "karmada",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = tmp.path().join("out");
+    let files = tree(&out);
+    let plan = &files["PLAN.md"];
+    assert!(
+        plan.contains(" --context karmada apply --server-side -f out/karmada/"),
+        "{plan}"
+    );
+    let ns = &files["karmada/10-namespace.yaml"];
+    for region in ["eu-west", "ap-south", "us-west"] {
+        assert!(
+            ns.contains(&format!("topology.istio.io/network: {region}")),
+            "{ns}"
+        );
+    }
+    // Every credential of the test bed: the admins' and the join identities' the hub holds.
+    let mut tokens: Vec<String> = clusters
+        .clusters()
+        .iter()
+        .map(|c| c.admin_token().to_string())
+        .collect();
+    for name in ["eu", "ap"] {
+        let s = hub
+            .object("v1", "Secret", Some("karmada-cluster"), name)
+            .expect("join credentials");
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(s["data"]["token"].as_str().unwrap())
+            .unwrap();
+        tokens.push(String::from_utf8(token).unwrap());
+    }
+    for (path, contents) in &files {
+        assert_no_secret(path, contents);
+        for t in &tokens {
+            assert!(!contents.contains(t.as_str()), "{path} holds a token");
+        }
+    }
+
+    let applied = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--context", "karmada", "apply", "--server-side", "-f"])
+        .arg(out.join("karmada"))
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let before: Vec<Value> = hub.list_objects("v1", "Secret", None);
+
+    let secrets = meshboot(
+        tmp.path(),
+        &[
+            "apply",
+            "--only",
+            "secrets",
+            "--allow-loopback",
+            "-f",
+            "mesh.yaml",
+        ],
+    );
+    assert!(
+        secrets.status.success(),
+        "{}\n{}",
+        text(&secrets.stdout),
+        text(&secrets.stderr)
+    );
+    for t in &tokens {
+        assert!(!text(&secrets.stdout).contains(t.as_str()));
+        assert!(!text(&secrets.stderr).contains(t.as_str()));
+    }
+    for name in ["eu", "ap", "us"] {
+        let c = clusters.cluster(name);
+        assert!(
+            c.object("v1", "Secret", Some("istio-system"), "cacerts")
+                .is_some(),
+            "{name}"
+        );
+        assert_eq!(
+            c.list_objects("v1", "Secret", Some("istio-system"))
+                .iter()
+                .filter(|s| s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("istio-remote-secret-")))
+                .count(),
+            2,
+            "{name}"
+        );
+    }
+    // The hub got no Secret from any of it.
+    assert_eq!(hub.list_objects("v1", "Secret", None).len(), before.len());
+}

@@ -19,7 +19,7 @@
 
 use serde_json::{Value, json};
 
-use super::karmada::{DEFAULT_HUB_CONTEXT, POLICY_API_VERSION};
+use super::karmada::POLICY_API_VERSION;
 use super::output::OutputFile;
 use super::plan_doc::{kubectl_flags, shell_word};
 use super::webster::Split;
@@ -411,7 +411,8 @@ fn demo_markdown(spec: &MeshSpec, options: &DemoOptions, split: &Split, out_dir:
     line("```sh");
     if options.karmada {
         line(&format!(
-            "kubectl --context \"${{KARMADA_CONTEXT:-{DEFAULT_HUB_CONTEXT}}}\" apply --server-side -f {out}/karmada/demo.yaml"
+            "kubectl{} apply --server-side -f {out}/karmada/demo.yaml",
+            super::karmada::hub_flags(spec)
         ));
     } else {
         for c in &spec.clusters {

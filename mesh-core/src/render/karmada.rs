@@ -40,6 +40,35 @@ pub const DEFAULT_HUB_CONTEXT: &str = "karmada-apiserver";
 /// Prefix of every policy meshboot renders, so they are easy to tell from the user's own.
 const POLICY_PREFIX: &str = "meshboot-";
 
+/// The `kubectl` flags that reach the Karmada API server: the mesh file's `karmada.context`
+/// (and `kubeconfig`) when it names the hub, else `$KARMADA_CONTEXT`, default
+/// [`DEFAULT_HUB_CONTEXT`].
+///
+/// ```
+/// use mesh_core::{render::karmada::hub_flags, spec::MeshSpec};
+/// let spec = MeshSpec::from_yaml(
+///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters: [{name: a, network: n, context: a}]\n",
+///     std::path::Path::new("."), "m.yaml")?;
+/// assert_eq!(hub_flags(&spec), " --context \"${KARMADA_CONTEXT:-karmada-apiserver}\"");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn hub_flags(spec: &MeshSpec) -> String {
+    match &spec.karmada {
+        Some(k) => {
+            let mut s = String::new();
+            if let Some(path) = &k.kubeconfig {
+                s.push_str(&format!(
+                    " --kubeconfig {}",
+                    shell_word(&path.display().to_string())
+                ));
+            }
+            s.push_str(&format!(" --context {}", shell_word(&k.context)));
+            s
+        }
+        None => format!(" --context \"${{KARMADA_CONTEXT:-{DEFAULT_HUB_CONTEXT}}}\""),
+    }
+}
+
 /// One resource template with where it goes and what differs per member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
@@ -327,7 +356,7 @@ fn plan_markdown(
 ) -> String {
     let out = ctx.out_dir.trim_end_matches('/');
     let mesh_file = shell_word(&ctx.mesh_file);
-    let hub = format!(" --context \"${{KARMADA_CONTEXT:-{DEFAULT_HUB_CONTEXT}}}\"");
+    let hub = hub_flags(spec);
     let ns_word = shell_word(&spec.istio_namespace);
     let mut md = String::new();
     let mut line = |s: &str| {
