@@ -237,10 +237,7 @@ pub(crate) fn on_change(st: &Arc<ClusterState>, key: &Key) {
         match (key.group.as_str(), key.plural.as_str()) {
             ("apps", "deployments") | ("", "secrets") => {
                 tokio::time::sleep(delay).await;
-                if st.istiod.lock().epoch != epoch {
-                    return;
-                }
-                reconcile(&st);
+                reconcile_armed(&st, Some(epoch));
             }
             ("", "namespaces") => publish(&st, Some(&key.name)),
             _ => publish(&st, Some(&key.namespace)),
@@ -251,6 +248,13 @@ pub(crate) fn on_change(st: &Arc<ClusterState>, key: &Key) {
 /// Brings istiod in line with its Deployment and `cacerts`: start (or restart) when the pod
 /// template changed, else hot-reload a changed `cacerts`, then publish.
 pub(crate) fn reconcile(st: &ClusterState) {
+    reconcile_armed(st, None);
+}
+
+/// [`reconcile`] for a reaction armed under options epoch `armed`: it gives up when
+/// [`Slot::enable`] ran since. The epoch is checked after `cacerts` is read, so a Secret written
+/// after the switch can never be handled by a timer armed before it.
+fn reconcile_armed(st: &ClusterState, armed: Option<u64>) {
     let Some(options) = st.istiod.lock().options.clone() else {
         return;
     };
@@ -271,6 +275,9 @@ pub(crate) fn reconcile(st: &ClusterState) {
         .store
         .get(&Key::new("", "secrets", Some(ISTIO_NAMESPACE), "cacerts"))
         .cloned();
+    if armed.is_some_and(|epoch| st.istiod.lock().epoch != epoch) {
+        return;
+    }
     let fingerprint = cacerts.as_ref().map(|c| c["data"].to_string());
     let restarted = st.istiod.lock().running.generation != Some(generation);
     if restarted {

@@ -102,13 +102,21 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// Writes `cacerts`, then waits until istiod handled it (a log line or a publish).
+/// Writes `cacerts`, then waits until istiod has finished handling it: a line that ends its
+/// handling (accepted, refused, failed, or a start), not just the "Update Istiod cacerts" /
+/// "Updating new ROOT-CA" it logs on the way, or a test reading `last()` races the outcome.
 fn push(eu: &EmulatedCluster, secret: Value) -> anyhow::Result<()> {
     let before = eu.istiod_log().len();
     eu.insert_object(secret)?;
+    let on_the_way = ["info\tUpdate Istiod cacerts", "info\tUpdating new ROOT-CA"];
     anyhow::ensure!(
-        eventually(|| eu.istiod_log().len() > before),
-        "istiod did not react to the new cacerts"
+        eventually(|| eu
+            .istiod_log()
+            .iter()
+            .skip(before)
+            .any(|l| !on_the_way.contains(&l.as_str()))),
+        "istiod did not finish handling the new cacerts: {:?}",
+        eu.istiod_log()
     );
     Ok(())
 }
