@@ -118,7 +118,7 @@ struct State {
 
 /// Per-cluster slot of the stand-in (in [`ClusterState`]).
 #[derive(Debug, Default)]
-pub(crate) struct Slot(Mutex<State>);
+pub(crate) struct Slot(Mutex<State>, Mutex<()>);
 
 impl Slot {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -237,7 +237,7 @@ pub(crate) fn on_change(st: &Arc<ClusterState>, key: &Key) {
         match (key.group.as_str(), key.plural.as_str()) {
             ("apps", "deployments") | ("", "secrets") => {
                 tokio::time::sleep(delay).await;
-                reconcile_armed(&st, Some(epoch));
+                reconcile(&st, epoch);
             }
             ("", "namespaces") => publish(&st, Some(&key.name)),
             _ => publish(&st, Some(&key.namespace)),
@@ -247,14 +247,15 @@ pub(crate) fn on_change(st: &Arc<ClusterState>, key: &Key) {
 
 /// Brings istiod in line with its Deployment and `cacerts`: start (or restart) when the pod
 /// template changed, else hot-reload a changed `cacerts`, then publish.
-pub(crate) fn reconcile(st: &ClusterState) {
-    reconcile_armed(st, None);
-}
-
-/// [`reconcile`] for a reaction armed under options epoch `armed`: it gives up when
+///
+/// `armed`: the options epoch a delayed reaction was armed under; it gives up when
 /// [`Slot::enable`] ran since. The epoch is checked after `cacerts` is read, so a Secret written
 /// after the switch can never be handled by a timer armed before it.
-fn reconcile_armed(st: &ClusterState, armed: Option<u64>) {
+fn reconcile(st: &ClusterState, armed: u64) {
+    // istiod handles one event at a time; two timers firing together (a `cacerts` and a
+    // Deployment change) must not both start it, or a late second start is logged after the
+    // reaction a test waits for.
+    let _one_at_a_time = st.istiod.1.lock().unwrap_or_else(|e| e.into_inner());
     let Some(options) = st.istiod.lock().options.clone() else {
         return;
     };
@@ -275,7 +276,7 @@ fn reconcile_armed(st: &ClusterState, armed: Option<u64>) {
         .store
         .get(&Key::new("", "secrets", Some(ISTIO_NAMESPACE), "cacerts"))
         .cloned();
-    if armed.is_some_and(|epoch| st.istiod.lock().epoch != epoch) {
+    if st.istiod.lock().epoch != armed {
         return;
     }
     let fingerprint = cacerts.as_ref().map(|c| c["data"].to_string());
