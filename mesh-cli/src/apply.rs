@@ -97,8 +97,17 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     report.hints = output::hints(&report, &spec, &file, &options);
 
     let elapsed = started.elapsed();
+    let only = options.only;
     crate::args::emit(format, &report, |report, out| {
-        output::summary(out, report, &spec, elapsed)
+        output::summary(out, report, &spec, elapsed)?;
+        if only == Some(mesh_core::plan::Only::Secrets) {
+            writeln!(
+                out,
+                "only secrets: cacerts, the reader tokens and the remote secrets, with the steps they need; \
+                 the exposure Gateways and the namespace labels are Karmada's to deliver (`meshboot render --format karmada`)"
+            )?;
+        }
+        Ok(())
     })?;
     Ok(Exit::ok_if(report.succeeded))
 }

@@ -205,9 +205,9 @@ pub async fn run_render(args: RenderArgs) -> anyhow::Result<Exit> {
     let renders = render::render_mesh_with(&spec, &bundles, &render::RenderOptions::default())?;
     drop(bundles);
     let format = match args.format {
-        Format::Files => output::Format::Files,
         Format::Kustomize => output::Format::Kustomize,
-        Format::Karmada => unreachable!("rendered above, without a CA"),
+        // Karmada returned above, before any CA work.
+        Format::Files | Format::Karmada => output::Format::Files,
     };
     let ctx = output::PlanContext {
         mesh_file: args.file.display(),

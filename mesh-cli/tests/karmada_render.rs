@@ -513,6 +513,12 @@ fn apply_only_secrets_writes_the_secrets_and_what_they_need_and_nothing_else() {
         text(&run.stdout),
         text(&run.stderr)
     );
+    assert!(
+        text(&run.stdout)
+            .contains("only secrets: cacerts, the reader tokens and the remote secrets"),
+        "{}",
+        text(&run.stdout)
+    );
     for name in names {
         let c = clusters.cluster(name);
         assert!(
