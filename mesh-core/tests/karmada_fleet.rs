@@ -262,3 +262,21 @@ async fn gateway_values_for_a_member_without_an_east_west_gateway_are_an_error()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn match_expressions_select_members_as_a_list_selector_does() -> R<()> {
+    let clusters = fleet()?;
+    // moon has no mesh label: NotIn keeps it (a missing label is "not in"), DoesNotExist too.
+    let text = format!(
+        "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\nkarmada:\n  context: karmada\n  kubeconfig: {}\n  clusterSelector:\n    matchExpressions:\n      - {{key: mesh, operator: NotIn, values: [mesh2]}}\n      - {{key: retired, operator: DoesNotExist}}\n  network: cluster\nclusters: [{{name: us, context: us}}]\n",
+        clusters.kubeconfig_path().display()
+    );
+    let spec = MeshSpec::from_yaml(&text, std::path::Path::new("."), "mesh.yaml")?;
+    let fleet = resolve_fleet(&spec, &connector(), &FleetOptions::default()).await?;
+    assert_eq!(fleet.spec.cluster_names(), ["eu", "moon", "us"]);
+    let text = text.replace("operator: NotIn, values: [mesh2]", "operator: Exists");
+    let spec = MeshSpec::from_yaml(&text, std::path::Path::new("."), "mesh.yaml")?;
+    let fleet = resolve_fleet(&spec, &connector(), &FleetOptions::default()).await?;
+    assert_eq!(fleet.spec.cluster_names(), ["eu", "us"]);
+    Ok(())
+}
