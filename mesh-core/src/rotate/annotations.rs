@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::verify::cacerts::CacertsSecret;
+
 /// The prefix every rotation annotation starts with.
 pub const PREFIX: &str = "rotation.meshboot.io/";
 /// The phase the bundle is in: `0`, `1`, `2`, `3` or `abort-1`.
@@ -113,20 +115,56 @@ struct Kept {
     extra: Vec<String>,
 }
 
-/// The live `root-cert.pem` (still base64) when it holds every root of the desired one and
-/// more.
+/// The live root bundle (base64, for `root-cert.pem`) when it holds every root of the desired
+/// one and more. Both are read as istiod reads a `cacerts` ([`CacertsSecret`]: `root-cert.pem`,
+/// or `ca.crt` in the `kubernetes.io/tls` layout), the one definition preflight and verify use.
 fn wider_bundle(desired: &Value, live: &Value) -> Option<Kept> {
     use base64::Engine as _;
     let decode = |v: &Value| -> Option<(String, Vec<String>)> {
-        let encoded = v.pointer("/data/root-cert.pem")?.as_str()?.to_string();
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(&encoded)
-            .ok()?;
-        let fps = crate::pki::root_fingerprints(std::str::from_utf8(&pem).ok()?).ok()?;
-        Some((encoded, fps))
+        let pem = CacertsSecret::read(v).ok()?.root_cert?;
+        let fps = crate::pki::root_fingerprints(&pem).ok()?;
+        Some((pem, fps))
     };
     let (_, want) = decode(desired)?;
-    let (encoded, have) = decode(live)?;
+    let (pem, have) = decode(live)?;
     let extra: Vec<String> = have.iter().filter(|f| !want.contains(f)).cloned().collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
     (want.iter().all(|f| have.contains(f)) && !extra.is_empty()).then_some(Kept { encoded, extra })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn root(dir: &std::path::Path) -> String {
+        let ca = crate::pki::CaDir::open(dir);
+        let opts = crate::pki::CaOptions {
+            key: crate::pki::KeyAlgorithm::EcdsaP256,
+            ..crate::pki::CaOptions::default()
+        };
+        ca.init(&opts, false).unwrap();
+        std::fs::read_to_string(ca.root_cert_path()).unwrap()
+    }
+
+    #[test]
+    fn a_wider_bundle_is_found_in_either_cacerts_layout() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mesh, other) = (root(a.path()), root(b.path()));
+        let both = format!("{mesh}{other}");
+        let desired = json!({"data": {"root-cert.pem": b64(&mesh)}});
+        // istiod's layout and cert-manager's (`ca.crt`, as istiod reads it when tls.crt is there).
+        let istiod = json!({"data": {"root-cert.pem": b64(&both)}});
+        let tls = json!({"data": {"tls.crt": b64("c"), "tls.key": b64("k"), "ca.crt": b64(&both)}});
+        for live in [istiod, tls] {
+            let kept = wider_bundle(&desired, &live).expect("the wider bundle is kept");
+            assert_eq!(kept.encoded, b64(&both));
+            assert_eq!(kept.extra.len(), 1);
+        }
+        // The same bundle, or one without the mesh root, is not "wider".
+        assert!(wider_bundle(&desired, &desired).is_none());
+        let foreign = json!({"data": {"root-cert.pem": b64(&other)}});
+        assert!(wider_bundle(&desired, &foreign).is_none());
+    }
 }
