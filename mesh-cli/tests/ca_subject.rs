@@ -1,5 +1,5 @@
-//! One bring-your-own root, three ways to issue the intermediates (`ca import` + `ca
-//! intermediate`, `render`, `apply`): the same subject every time, the one
+//! One bring-your-own root, four ways to issue the intermediates (`ca import` + `ca
+//! intermediate`, `render`, `apply`, `rotate intermediate`): the same subject every time, the one
 //! `mesh_core::pki::intermediate_subject` gives (the root's `O=`, not a fixed `Istio`).
 
 use std::path::{Path, PathBuf};
@@ -107,6 +107,27 @@ fn every_command_gives_a_brought_root_the_same_intermediate_subject() {
         .unwrap()
         .subject;
     subjects.push(("apply (cacerts in the cluster)", in_cluster));
+    // A rotated intermediate is issued by the same rule.
+    meshboot(
+        apply.path(),
+        &[
+            "rotate",
+            "intermediate",
+            "-f",
+            "mesh.yaml",
+            "--cluster",
+            "eu",
+        ],
+    );
+    let rotated = subject_of(&apply.path().join("pki/eu/ca-cert.pem"));
+    let previous = subject_of(&apply.path().join("pki/eu/previous/ca-cert.pem"));
+    assert_ne!(
+        std::fs::read(apply.path().join("pki/eu/ca-cert.pem")).unwrap(),
+        std::fs::read(apply.path().join("pki/eu/previous/ca-cert.pem")).unwrap(),
+        "rotate intermediate issued nothing"
+    );
+    subjects.push(("rotate intermediate", rotated));
+    subjects.push(("rotate intermediate (previous)", previous));
 
     for (command, subject) in &subjects {
         assert_eq!(subject, &expected, "{command}");
