@@ -810,3 +810,32 @@ fn a_primarys_gateway_address_reaches_only_its_remotes() {
     assert_eq!(addr(0), Value::Null, "a primary runs its own istiod");
     assert_eq!(addr(3), Value::Null, "p2's address is not known yet");
 }
+
+#[test]
+fn ca_multi_root_gives_istiod_and_the_proxies_what_a_root_rotation_needs() {
+    let with = spec(
+        "model: primary-remote\nca: {multiRoot: true}\nclusters:\n  - {name: c1, network: n1, context: c1, role: primary}\n  - {name: c2, network: n1, context: c2, role: remote}\n",
+    );
+    let r = render_new(&with, &render::RenderOptions::default());
+    let primary = values(&r[0], "istiod").unwrap();
+    // reference/istio.md §2: env values are strings.
+    assert_eq!(primary["pilot"]["env"]["ISTIO_MULTIROOT_MESH"], "true");
+    for (i, c) in r.iter().enumerate() {
+        let v = values(c, "istiod").unwrap();
+        assert_eq!(
+            v["meshConfig"]["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"], "true",
+            "cluster {i}: proxies need the trust bundle over PCDS"
+        );
+    }
+    // A remote runs no istiod of its own: nothing to set there.
+    let remote = values(&r[1], "istiod").unwrap();
+    assert!(
+        remote["pilot"]["env"].get("ISTIO_MULTIROOT_MESH").is_none(),
+        "{remote:#}"
+    );
+    let without = spec("clusters:\n  - {name: c1, network: n1, context: c1}\n");
+    let r = render_new(&without, &render::RenderOptions::default());
+    let plain = values(&r[0], "istiod").unwrap();
+    assert!(plain.pointer("/pilot/env/ISTIO_MULTIROOT_MESH").is_none());
+    assert!(plain.pointer("/meshConfig/defaultConfig").is_none());
+}
