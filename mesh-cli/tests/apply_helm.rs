@@ -975,3 +975,70 @@ fn a_missing_or_too_old_helm_stops_apply_before_any_cluster_is_touched() -> Resu
     assert!(!mesh.dir.path().join("pki").exists());
     Ok(())
 }
+
+/// Ambient (`reference/istio.md` §5.4): the charts are base, istiod, cni and ztunnel, and the
+/// east-west gateway is a Gateway API `Gateway` of class `istio-east-west`, which no chart
+/// makes. The Gateway API CRDs come from the user (no Istio chart has them): without them the
+/// cluster stops before any write with the command to install them.
+#[test]
+fn ambient_installs_cni_and_ztunnel_and_its_east_west_gateway_is_a_gateway_api_gateway()
+-> Result<()> {
+    let helm = mesh_tests::require_helm!();
+    let mesh = Mesh::with_charts(
+        &[("eu", "network1", ""), ("ap", "network2", "")],
+        "multi-primary\ndataplane: ambient",
+        EmulatorOptions::default(),
+        helm,
+    )?;
+    // No Gateway API yet: stopped before anything is written, with the install command.
+    let before = mesh.writes();
+    let out = mesh.apply(&[])?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Gateway API CRDs"), "{}", text(&out));
+    assert!(
+        text(&out).contains("standard-install.yaml"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        mesh.writes(),
+        before,
+        "written before the Gateway API check"
+    );
+
+    mesh.clusters.install_gateway_api_crds()?;
+    let out = mesh.apply(&[])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let h = mesh.helm_runner()?;
+    for name in &mesh.names {
+        let names: Vec<String> = releases(&h, name)?.into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            names,
+            ["istio-base", "istio-cni", "istiod", "ztunnel"],
+            "{name}"
+        );
+        let gw = mesh
+            .object(
+                name,
+                "gateway.networking.k8s.io/v1",
+                "Gateway",
+                "istio-eastwestgateway",
+            )
+            .or_else(|| {
+                mesh.clusters
+                    .cluster(name)
+                    .list_objects("gateway.networking.k8s.io/v1", "Gateway", Some(NS))
+                    .into_iter()
+                    .next()
+            })
+            .context("the east-west Gateway")?;
+        assert_eq!(gw["spec"]["gatewayClassName"], "istio-east-west", "{name}");
+        // The chart-made gateway objects of the sidecar path are not there.
+        assert!(
+            mesh.object(name, "apps/v1", "Deployment", "istio-eastwestgateway")
+                .is_none()
+        );
+    }
+    mesh.assert_fully_linked();
+    Ok(())
+}
