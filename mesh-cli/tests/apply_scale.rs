@@ -136,6 +136,41 @@ fn a_server_that_answers_429_is_waited_for_and_the_others_are_untouched() -> Res
 }
 
 #[test]
+fn from_nothing_a_new_namespace_and_the_pairs_are_written_without_reads() -> Result<()> {
+    let mesh = Mesh::start(&["eu", "ap", "us", "sa"], Duration::ZERO)?;
+    let (out, report) = mesh.apply(&[])?;
+    assert!(out.status.success(), "{report}");
+    for name in &mesh.names {
+        let counters = mesh.clusters.cluster(name).counters();
+        let steps = report["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["cluster"] == *name)
+            .and_then(|c| c["steps"].as_array())
+            .context("steps")?;
+        assert_eq!(counters.requests("apply"), steps.len() as u64, "{counters}");
+        let cluster_scoped = steps
+            .iter()
+            .filter(|s| s["object"]["namespace"].is_null() && s["object"]["kind"] != "Namespace")
+            .count() as u64;
+        let in_namespace = steps.len() as u64 - cluster_scoped;
+        // Preflight's 8 reads, one per cluster-scoped object (ClusterRole, binding), and the
+        // reader-token wait (a poll or two); reading first would add one per object in
+        // istio-system and per pair.
+        assert!(in_namespace >= 6, "{steps:?}");
+        assert!(
+            counters.requests("get") <= 8 + cluster_scoped + 2,
+            "{name}: {counters}"
+        );
+    }
+    let (out, again) = mesh.apply(&[])?;
+    assert!(out.status.success(), "{again}");
+    assert_eq!(mesh.writes(), 0, "and the re-run is converged");
+    Ok(())
+}
+
+#[test]
 fn a_concurrency_of_zero_is_a_usage_error() -> Result<()> {
     for flag in ["--concurrency", "--cluster-concurrency"] {
         let out = meshboot_cmd()

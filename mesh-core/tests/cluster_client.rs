@@ -434,3 +434,52 @@ async fn a_kind_whose_crd_appears_later_is_served_to_the_same_client() -> TestRe
     assert_eq!(eu.get(&gateway).await?, None);
     Ok(())
 }
+
+#[tokio::test]
+async fn list_each_hands_on_what_list_returns_one_item_at_a_time() -> TestResult {
+    let clusters = TestClusters::start(&["eu"])?;
+    let eu = client(&clusters, "eu").await;
+    eu.apply(&namespace("net1"), &ApplyOptions::default())
+        .await?;
+    for name in ["a", "b", "c"] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio/multiCluster": "true"}},
+            "data": {"k": "dg=="}});
+        eu.apply(&secret, &ApplyOptions::default()).await?;
+    }
+    let listed = eu
+        .list(
+            "v1",
+            "Secret",
+            Some("istio-system"),
+            Some("istio/multiCluster=true"),
+        )
+        .await?;
+    let mut streamed = Vec::new();
+    let n = eu
+        .list_each(
+            "v1",
+            "Secret",
+            Some("istio-system"),
+            Some("istio/multiCluster=true"),
+            |item| streamed.push(item),
+        )
+        .await?;
+    assert_eq!(n, 3);
+    assert_eq!(
+        streamed, listed,
+        "same items, apiVersion and kind filled in"
+    );
+    assert_eq!(streamed[0]["kind"], "Secret");
+    let none = eu
+        .list_each(
+            "v1",
+            "Secret",
+            Some("istio-system"),
+            Some("nothing=here"),
+            |_| {},
+        )
+        .await?;
+    assert_eq!(none, 0);
+    Ok(())
+}

@@ -247,6 +247,138 @@ impl ClusterClient {
         }
     }
 
+    /// [`list`](Self::list), decoding the answer item by item: each is handed to `each` and
+    /// dropped before the next is decoded, so only the answer's bytes and one item are held.
+    ///
+    /// ```no_run
+    /// # async fn demo(c: mesh_core::cluster::ClusterClient) -> Result<(), mesh_core::cluster::ClusterError> {
+    /// let mut names = Vec::new();
+    /// c.list_each("v1", "Secret", Some("istio-system"), Some("istio/multiCluster=true"), |s| {
+    ///     names.extend(s["metadata"]["name"].as_str().map(str::to_string));
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_each<F>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        mut each: F,
+    ) -> Result<usize, ClusterError>
+    where
+        F: FnMut(Value) + Send,
+    {
+        let what = match namespace {
+            Some(ns) => format!("list {kind} in namespace {ns}"),
+            None => format!("list {kind}"),
+        };
+        let collection = self
+            .collection_any_scope(api_version, kind, namespace)
+            .await?;
+        let params = match label_selector {
+            Some(sel) => ListParams::default().labels(sel),
+            None => ListParams::default(),
+        };
+        let raw = self
+            .send(&what, || {
+                kube::core::Request::new(collection.as_str()).list(&params)
+            })
+            .await?;
+        self.check(&what, &raw)?;
+        let mut count = 0;
+        let mut handle = |mut item: Value| {
+            if let Some(obj) = item.as_object_mut() {
+                obj.entry("apiVersion")
+                    .or_insert_with(|| json!(api_version));
+                obj.entry("kind").or_insert_with(|| json!(kind));
+            }
+            count += 1;
+            each(item);
+        };
+        let mut de = serde_json::Deserializer::from_slice(&raw.body);
+        serde::de::DeserializeSeed::deserialize(super::stream::EachItem(&mut handle), &mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| self.invalid_response(&what, &format!("body is not a list: {e}")))?;
+        Ok(count)
+    }
+
+    /// Server-side applies `desired` without reading it first (the caller compared it already,
+    /// from a list): 201 means it was created, 200 that it existed and was updated. A dry run
+    /// reads and compares instead, as [`apply`](Self::apply) does.
+    ///
+    /// ```no_run
+    /// # async fn demo(c: mesh_core::cluster::ClusterClient, secret: serde_json::Value) -> Result<(), mesh_core::cluster::ClusterError> {
+    /// use mesh_core::cluster::ApplyOptions;
+    /// let outcome = c.apply_unread(&secret, &ApplyOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply_unread(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        if options.dry_run {
+            return self.apply(desired, options).await;
+        }
+        let (oref, desired, collection) = self.apply_target(desired).await?;
+        let what = format!("apply {oref}");
+        let code = self
+            .patch_apply(&what, &oref, &collection, &desired, options)
+            .await?;
+        Ok(if code == 201 {
+            ApplyOutcome::Created
+        } else {
+            ApplyOutcome::Updated
+        })
+    }
+
+    /// The object reference, the desired object as it is sent, and its collection URL.
+    async fn apply_target(
+        &self,
+        desired: &Value,
+    ) -> Result<(ObjectRef, Value, String), ClusterError> {
+        let mut oref = self.object_ref(desired)?;
+        let mut desired = normalize_secret(desired.clone());
+        let what = format!("apply {oref}");
+        let collection = self.collection_of(&oref, &what).await?;
+        // A namespace on a cluster-scoped object is ignored by the server and never read
+        // back: left in, it would make every re-apply look like a change.
+        if oref.namespace.is_some() && !self.resource(&oref.api_version, &oref.kind).await?.1 {
+            if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("namespace");
+            }
+            oref.namespace = None;
+        }
+        Ok((oref, desired, collection))
+    }
+
+    /// One server-side apply request; its status code.
+    async fn patch_apply(
+        &self,
+        what: &str,
+        oref: &ObjectRef,
+        collection: &str,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> Result<u16, ClusterError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if options.force {
+            params = params.force();
+        }
+        let raw = self
+            .send(what, || {
+                kube::core::Request::new(collection).patch(
+                    &oref.name,
+                    &params,
+                    &Patch::Apply(desired),
+                )
+            })
+            .await?;
+        self.check(what, &raw)?;
+        Ok(raw.code)
+    }
+
     /// Creates an object (POST). A 409 is [`ClusterError::Conflict`]; callers that only need
     /// the object to exist treat that as success.
     ///
@@ -293,18 +425,8 @@ impl ClusterClient {
         desired: &Value,
         options: &ApplyOptions,
     ) -> Result<ApplyOutcome, ClusterError> {
-        let mut oref = self.object_ref(desired)?;
-        let mut desired = normalize_secret(desired.clone());
+        let (oref, desired, collection) = self.apply_target(desired).await?;
         let what = format!("apply {oref}");
-        let collection = self.collection_of(&oref, &what).await?;
-        // A namespace on a cluster-scoped object is ignored by the server and never read
-        // back: left in, it would make every re-apply look like a change.
-        if oref.namespace.is_some() && !self.resource(&oref.api_version, &oref.kind).await?.1 {
-            if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("namespace");
-            }
-            oref.namespace = None;
-        }
         let get_what = format!("get {oref}");
         let raw = self
             .send(&get_what, || {
@@ -324,20 +446,8 @@ impl ClusterClient {
         if options.dry_run {
             return Ok(outcome);
         }
-        let mut params = PatchParams::apply(FIELD_MANAGER);
-        if options.force {
-            params = params.force();
-        }
-        let raw = self
-            .send(&what, || {
-                kube::core::Request::new(collection.as_str()).patch(
-                    &oref.name,
-                    &params,
-                    &Patch::Apply(&desired),
-                )
-            })
+        self.patch_apply(&what, &oref, &collection, &desired, options)
             .await?;
-        self.check(&what, &raw)?;
         Ok(outcome)
     }
 

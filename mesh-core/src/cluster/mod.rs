@@ -33,6 +33,7 @@ mod object;
 mod ops;
 mod quantity;
 mod retry;
+mod stream;
 mod token_request;
 mod transport;
 mod wait;

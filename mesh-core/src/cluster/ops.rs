@@ -47,6 +47,43 @@ pub trait ClusterOps: Clone + Send + Sync + 'static {
         label_selector: Option<&str>,
     ) -> impl Future<Output = Result<Vec<Value>, ClusterError>> + Send;
 
+    /// Lists like [`list`](ClusterOps::list), handing each item to `each` as it is decoded
+    /// instead of returning them all: a list of 99 remote secrets is never held whole. Returns
+    /// how many items there were.
+    fn list_each<F>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        mut each: F,
+    ) -> impl Future<Output = Result<usize, ClusterError>> + Send
+    where
+        F: FnMut(Value) + Send,
+    {
+        async move {
+            let items = self
+                .list(api_version, kind, namespace, label_selector)
+                .await?;
+            let n = items.len();
+            items.into_iter().for_each(&mut each);
+            Ok(n)
+        }
+    }
+
+    /// Server-side applies `desired` without reading it first, for a caller that already knows
+    /// the live object differs (it compared it from a list): one round trip instead of two.
+    /// The answer says what happened: 201 is [`ApplyOutcome::Created`], 200
+    /// [`ApplyOutcome::Updated`]. With `dry_run` it reads and compares as
+    /// [`apply`](ClusterOps::apply) does and writes nothing.
+    fn apply_unread(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
+        self.apply(desired, options)
+    }
+
     /// Creates an object (POST); a 409 is [`ClusterError::Conflict`].
     fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send;
 
@@ -232,6 +269,28 @@ impl ClusterOps for ClusterClient {
         label_selector: Option<&str>,
     ) -> impl Future<Output = Result<Vec<Value>, ClusterError>> + Send {
         ClusterClient::list(self, api_version, kind, namespace, label_selector)
+    }
+
+    fn list_each<F>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        each: F,
+    ) -> impl Future<Output = Result<usize, ClusterError>> + Send
+    where
+        F: FnMut(Value) + Send,
+    {
+        ClusterClient::list_each(self, api_version, kind, namespace, label_selector, each)
+    }
+
+    fn apply_unread(
+        &self,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
+        ClusterClient::apply_unread(self, desired, options)
     }
 
     fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send {

@@ -396,6 +396,7 @@ pub(crate) async fn run_plan_with<C: ClusterOps>(
         istiod_images: context.istiod_images,
         notices: Vec::new(),
         refresh_within: context.refresh_within,
+        fresh: BTreeSet::new(),
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);
     let run = runner.run().await;

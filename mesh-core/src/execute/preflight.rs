@@ -266,6 +266,7 @@ impl<C: ClusterOps> Preflight<C> {
         let mut detected = BTreeMap::new();
         let mut istiod_running = BTreeSet::new();
         let mut istiod_images = BTreeMap::new();
+        let mut fresh = BTreeSet::new();
         for cluster in &spec.clusters {
             match (
                 self.probes.get(&cluster.name),
@@ -280,6 +281,9 @@ impl<C: ClusterOps> Preflight<C> {
                     detected.insert(cluster.name.clone(), state.detected.clone());
                     if let Some(image) = &state.istio.istiod_image {
                         istiod_images.insert(cluster.name.clone(), image.clone());
+                    }
+                    if state.fresh {
+                        fresh.insert(cluster.name.clone());
                     }
                     usable.insert(cluster.name.clone(), client);
                 }
@@ -301,6 +305,7 @@ impl<C: ClusterOps> Preflight<C> {
             notices: self.notices,
             istiod_images,
             refresh_within: None,
+            fresh,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, Verdicts { blockers, detected })
@@ -316,6 +321,8 @@ pub(crate) struct ClusterState {
     pub istio: Found,
     /// The same for the report, with the reader chosen.
     pub detected: Detected,
+    /// The Istio namespace did not exist: nothing in it exists either.
+    pub fresh: bool,
 }
 
 /// Why a cluster cannot take part.
@@ -365,9 +372,10 @@ async fn probe<C: ClusterOps>(
     let namespace = spec.istio_namespace.as_str();
     // The namespace read comes first and alone: when the server is down, one request pays the
     // retries instead of several.
-    client
+    let namespace_found = client
         .get(&ObjectRef::cluster_scoped("v1", "Namespace", namespace))
-        .await?;
+        .await?
+        .is_some();
     let cacerts_ref = ObjectRef::namespaced("v1", "Secret", namespace, "cacerts");
     let (cacerts, istio) =
         futures::future::join(client.get(&cacerts_ref), detect(client, spec, cluster)).await;
@@ -381,6 +389,7 @@ async fn probe<C: ClusterOps>(
         cacerts: cacerts?,
         istio,
         detected,
+        fresh: !namespace_found,
     })
 }
 

@@ -97,6 +97,9 @@ pub(crate) struct Clusters<C> {
     pub notices: Vec<Notice>,
     /// The istiod image of each cluster that runs one (for the refresh caveat).
     pub istiod_images: BTreeMap<String, String>,
+    /// Clusters whose Istio namespace did not exist at preflight: the namespace and every
+    /// object in it are applied without a read first (there is nothing to read).
+    pub fresh: BTreeSet<String>,
     /// Bound tokens expiring within this are replaced (`rotate tokens --expiring-within`);
     /// `None`: the mesh file's `readerToken.refreshBefore`.
     pub refresh_within: Option<std::time::Duration>,
@@ -287,30 +290,36 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let namespace = self.plan.istio_namespace.as_str();
         let selector = multicluster_selector();
         let selector = selector.as_str();
-        let listed: Vec<(&str, Result<Vec<Value>, ClusterError>)> = stream::iter(destinations)
-            .map(|dst| async move {
-                let client = &self.clusters.clients[dst];
-                let items = client
-                    .list("v1", "Secret", Some(namespace), Some(selector))
-                    .await;
-                (dst, items)
-            })
-            .buffer_unordered(LISTS_IN_FLIGHT)
-            .collect()
-            .await;
-        let mut state = self.lock();
-        for (dst, items) in listed {
-            let Ok(items) = items else {
-                continue;
-            };
-            let by_name = items
-                .into_iter()
-                .filter_map(|item| {
-                    let name = item.pointer("/metadata/name")?.as_str()?.to_string();
-                    Some((name, essentials(item)))
+        let bound = &self.plan.bound_readers;
+        let listed: Vec<(&str, Result<BTreeMap<String, Value>, ClusterError>)> =
+            stream::iter(destinations)
+                .map(|dst| async move {
+                    let client = &self.clusters.clients[dst];
+                    let mut by_name = BTreeMap::new();
+                    let listed = client
+                        .list_each("v1", "Secret", Some(namespace), Some(selector), |item| {
+                            let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str)
+                            else {
+                                return;
+                            };
+                            let name = name.to_string();
+                            // A bound token is judged by its expiry, so its pair keeps the data.
+                            let digest = name
+                                .strip_prefix(REMOTE_SECRET_PREFIX)
+                                .is_none_or(|source| !bound.contains_key(source));
+                            by_name.insert(name, essentials(item, digest));
+                        })
+                        .await;
+                    (dst, listed.map(|_| by_name))
                 })
-                .collect();
-            state.live_remote.insert(dst.to_string(), by_name);
+                .buffer_unordered(LISTS_IN_FLIGHT)
+                .collect()
+                .await;
+        let mut state = self.lock();
+        for (dst, by_name) in listed {
+            if let Ok(by_name) = by_name {
+                state.live_remote.insert(dst.to_string(), by_name);
+            }
         }
     }
 
@@ -416,7 +425,12 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let client = self.client(&step.cluster)?;
         match &step.action {
             Action::Apply { object, wait } => {
-                let outcome = match client.apply(object, &self.apply_options()).await {
+                let applied = if self.known_absent(step) {
+                    client.apply_unread(object, &self.apply_options()).await
+                } else {
+                    client.apply(object, &self.apply_options()).await
+                };
+                let outcome = match applied {
                     Ok(outcome) => outcome,
                     Err(ClusterError::UnknownKind { .. }) if self.installed_by_a_chart(step) => {
                         // A dry run installs no chart, so the kind istio/base would serve is
@@ -452,6 +466,17 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             }
             Action::Helm(helm) => self.helm_release(client, step, helm).await,
         }
+    }
+
+    /// The step's object cannot exist yet: it is the Istio namespace, or in it, on a cluster
+    /// where preflight found no such namespace (the one read then answers for all of them).
+    fn known_absent(&self, step: &Step) -> bool {
+        let namespace = &self.plan.istio_namespace;
+        self.clusters.fresh.contains(&step.cluster)
+            && match step.object.namespace.as_deref() {
+                Some(ns) => ns == namespace,
+                None => step.object.kind == "Namespace" && &step.object.name == namespace,
+            }
     }
 
     /// In a dry run with `install: helm`, an Istio kind the charts have not installed yet.
@@ -643,16 +668,22 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let desired =
             super::remote_secret_object(source, &self.plan.istio_namespace, server, &token)
                 .map_err(|e| e.to_string())?;
-        if let Some(live) = self.known_live(step) {
-            let unchanged = live
-                .as_ref()
-                .is_some_and(|live| is_converged(&normalize_secret(desired.clone()), live));
-            if unchanged {
-                return Ok(Outcome::Unchanged);
-            }
+        let Some(live) = self.known_live(step) else {
+            return client
+                .apply(&desired, &self.apply_options())
+                .await
+                .map(Outcome::from)
+                .map_err(|e| e.to_string());
+        };
+        let unchanged = live.as_ref().is_some_and(|live| {
+            is_converged(&digest_data(normalize_secret(desired.clone())), live)
+        });
+        if unchanged {
+            return Ok(Outcome::Unchanged);
         }
+        // The list said what is there: no read before the write.
         client
-            .apply(&desired, &self.apply_options())
+            .apply_unread(&desired, &self.apply_options())
             .await
             .map(Outcome::from)
             .map_err(|e| e.to_string())
@@ -915,10 +946,15 @@ impl From<ApplyOutcome> for Outcome {
     }
 }
 
+/// `istio-remote-secret-<source>`.
+const REMOTE_SECRET_PREFIX: &str = "istio-remote-secret-";
+
 /// The part of a listed remote secret that a desired one is compared with: its content and
 /// meshboot's own `managedFields` entry (to notice a field meshboot no longer sets). The rest
-/// is dropped at once: a 100-cluster mesh lists 9,900 of them.
-fn essentials(mut secret: Value) -> Value {
+/// is dropped at once: a 100-cluster mesh lists 9,900 of them. With `digest`, each `data`
+/// value is kept as its SHA-256 only ([`digest_data`]): a kubeconfig is some 3 KiB, its
+/// digest 71 bytes, and equal values have equal digests.
+fn essentials(mut secret: Value, digest: bool) -> Value {
     let owned = crate::cluster::meshboot_entry(&secret).cloned();
     let mut take = |pointer: &str| {
         secret
@@ -941,5 +977,23 @@ fn essentials(mut secret: Value) -> Value {
     if let Some(owned) = owned {
         kept["metadata"]["managedFields"] = json!([owned]);
     }
+    if digest {
+        kept = digest_data(kept);
+    }
     kept
+}
+
+/// The Secret with each `data` value replaced by `sha256:<hex>` of it: what a listed remote
+/// secret keeps, and what a desired one is turned into to be compared with it.
+fn digest_data(mut secret: Value) -> Value {
+    if let Some(data) = secret.get_mut("data").and_then(Value::as_object_mut) {
+        for value in data.values_mut() {
+            if let Some(text) = value.as_str() {
+                let sum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+                let hex: String = sum.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                *value = Value::String(format!("sha256:{hex}"));
+            }
+        }
+    }
+    secret
 }
