@@ -291,30 +291,29 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let selector = multicluster_selector();
         let selector = selector.as_str();
         let bound = &self.plan.bound_readers;
-        let listed: Vec<(&str, Result<BTreeMap<String, Value>, ClusterError>)> =
-            stream::iter(destinations)
-                .map(|dst| async move {
-                    let client = &self.clusters.clients[dst];
-                    let mut by_name = BTreeMap::new();
-                    let listed = client
-                        .list_each("v1", "Secret", Some(namespace), Some(selector), |item| {
-                            let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str)
-                            else {
-                                return;
-                            };
-                            let name = name.to_string();
-                            // A bound token is judged by its expiry, so its pair keeps the data.
-                            let digest = name
-                                .strip_prefix(REMOTE_SECRET_PREFIX)
-                                .is_none_or(|source| !bound.contains_key(source));
-                            by_name.insert(name, essentials(item, digest));
-                        })
-                        .await;
-                    (dst, listed.map(|_| by_name))
-                })
-                .buffer_unordered(LISTS_IN_FLIGHT)
-                .collect()
-                .await;
+        let listed: Vec<(&str, Result<Listed, ClusterError>)> = stream::iter(destinations)
+            .map(|dst| async move {
+                let client = &self.clusters.clients[dst];
+                let mut by_name = BTreeMap::new();
+                let listed = client
+                    .list_each("v1", "Secret", Some(namespace), Some(selector), |item| {
+                        let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str)
+                        else {
+                            return;
+                        };
+                        let name = name.to_string();
+                        // A bound token is judged by its expiry, so its pair keeps the data.
+                        let digest = name
+                            .strip_prefix(REMOTE_SECRET_PREFIX)
+                            .is_none_or(|source| !bound.contains_key(source));
+                        by_name.insert(name, essentials(item, digest));
+                    })
+                    .await;
+                (dst, listed.map(|_| by_name))
+            })
+            .buffer_unordered(LISTS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut state = self.lock();
         for (dst, by_name) in listed {
             if let Ok(by_name) = by_name {
@@ -945,6 +944,9 @@ impl From<ApplyOutcome> for Outcome {
         }
     }
 }
+
+/// A destination's remote secrets, by name, as [`essentials`] keeps them.
+type Listed = BTreeMap<String, Value>;
 
 /// `istio-remote-secret-<source>`.
 const REMOTE_SECRET_PREFIX: &str = "istio-remote-secret-";
