@@ -1,14 +1,18 @@
 //! `cargo bench -p mesh-cli --bench apply`: the real `meshboot apply` against the API-server
-//! emulator with 50 ms of latency on every request, for 3, 20 and 100 clusters; then the same
-//! bootstrap done by hand (one `kubectl` process per object, `kubectl-baseline.sh`) for 3 and 20.
+//! emulator with 50 ms of latency on every request, for 3, 20 and 100 clusters (200 on request:
+//! 39,800 remote secrets); then the same bootstrap done by hand (one `kubectl` process per
+//! object, `kubectl-baseline.sh`) for 3 and 20.
 //!
 //! Prints figures; asserts nothing about time. Per run: wall time, requests and writes the
-//! clusters saw, peak RSS of the meshboot process (VmHWM, sampled from /proc while it runs),
-//! and the ratio to a lower bound: the round trips on the critical path times the latency,
-//! plus the load-balancer delay.
+//! clusters saw, requests per object (per step of the report), peak RSS of the meshboot process
+//! (VmHWM, sampled from /proc while it runs), and the ratio to a lower bound: the round trips
+//! on the critical path times the latency, plus the load-balancer delay. For the largest size,
+//! where the time goes: when each phase's first and last write reached a cluster.
 //!
-//! Environment: `MESHBOOT_BENCH_SIZES` (default `3,20,100`), `MESHBOOT_BENCH_BASELINE_SIZES`
-//! (default `3,20`; empty skips the baseline), `MESHBOOT_BENCH_LATENCY_MS` (default 50).
+//! Environment: `MESHBOOT_BENCH_SIZES` (default `3,20,100`; e.g. `100,200`),
+//! `MESHBOOT_BENCH_BASELINE_SIZES` (default `3,20`; empty skips the baseline),
+//! `MESHBOOT_BENCH_ROTATE_SIZES` (default `100`), `MESHBOOT_BENCH_LATENCY_MS` (default 50),
+//! `MESHBOOT_BENCH_ARGS` (extra `apply` flags, e.g. `--cluster-concurrency 8`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,6 +26,7 @@ const MESHBOOT: &str = env!("CARGO_BIN_EXE_meshboot");
 const LB_DELAY: Duration = Duration::from_millis(100);
 
 struct Run {
+    started: Instant,
     wall: Duration,
     requests: u64,
     writes: u64,
@@ -86,7 +91,31 @@ impl Bench {
     }
 
     fn apply(&self) -> Result<Run> {
-        self.meshboot(&["apply", "--allow-loopback"])
+        let extra = std::env::var("MESHBOOT_BENCH_ARGS").unwrap_or_default();
+        let mut args = vec!["apply", "--allow-loopback"];
+        args.extend(extra.split_whitespace());
+        self.meshboot(&args)
+    }
+
+    /// When each phase's first and last write arrived, from the clusters' write logs.
+    fn phases(&self, started: Instant) -> Vec<(&'static str, Duration, Duration, usize)> {
+        let mut by_phase: Vec<(&'static str, Duration, Duration, usize)> = Vec::new();
+        for n in &self.names {
+            for (at, path) in self.clusters.cluster(n).write_log() {
+                let phase = phase_of(&path);
+                let t = at.saturating_duration_since(started);
+                match by_phase.iter_mut().find(|p| p.0 == phase) {
+                    Some(p) => {
+                        p.1 = p.1.min(t);
+                        p.2 = p.2.max(t);
+                        p.3 += 1;
+                    }
+                    None => by_phase.push((phase, t, t, 1)),
+                }
+            }
+        }
+        by_phase.sort_by_key(|p| p.1);
+        by_phase
     }
 
     /// Runs `meshboot <args> -o json -f <mesh>` and measures it.
@@ -130,6 +159,7 @@ impl Bench {
         })?;
         let (requests, writes) = self.totals();
         Ok(Run {
+            started,
             wall,
             requests,
             writes,
@@ -137,6 +167,25 @@ impl Bench {
             ok: status.success(),
             report,
         })
+    }
+}
+
+/// The plan phase a write belongs to, from its URL path.
+fn phase_of(path: &str) -> &'static str {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if path.ends_with("/namespaces/istio-system") {
+        "namespace"
+    } else if last == "cacerts" {
+        "cacerts"
+    } else if last.starts_with("istio-remote-secret-") {
+        "remote-secrets"
+    } else if path.contains("/rbac.authorization.k8s.io/")
+        || path.contains("/serviceaccounts")
+        || last.ends_with("-token")
+    {
+        "readers"
+    } else {
+        "other"
     }
 }
 
@@ -180,22 +229,48 @@ fn pairs(report: &Value) -> usize {
         .count()
 }
 
+fn steps(report: &Value) -> usize {
+    report["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["steps"].as_array().into_iter().flatten())
+        .count()
+}
+
+fn failed(report: &Value) -> usize {
+    report["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["outcome"] == "failed" || s["outcome"] == "skipped")
+        .count()
+}
+
 fn print_run(label: &str, n: usize, run: &Run, latency: Duration, converged: bool) {
     let rtts = critical_round_trips(&run.report, converged);
     let mut bound = latency * rtts as u32;
     if !converged {
         bound += LB_DELAY;
     }
+    let objects = steps(&run.report).max(1);
+    let failures = failed(&run.report);
     println!(
-        "{label:<22} {n:>4} {:>9.2} {:>9} {:>8} {:>9.1} {:>8} {:>6.2}  {:>6} {}",
+        "{label:<22} {n:>4} {:>9.2} {:>9} {:>7.2} {:>8} {:>9.1} {:>8} {:>6.2}  {:>6} {}",
         run.wall.as_secs_f64(),
         run.requests,
+        run.requests as f64 / objects as f64,
         run.writes,
         run.peak_rss_kib as f64 / 1024.0,
         format!("{:.2}s", bound.as_secs_f64()),
         run.wall.as_secs_f64() / bound.as_secs_f64(),
         pairs(&run.report),
-        if run.ok { "ok" } else { "FAILED" },
+        if run.ok && failures == 0 {
+            "ok".to_string()
+        } else {
+            format!("FAILED ({failures} steps failed or skipped)")
+        },
     );
 }
 
@@ -273,10 +348,11 @@ fn rotation(latency: Duration) -> Result<()> {
         let rotated = run.report["clusters"].as_array().map_or(0, Vec::len);
         let bound = latency * 4;
         println!(
-            "{:<22} {n:>4} {:>9.2} {:>9} {:>8} {:>9.1} {:>8} {:>6.2}  {:>6} {}",
+            "{:<22} {n:>4} {:>9.2} {:>9} {:>7.2} {:>8} {:>9.1} {:>8} {:>6.2}  {:>6} {}",
             "rotate intermediates",
             run.wall.as_secs_f64(),
             run.requests,
+            run.requests as f64 / n.max(1) as f64,
             run.writes,
             run.peak_rss_kib as f64 / 1024.0,
             format!("{:.2}s", bound.as_secs_f64()),
@@ -308,17 +384,42 @@ fn main() -> Result<()> {
         LB_DELAY.as_millis()
     );
     println!(
-        "{:<22} {:>4} {:>9} {:>9} {:>8} {:>9} {:>8} {:>6}  {:>6}",
-        "run", "N", "wall s", "requests", "writes", "peak MiB", "bound", "ratio", "pairs"
+        "{:<22} {:>4} {:>9} {:>9} {:>7} {:>8} {:>9} {:>8} {:>6}  {:>6}",
+        "run",
+        "N",
+        "wall s",
+        "requests",
+        "req/obj",
+        "writes",
+        "peak MiB",
+        "bound",
+        "ratio",
+        "pairs"
     );
     let mut first_runs = Vec::new();
+    let mut timelines = Vec::new();
+    let largest = apply_sizes.iter().copied().max().unwrap_or(0);
     for &n in &apply_sizes {
         let bench = Bench::start(n, latency)?;
         let first = bench.apply()?;
         print_run("apply (from nothing)", n, &first, latency, false);
+        if n == largest {
+            timelines.push(("from nothing", bench.phases(first.started)));
+        }
         let again = bench.apply()?;
         print_run("apply (converged)", n, &again, latency, true);
         first_runs.push((n, first.wall));
+    }
+    for (label, phases) in timelines {
+        println!();
+        println!("where the time goes, {largest} clusters {label}: writes per phase (first, last)");
+        for (phase, first, last, writes) in phases {
+            println!(
+                "  {phase:<16} first write {:>6.2}s  last write {:>6.2}s  {writes:>6} writes",
+                first.as_secs_f64(),
+                last.as_secs_f64()
+            );
+        }
     }
 
     rotation(latency)?;

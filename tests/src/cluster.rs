@@ -203,6 +203,12 @@ impl EmulatedCluster {
         self.state.counters.snapshot(objects)
     }
 
+    /// Every write since the last [`reset_counters`](Self::reset_counters): when it arrived
+    /// and its URL path (where a benchmark's time goes).
+    pub fn write_log(&self) -> Vec<(std::time::Instant, String)> {
+        self.state.counters.write_log()
+    }
+
     /// Zeroes the request and write counters.
     pub fn reset_counters(&self) {
         self.state.counters.reset();

@@ -51,6 +51,8 @@ impl std::fmt::Display for Counters {
 #[derive(Debug, Default)]
 pub struct CounterSet {
     inner: Mutex<(BTreeMap<String, u64>, u64)>,
+    /// When each write arrived, and its URL path.
+    writes: Mutex<Vec<(std::time::Instant, String)>>,
 }
 
 impl CounterSet {
@@ -83,5 +85,25 @@ impl CounterSet {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.0.clear();
         g.1 = 0;
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Notes when a write to `path` arrived.
+    pub fn log_write(&self, path: &str) {
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((std::time::Instant::now(), path.to_string()));
+    }
+
+    /// Every write since the last reset: when it arrived and its URL path.
+    pub fn write_log(&self) -> Vec<(std::time::Instant, String)> {
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -228,6 +228,9 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
     let verb = verb_of(&parts.method, &route, &query, &content_type);
     let is_write = is_stored_write(&st, verb, &route) && query.get("dryRun").is_none();
     st.counters.record(verb, is_write);
+    if is_write {
+        st.counters.log_write(parts.uri.path());
+    }
     // Authentication comes before the in-flight filter, as in kube-apiserver's handler chain;
     // the latency is the request's time in the server, so it holds its in-flight seat.
     let who = authenticate(&st, &parts.headers, &route);
