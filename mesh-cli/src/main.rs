@@ -18,6 +18,7 @@ mod logging;
 mod output;
 mod remote_secret;
 mod render;
+mod revoke;
 mod rotate;
 mod rotation_job;
 mod verify;
@@ -52,6 +53,8 @@ enum Command {
     /// Rotate intermediates, or the mesh root in gated phases.
     #[command(subcommand)]
     Rotate(rotate::RotateCommand),
+    /// Remove one remote secret and invalidate the credential it held.
+    Revoke(revoke::RevokeArgs),
     /// Check the expiry of every certificate and token (exit 0 ok, 1 warning, 2 critical, 3 unknown).
     CheckExpiry(check_expiry::CheckExpiryArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell).
@@ -105,6 +108,7 @@ async fn main() -> ExitCode {
         Command::RemoteSecret(args) => remote_secret::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Rotate(cmd) => rotate::run(cmd).await,
+        Command::Revoke(args) => revoke::run(args).await,
         Command::CheckExpiry(args) => check_expiry::run(args).await,
         Command::Completion(args) => docs::completion(args),
         Command::Man(args) => docs::man(args),

@@ -334,7 +334,7 @@ impl SecretCa {
     }
 }
 
-fn usage_or(e: RotateError, file: &MeshFileArg) -> anyhow::Error {
+pub(crate) fn usage_or(e: RotateError, file: &MeshFileArg) -> anyhow::Error {
     match e {
         RotateError::NothingChosen
         | RotateError::UnknownCluster { .. }

@@ -501,3 +501,145 @@ fn rotate_tokens_without_a_ttl_is_a_usage_error_that_names_the_setting() -> Resu
     assert_eq!(mesh.writes(&names), 0);
     Ok(())
 }
+
+/// `(cluster, object name)` of a report's `removed` list.
+fn removed_of(report: &Value) -> Vec<(String, String)> {
+    report["removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["cluster"].as_str().unwrap_or_default().to_string(),
+                r["object"]["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn revoking_a_bound_pair_leaves_every_other_pair_working_and_the_token_refused_after_the_cache()
+-> Result<()> {
+    // The real API server caches a successful token authentication for about 10 s.
+    let options = EmulatorOptions {
+        token_cache_ttl: std::time::Duration::from_millis(800),
+        ..EmulatorOptions::default()
+    };
+    let mesh = Mesh::start(&THREE, options)?;
+    mesh.write(&THREE, "{ttl: 24h}")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let before: BTreeMap<_, _> = pairs(&THREE)
+        .into_iter()
+        .map(|(s, d)| Ok(((s, d), mesh.token(s, d)?)))
+        .collect::<Result<_>>()?;
+    let revoked = before[&("eu", "us")].clone();
+    assert!(accepted(&mesh, "eu", &revoked).await?);
+
+    let dry = mesh.json(&["revoke", "--from", "eu", "--in", "us", "--dry-run"])?;
+    assert_eq!(dry["kind"], "bound", "{dry}");
+    assert!(mesh.secret("us", "istio-remote-secret-eu").is_some());
+
+    let report = mesh.json(&["revoke", "--from", "eu", "--in", "us"])?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    assert_eq!(
+        removed_of(&report),
+        [
+            ("us".to_string(), "istio-remote-secret-eu".to_string()),
+            ("eu".to_string(), "meshboot-reader-for-us".to_string()),
+        ]
+    );
+    assert_eq!(report["reissued"], serde_json::json!([]), "{report}");
+    assert!(mesh.secret("us", "istio-remote-secret-eu").is_none());
+    assert!(mesh.secret("eu", "meshboot-reader-for-us").is_none());
+    // Cached for a moment, as on a real server; refused once the cache forgets it.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        !accepted(&mesh, "eu", &revoked).await?,
+        "the revoked token is refused"
+    );
+    for ((s, d), token) in &before {
+        if (*s, *d) == ("eu", "us") {
+            continue;
+        }
+        assert_eq!(&mesh.token(s, d)?, token, "{s}→{d} untouched");
+        assert!(accepted(&mesh, s, token).await?, "{s}→{d} still works");
+    }
+    // The pair is still in the mesh file: apply gives it a new credential.
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let fresh = mesh.token("eu", "us")?;
+    assert_ne!(fresh, revoked);
+    assert!(accepted(&mesh, "eu", &fresh).await?);
+    let hide: Vec<String> = before.into_values().collect();
+    mesh.assert_no_secret_in_outputs(&THREE, &hide)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoking_a_long_lived_pair_recreates_the_shared_token_and_reissues_every_other_destination()
+-> Result<()> {
+    let mesh = Mesh::start(&THREE, EmulatorOptions::default())?;
+    mesh.write(&THREE, "")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let shared = mesh.token("eu", "us")?;
+    assert_eq!(
+        mesh.token("eu", "ap")?,
+        shared,
+        "istioctl's model: one token"
+    );
+    let ap_us = mesh.token("ap", "us")?;
+
+    let writes = mesh.writes(&THREE);
+    let dry = mesh.json(&["revoke", "--from", "eu", "--in", "us", "--dry-run"])?;
+    assert_eq!(dry["kind"], "long-lived", "{dry}");
+    assert_eq!(dry["reissued"], serde_json::json!(["ap"]), "{dry}");
+    assert_eq!(mesh.writes(&THREE), writes, "a dry run writes nothing");
+    assert!(accepted(&mesh, "eu", &shared).await?);
+
+    let report = mesh.json(&["revoke", "--from", "eu", "--in", "us"])?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    assert_eq!(report["reissued"], serde_json::json!(["ap"]), "{report}");
+    assert_eq!(
+        removed_of(&report),
+        [
+            ("us".to_string(), "istio-remote-secret-eu".to_string()),
+            ("eu".to_string(), "meshboot-reader-token".to_string()),
+        ]
+    );
+    assert!(mesh.secret("us", "istio-remote-secret-eu").is_none());
+    assert!(
+        !accepted(&mesh, "eu", &shared).await?,
+        "the shared token is revoked"
+    );
+    let reissued = mesh.token("eu", "ap")?;
+    assert_ne!(reissued, shared);
+    assert!(
+        accepted(&mesh, "eu", &reissued).await?,
+        "ap reads eu with the new token"
+    );
+    assert!(mesh.secret("eu", "meshboot-reader-token").is_some());
+    assert_eq!(mesh.token("ap", "us")?, ap_us, "other sources untouched");
+    let text = mesh.ok(&["revoke", "--from", "eu", "--in", "ap", "--dry-run"])?;
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("would re-issue"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    mesh.assert_no_secret_in_outputs(&THREE, &[shared])?;
+    Ok(())
+}
+
+#[test]
+fn revoke_of_a_cluster_not_in_the_mesh_file_is_a_usage_error() -> Result<()> {
+    let names = ["eu", "ap"];
+    let mesh = Mesh::start(&names, EmulatorOptions::default())?;
+    mesh.write(&names, "")?;
+    for args in [
+        ["revoke", "--from", "mars", "--in", "eu"],
+        ["revoke", "--from", "eu", "--in", "eu"],
+    ] {
+        let out = mesh.run(&args)?;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    }
+    assert_eq!(mesh.writes(&names), 0);
+    Ok(())
+}

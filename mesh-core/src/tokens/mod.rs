@@ -33,6 +33,7 @@ mod judge;
 pub(crate) mod pair;
 mod refresh;
 pub(crate) mod retire;
+mod revoke;
 
 pub use credential::{Claims, Credential};
 pub(crate) use istiod::discovery_image;
@@ -42,6 +43,7 @@ pub use refresh::{
     LivePair, PairAction, PairToken, RefreshRequest, TokensReport, plan_refresh, rotate_tokens,
     rotate_tokens_with,
 };
+pub use revoke::{RevokeReport, RevokeRequest, RevokedKind, revoke, revoke_with};
 
 use serde_json::{Value, json};
 
