@@ -48,6 +48,28 @@ pub struct ApplyArgs {
     /// (`render --format karmada`).
     #[arg(long, value_enum, value_name = "PART")]
     only: Option<OnlyArg>,
+    /// Remove what meshboot made for clusters no longer in the mesh file: their remote secrets
+    /// in every cluster of the mesh (only meshboot's, found by its field manager; never one
+    /// made by hand or by istioctl) and, with bound tokens, the objects their tokens are bound
+    /// to. Without it, apply lists them as notices.
+    #[arg(long)]
+    prune: bool,
+    /// A cluster that left the mesh and is still reachable, through CONTEXT of $KUBECONFIG:
+    /// --prune also removes its reader token Secret, bound objects and remote secrets (repeat
+    /// for several).
+    #[arg(long = "prune-context", value_name = "NAME=CONTEXT", value_parser = parse_prune_context)]
+    prune_contexts: Vec<(String, String)>,
+}
+
+fn parse_prune_context(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, context)) if !name.is_empty() && !context.is_empty() => {
+            Ok((name.to_string(), context.to_string()))
+        }
+        _ => Err(format!(
+            "{text:?}: use NAME=CONTEXT (the cluster that left the mesh, and its kubeconfig context)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +85,20 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     };
     let dry_run = args.dry_run.dry_run;
     let format = args.output.output;
+    if !args.prune_contexts.is_empty() && !args.prune {
+        return Err(anyhow::Error::new(crate::exit::Usage(
+            "--prune-context names a cluster to clean up with --prune: add --prune".into(),
+        )));
+    }
+    if let Some((name, _)) = args
+        .prune_contexts
+        .iter()
+        .find(|(name, _)| spec.cluster(name).is_some())
+    {
+        return Err(anyhow::Error::new(crate::exit::Usage(format!(
+            "--prune-context {name}=...: {name} is in the mesh file; --prune-context is for a cluster that left it"
+        ))));
+    }
     let options = ExecuteOptions {
         dry_run,
         concurrency: args
@@ -81,6 +117,7 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         only: args.only.map(|o| match o {
             OnlyArg::Secrets => mesh_core::plan::Only::Secrets,
         }),
+        prune: args.prune,
     };
     let started = Instant::now();
     let progress = Progress::new(
@@ -94,6 +131,16 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     progress.finish();
     let file = args.file.display();
     let mut report = result.with_context(|| format!("apply -f {file}"))?;
+    if report.stopped.is_none() {
+        for (name, context) in &args.prune_contexts {
+            prune_departed(&mut report, &spec, name, context, dry_run).await;
+        }
+    }
+    for notice in &mut report.notices {
+        if let Some(hint) = &mut notice.hint {
+            *hint = hint.replace("-f mesh.yaml", &format!("-f {file}"));
+        }
+    }
     report.hints = output::hints(&report, &spec, &file, &options);
 
     let elapsed = started.elapsed();
@@ -110,6 +157,43 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         Ok(())
     })?;
     Ok(Exit::ok_if(report.succeeded))
+}
+
+/// `--prune-context NAME=CONTEXT`: what meshboot made in a cluster that left the mesh.
+async fn prune_departed(
+    report: &mut execute::Report,
+    spec: &mesh_core::spec::MeshSpec,
+    name: &str,
+    context: &str,
+    dry_run: bool,
+) {
+    use mesh_core::cluster::Connector;
+    let connected = mesh_core::cluster::KubeConnector::default()
+        .connect(name, None, context)
+        .await;
+    let client = match connected {
+        Ok(client) => client,
+        Err(e) => {
+            report.succeeded = false;
+            report.notices.push(execute::Notice {
+                cluster: name.to_string(),
+                message: format!("--prune-context {name}={context}: {e}"),
+                hint: None,
+            });
+            return;
+        }
+    };
+    let (removed, errors) =
+        mesh_core::tokens::prune_departed(&client, &spec.istio_namespace, dry_run).await;
+    report.removed.extend(removed);
+    for error in errors {
+        report.succeeded = false;
+        report.notices.push(execute::Notice {
+            cluster: name.to_string(),
+            message: format!("pruning {name}: {error}"),
+            hint: None,
+        });
+    }
 }
 
 /// `90s`, `2m`, `1m30s`, `500ms`, `1h`, or a plain number of seconds

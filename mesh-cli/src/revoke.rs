@@ -40,7 +40,7 @@ pub struct RevokeArgs {
 }
 
 pub async fn run(args: RevokeArgs) -> anyhow::Result<Exit> {
-    let spec = match args.file.load() {
+    let spec = match args.file.load().await {
         Ok(spec) => spec,
         Err(exit) => return Ok(exit),
     };

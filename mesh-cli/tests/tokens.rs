@@ -92,6 +92,23 @@ impl Mesh {
         Ok(out)
     }
 
+    /// [`Mesh::run`] with `$KUBECONFIG` naming the emulator's kubeconfig (for contexts that
+    /// are not in the mesh file).
+    fn run_with_kubeconfig(&self, args: &[&str]) -> Result<Output> {
+        let out = meshboot_cmd()
+            .args(args)
+            .arg("-f")
+            .arg(self.file())
+            .env("KUBECONFIG", self.clusters.kubeconfig_path())
+            .output()
+            .context("running meshboot")?;
+        self.outputs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push(text(&out));
+        Ok(out)
+    }
+
     fn ok(&self, args: &[&str]) -> Result<Output> {
         let out = self.run(args)?;
         if !out.status.success() {
@@ -642,4 +659,231 @@ fn revoke_of_a_cluster_not_in_the_mesh_file_is_a_usage_error() -> Result<()> {
     }
     assert_eq!(mesh.writes(&names), 0);
     Ok(())
+}
+
+/// A remote secret made by hand (or by `istioctl create-remote-secret | kubectl apply`): not
+/// meshboot's field manager.
+fn hand_made(mesh: &Mesh, cluster: &str, registers: &str) -> Result<()> {
+    let kubeconfig = STANDARD.encode(format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: https://192.0.2.9:6443}}\n  name: {registers}\n"
+    ));
+    mesh.clusters
+        .cluster(cluster)
+        .insert_object(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("istio-remote-secret-{registers}"), "namespace": NS,
+                "labels": {"istio/multiCluster": "true"},
+                "annotations": {"networking.istio.io/cluster": registers}},
+            "data": {registers: kubeconfig},
+        }))?;
+    Ok(())
+}
+
+fn notices_of(report: &Value) -> Vec<String> {
+    report["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            format!(
+                "{} | {}",
+                n["message"].as_str().unwrap_or_default(),
+                n["hint"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prune_removes_only_meshboots_secrets_of_a_departed_bound_cluster_and_cleans_it_through_its_context()
+-> Result<()> {
+    let mesh = Mesh::start(&THREE, EmulatorOptions::default())?;
+    mesh.write(&THREE, "{ttl: 24h}")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    hand_made(&mesh, "eu", "legacy-dc")?;
+    let us_reads_eu = mesh.token("eu", "us")?;
+    let eu_reads_us = mesh.token("us", "eu")?;
+    assert!(accepted(&mesh, "eu", &us_reads_eu).await?);
+
+    let remaining = ["eu", "ap"];
+    mesh.write(&remaining, "{ttl: 24h}")?;
+    // Without --prune: warnings, with the command, and nothing removed.
+    let report = mesh.json(&["apply", "--allow-loopback"])?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    assert!(report.get("removed").is_none(), "{report}");
+    let notices = notices_of(&report);
+    for cluster in remaining {
+        for stale in ["istio-remote-secret-us", "meshboot-reader-for-us"] {
+            assert!(
+                notices
+                    .iter()
+                    .any(|n| n.contains(&format!("{stale} in {cluster}")) && n.contains("--prune")),
+                "no warning for {stale} in {cluster}: {notices:?}"
+            );
+        }
+    }
+    assert!(
+        !notices.iter().any(|n| n.contains("legacy-dc")),
+        "a hand-made remote secret is not meshboot's to prune: {notices:?}"
+    );
+    let verify = mesh.run(&["verify", "--allow-loopback"])?;
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        said.contains("istio-remote-secret-us registers cluster us, which is not in mesh.yaml (meshboot made it)")
+            && said.contains("--prune"),
+        "{said}"
+    );
+
+    // --dry-run shows what would be pruned and writes nothing.
+    let writes = mesh.writes(&THREE);
+    let dry = mesh.json(&["apply", "--allow-loopback", "--prune", "--dry-run"])?;
+    let mut would = removed_of(&dry);
+    would.sort();
+    assert_eq!(
+        would,
+        [
+            ("ap", "istio-remote-secret-us"),
+            ("ap", "meshboot-reader-for-us"),
+            ("eu", "istio-remote-secret-us"),
+            ("eu", "meshboot-reader-for-us"),
+        ]
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+    );
+    assert_eq!(mesh.writes(&THREE), writes, "a dry run writes nothing");
+    let text = mesh.ok(&["apply", "--allow-loopback", "--prune", "--dry-run"])?;
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("would remove: eu Secret istio-system/istio-remote-secret-us")
+    );
+
+    let out = mesh.run_with_kubeconfig(&[
+        "apply",
+        "--allow-loopback",
+        "--prune",
+        "--prune-context",
+        "us=us",
+        "-o",
+        "json",
+    ])?;
+    let report: Value = serde_json::from_slice(&out.stdout).with_context(|| text_of(&out))?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    let mut removed = removed_of(&report);
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            ("ap", "istio-remote-secret-us"),
+            ("ap", "meshboot-reader-for-us"),
+            ("eu", "istio-remote-secret-us"),
+            ("eu", "meshboot-reader-for-us"),
+            ("us", "istio-remote-secret-ap"),
+            ("us", "istio-remote-secret-eu"),
+            ("us", "meshboot-reader-for-ap"),
+            ("us", "meshboot-reader-for-eu"),
+        ]
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+    );
+    for cluster in remaining {
+        assert!(mesh.secret(cluster, "istio-remote-secret-us").is_none());
+    }
+    assert!(
+        mesh.secret("eu", "istio-remote-secret-legacy-dc").is_some(),
+        "the hand-made remote secret stays"
+    );
+    assert!(
+        !accepted(&mesh, "eu", &us_reads_eu).await?,
+        "us no longer reads eu"
+    );
+    assert!(
+        !accepted(&mesh, "us", &eu_reads_us).await?,
+        "eu's old credential for us is dead"
+    );
+    for (s, d) in pairs(&remaining) {
+        assert!(
+            accepted(&mesh, s, &mesh.token(s, d)?).await?,
+            "{s}→{d} still works"
+        );
+    }
+    // Converged: nothing stale is left to warn about.
+    let again = mesh.json(&["apply", "--allow-loopback"])?;
+    assert!(
+        !notices_of(&again).iter().any(|n| n.contains("--prune")),
+        "{again}"
+    );
+    mesh.assert_no_secret_in_outputs(&THREE, &[us_reads_eu, eu_reads_us])?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn prune_of_a_departed_long_lived_cluster_without_and_then_with_its_context() -> Result<()> {
+    let mesh = Mesh::start(&THREE, EmulatorOptions::default())?;
+    mesh.write(&THREE, "")?;
+    mesh.ok(&["apply", "--allow-loopback"])?;
+    let us_token = mesh.token("us", "eu")?;
+    let remaining = ["eu", "ap"];
+    mesh.write(&remaining, "")?;
+
+    let report = mesh.json(&["apply", "--allow-loopback", "--prune"])?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    let mut removed = removed_of(&report);
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            ("ap", "istio-remote-secret-us"),
+            ("eu", "istio-remote-secret-us")
+        ]
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+    );
+    // Unreachable without its context: its own token Secret and remote secrets stay.
+    assert!(mesh.secret("us", "meshboot-reader-token").is_some());
+    assert!(accepted(&mesh, "us", &us_token).await?);
+
+    let out = mesh.run_with_kubeconfig(&[
+        "apply",
+        "--allow-loopback",
+        "--prune",
+        "--prune-context",
+        "us=us",
+        "-o",
+        "json",
+    ])?;
+    let report: Value = serde_json::from_slice(&out.stdout).with_context(|| text_of(&out))?;
+    assert_eq!(report["succeeded"], true, "{report}");
+    let mut removed = removed_of(&report);
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            ("us", "istio-remote-secret-ap"),
+            ("us", "istio-remote-secret-eu"),
+            ("us", "meshboot-reader-token"),
+        ]
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+    );
+    assert!(
+        !accepted(&mesh, "us", &us_token).await?,
+        "the departed cluster's long-lived token is revoked"
+    );
+    // --prune-context is for clusters that left, and only with --prune.
+    for args in [
+        ["apply", "--allow-loopback", "--prune-context", "us=us"].as_slice(),
+        [
+            "apply",
+            "--allow-loopback",
+            "--prune",
+            "--prune-context",
+            "eu=eu",
+        ]
+        .as_slice(),
+    ] {
+        let out = mesh.run_with_kubeconfig(args)?;
+        assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+    }
+    mesh.assert_no_secret_in_outputs(&THREE, &[us_token])?;
+    Ok(())
+}
+
+fn text_of(out: &Output) -> String {
+    text(out)
 }

@@ -111,6 +111,10 @@ pub struct ExecuteOptions {
     pub helm: Option<PathBuf>,
     /// Run only this part of the plan ([`Plan::only`]): `apply --only secrets`.
     pub only: Option<crate::plan::Only>,
+    /// Remove what meshboot made for clusters no longer in the mesh file (their remote
+    /// secrets, and with bound tokens the objects their tokens are bound to) in every cluster
+    /// of the mesh; without it they are reported as notices.
+    pub prune: bool,
 }
 
 impl Default for ExecuteOptions {
@@ -125,6 +129,7 @@ impl Default for ExecuteOptions {
             timeout: Duration::from_secs(120),
             helm: None,
             only: None,
+            prune: false,
         }
     }
 }
@@ -320,6 +325,18 @@ pub async fn apply_with<C: ClusterOps>(
     }
     let (runner, verdicts) = preflight.into_runner(spec, &plan, options, helm, on_event);
     let mut run = runner.run().await;
+    for stale in std::mem::take(&mut run.stale) {
+        run.notices.push(Notice {
+            cluster: stale.cluster.clone(),
+            message: format!(
+                "{} in {} is {}: istiod there keeps trying to read it",
+                stale.object,
+                stale.cluster,
+                stale.reason()
+            ),
+            hint: Some("meshboot apply -f mesh.yaml --prune".into()),
+        });
+    }
     run.notices.extend(kept);
     run.notices.append(&mut expiring);
     Ok(report::finished(spec, options, &verdicts, ca_report, run))
@@ -397,6 +414,7 @@ pub(crate) async fn run_plan_with<C: ClusterOps>(
         notices: Vec::new(),
         refresh_within: context.refresh_within,
         fresh: BTreeSet::new(),
+        find_stale: false,
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);
     let run = runner.run().await;

@@ -306,6 +306,7 @@ impl<C: ClusterOps> Preflight<C> {
             istiod_images,
             refresh_within: None,
             fresh,
+            find_stale: true,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, Verdicts { blockers, detected })

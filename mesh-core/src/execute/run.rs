@@ -103,6 +103,9 @@ pub(crate) struct Clusters<C> {
     /// Bound tokens expiring within this are replaced (`rotate tokens --expiring-within`);
     /// `None`: the mesh file's `readerToken.refreshBefore`.
     pub refresh_within: Option<std::time::Duration>,
+    /// Look for what meshboot made for clusters no longer in the mesh file (`apply`): removed
+    /// with [`ExecuteOptions::prune`], otherwise returned for warnings.
+    pub find_stale: bool,
 }
 
 /// A source's cluster CA, read once for all of its bound-token pairs.
@@ -129,6 +132,8 @@ pub(crate) struct RunResult {
     pub steps: Vec<(String, StepReport)>,
     pub notices: Vec<Notice>,
     pub removed: Vec<Removal>,
+    /// Stale objects left in place (no `--prune`).
+    pub stale: Vec<crate::tokens::prune::Stale>,
 }
 
 impl<'a, C: ClusterOps> Runner<'a, C> {
@@ -185,6 +190,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             self.run_readers_and_pairs()
         );
         self.retire_legacy_tokens().await;
+        let stale = self.prune_stale().await;
         let steps = self.step_reports();
         let mut state = self.lock();
         let notices = std::mem::take(&mut state.notices);
@@ -193,6 +199,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             steps,
             notices,
             removed,
+            stale,
         }
     }
 
@@ -866,6 +873,90 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         }
     }
 
+    /// What meshboot made for clusters that left the mesh file, in every connected cluster:
+    /// deleted with `--prune` (listed only in a dry run), else returned. A destination's
+    /// remote secrets were listed already; bound objects are listed only with bound tokens.
+    async fn prune_stale(&self) -> Vec<crate::tokens::prune::Stale> {
+        if !self.clusters.find_stale {
+            return Vec::new();
+        }
+        let namespace = self.plan.istio_namespace.as_str();
+        let clusters: Vec<(&str, &C)> = self
+            .spec
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                self.clusters
+                    .clients
+                    .get_key_value(&c.name)
+                    .map(|(n, c)| (n.as_str(), c))
+            })
+            .collect();
+        let mut found = Vec::new();
+        for (name, client) in clusters {
+            let listed: Option<Vec<Value>> = self
+                .lock()
+                .live_remote
+                .get(name)
+                .map(|by_name| by_name.values().cloned().collect());
+            let remote = match listed {
+                Some(listed) => listed,
+                None => match client
+                    .list(
+                        "v1",
+                        "Secret",
+                        Some(namespace),
+                        Some(&multicluster_selector()),
+                    )
+                    .await
+                {
+                    Ok(items) => items,
+                    Err(_) => continue,
+                },
+            };
+            let bound = if self.spec.reader_token.is_some() {
+                client
+                    .list(
+                        "v1",
+                        "Secret",
+                        Some(namespace),
+                        Some(crate::tokens::DESTINATION_LABEL),
+                    )
+                    .await
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            found.extend(crate::tokens::prune::stale_in(
+                self.spec, name, &remote, &bound,
+            ));
+        }
+        if !self.options.prune {
+            return found;
+        }
+        for stale in found {
+            if !self.options.dry_run {
+                let Ok(client) = self.client(&stale.cluster) else {
+                    continue;
+                };
+                if let Err(e) = client.delete(&stale.object, stale.uid.as_deref()).await {
+                    self.notice(Notice {
+                        cluster: stale.cluster.clone(),
+                        message: format!("{} could not be pruned: {e}", stale.object),
+                        hint: None,
+                    });
+                    continue;
+                }
+            }
+            self.lock().removed.push(Removal {
+                cluster: stale.cluster.clone(),
+                object: stale.object.clone(),
+                reason: stale.reason(),
+            });
+        }
+        Vec::new()
+    }
+
     /// What the destination's list said about this step's remote secret: `None` when the
     /// destination was not listed, `Some(None)` when listed and absent.
     fn known_live(&self, step: &Step) -> Option<Option<Value>> {
@@ -971,6 +1062,7 @@ fn essentials(mut secret: Value, digest: bool) -> Value {
         "metadata": {
             "name": take("/metadata/name"),
             "namespace": take("/metadata/namespace"),
+            "uid": take("/metadata/uid"),
             "labels": take("/metadata/labels"),
             "annotations": take("/metadata/annotations"),
         },

@@ -31,6 +31,7 @@ mod credential;
 mod istiod;
 mod judge;
 pub(crate) mod pair;
+pub(crate) mod prune;
 mod refresh;
 pub(crate) mod retire;
 mod revoke;
@@ -39,6 +40,7 @@ pub use credential::{Claims, Credential};
 pub(crate) use istiod::discovery_image;
 pub use istiod::{SWAP_ISSUE, SwapRisk, istiod_image, swap_risk, swap_warning};
 pub use judge::{Verdict, Wanted, Why, judge, rfc3339};
+pub use prune::prune_departed;
 pub use refresh::{
     LivePair, PairAction, PairToken, RefreshRequest, TokensReport, plan_refresh, rotate_tokens,
     rotate_tokens_with,

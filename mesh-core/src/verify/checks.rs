@@ -620,11 +620,21 @@ pub(crate) fn check_unexpected(
                     Some(&format!("delete it: kubectl -n {} delete secret {name}", spec.istio_namespace)),
                 ));
             } else if spec.cluster(key).is_none() {
+                // meshboot's own (its field manager) is apply --prune's to remove; one made by
+                // hand or by istioctl is the user's.
+                let (whose, hint) = if crate::cluster::meshboot_entry(secret).is_some() {
+                    (
+                        "meshboot made it",
+                        Some("remove it with `meshboot apply -f mesh.yaml --prune`"),
+                    )
+                } else {
+                    ("meshboot did not make it, so --prune leaves it", None)
+                };
                 findings.push(warning(
                     dst,
                     Check::UnexpectedSecret,
-                    format!("{name} registers cluster {key}, which is not in mesh.yaml"),
-                    None,
+                    format!("{name} registers cluster {key}, which is not in mesh.yaml ({whose})"),
+                    hint,
                 ));
             } else if !expected.contains(&(key.to_string(), dst.to_string())) {
                 findings.push(warning(
