@@ -45,6 +45,11 @@ impl Fleet {
     /// eu and ap form the mesh (intermediates valid 20 days: inside the job's 30-day window);
     /// mgmt is the management cluster, not in the mesh file.
     fn start() -> Result<Fleet> {
+        Fleet::start_with("")
+    }
+
+    /// [`Fleet::start`] with `extra` (top-level mesh-file lines) in the mesh file.
+    fn start_with(extra: &str) -> Result<Fleet> {
         let clusters = TestClusters::start(&["eu", "ap", "mgmt"])?;
         clusters.install_istio_crds()?;
         let dir = tempfile::tempdir()?;
@@ -54,7 +59,7 @@ impl Fleet {
             &file,
             format!(
                 "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: mesh1\n\
-                 ca: {{dir: ./pki, key: ecdsa-p256, intermediateDays: 20}}\nclusters:\n\
+                 ca: {{dir: ./pki, key: ecdsa-p256, intermediateDays: 20}}\n{extra}clusters:\n\
                  - {{name: eu, network: n1, context: eu, kubeconfig: {kubeconfig}}}\n\
                  - {{name: ap, network: n2, context: ap, kubeconfig: {kubeconfig}}}\n"
             ),
@@ -533,5 +538,115 @@ fn the_containerfile_builds_a_static_non_root_image() -> Result<()> {
             .output()?;
         assert!(String::from_utf8_lossy(&out.stdout).contains("meshboot"));
     }
+    Ok(())
+}
+
+/// The token of `src`'s remote secret in `dst`.
+fn remote_token(fleet: &Fleet, src: &str, dst: &str) -> String {
+    let secret = fleet
+        .clusters
+        .cluster(dst)
+        .object(
+            "v1",
+            "Secret",
+            Some("istio-system"),
+            &format!("istio-remote-secret-{src}"),
+        )
+        .unwrap_or_default();
+    b64d(secret["data"][src].as_str().unwrap_or_default())
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: ").map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn with_bound_tokens_the_job_also_runs_rotate_tokens_with_rights_named_one_by_one() -> Result<()> {
+    let fleet = Fleet::start_with("readerToken: {ttl: 24h, refreshBefore: 1h}\n")?;
+    let out_dir = fleet.dir.path().join("job");
+    let out = fleet.meshboot(&[
+        "render",
+        "rotation-job",
+        "--out-dir",
+        &out_dir.display().to_string(),
+        "--credentials",
+    ])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let role: Vec<Value> = serde_saphyr::from_str_multiple(&std::fs::read_to_string(
+        out_dir.join("mesh-clusters/eu.yaml"),
+    )?)?;
+    let rules = role
+        .iter()
+        .find(|o| o["kind"] == "Role")
+        .map(|r| r["rules"].to_string())
+        .unwrap_or_default();
+    for name in [
+        "istio-remote-secret-ap",
+        "meshboot-reader-for-ap",
+        "kube-root-ca.crt",
+        "serviceaccounts/token",
+    ] {
+        assert!(rules.contains(name), "{name} not granted: {rules}");
+    }
+    let mgmt_dir = out_dir.join("management");
+    apply_management(&fleet, &mgmt_dir)?;
+    let cronjob = fleet
+        .clusters
+        .cluster("mgmt")
+        .object(
+            "batch/v1",
+            "CronJob",
+            Some("meshboot-rotation"),
+            "meshboot-rotation",
+        )
+        .context("the CronJob")?;
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let tokens = pod["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "rotate-tokens")
+        .context("a rotate-tokens step")?
+        .clone();
+    let args: Vec<&str> = tokens["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        args,
+        ["rotate", "tokens", "-f", "/etc/meshboot/mesh/mesh.yaml"]
+    );
+    let work = tempfile::tempdir()?;
+    let (mesh, kubeconfig) = pod_files(&fleet, work.path())?;
+    assert!(
+        std::fs::read_to_string(&mesh)?.contains("refreshBefore: 1h"),
+        "the job's mesh file carries the token lifetime"
+    );
+    // Tonight nothing is within refreshBefore: nothing is written.
+    let before = remote_token(&fleet, "eu", "ap");
+    let writes = fleet.clusters.cluster("ap").counters().writes;
+    let out = run_container(&tokens, &mesh, &kubeconfig)?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fleet.clusters.cluster("ap").counters().writes, writes);
+    // A wider window, with the job's own identity: every pair gets a new token.
+    let mut wider = tokens.clone();
+    wider["args"] = serde_json::json!([
+        "rotate",
+        "tokens",
+        "-f",
+        "/etc/meshboot/mesh/mesh.yaml",
+        "--expiring-within",
+        "30h"
+    ]);
+    let out = run_container(&wider, &mesh, &kubeconfig)?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 of 2 pairs"), "{}", text(&out));
+    let after = remote_token(&fleet, "eu", "ap");
+    assert!(
+        !after.is_empty() && after != before,
+        "eu's token in ap was refreshed"
+    );
+    assert!(!text(&out).contains(&after) && !text(&out).contains(&before));
     Ok(())
 }

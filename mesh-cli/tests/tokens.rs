@@ -498,6 +498,26 @@ async fn rotate_tokens_refreshes_only_the_pairs_within_the_window_and_a_second_r
     assert_eq!(pairs_with(&again, "fresh").len(), 6, "{again}");
     assert_eq!(mesh.writes(&THREE), writes, "a second run writes nothing");
     mesh.ok(&["verify", "--allow-loopback"])?;
+    // check-expiry reports each token by its JWT exp (the window: the 48h tokens are fine,
+    // the one minted before them is too).
+    let expiry = mesh.json(&["check-expiry", "--warn", "1h", "--critical", "30m"])?;
+    let tokens: Vec<&Value> = expiry["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("token of remote secret"))
+        })
+        .collect();
+    assert_eq!(tokens.len(), 6, "{expiry}");
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t["status"] == "ok" && t["not_after"].is_string()),
+        "{expiry}"
+    );
     let old: Vec<String> = before.into_values().collect();
     mesh.assert_no_secret_in_outputs(&THREE, &old)?;
     Ok(())

@@ -10,7 +10,8 @@
 //! <out>/management/03-ca.secret.yaml       Secret: the CA directory (alert-only: no key)
 //! <out>/management/04-kubeconfig.secret.yaml  Secret: one context per mesh cluster (minted
 //!                                          credentials) and `management` (the pod's own token)
-//! <out>/management/05-cronjob.yaml         CronJob: rotate intermediate, then check-expiry
+//! <out>/management/05-cronjob.yaml         CronJob: rotate intermediate, rotate tokens (with
+//!                                          readerToken.ttl), then check-expiry
 //! <out>/mesh-clusters/<cluster>.yaml       per mesh cluster: ServiceAccount, Role,
 //!                                          RoleBinding, token Secret in the Istio namespace
 //! <out>/README.md                          what goes where, in which order, and why
@@ -110,6 +111,9 @@ pub fn mesh_cluster_objects(spec: &MeshSpec, options: &JobOptions) -> Vec<Value>
         rules.push(json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["cacerts"], "verbs": ["patch", "update"]}));
         // Create cannot be narrowed by name (the object does not exist yet).
         rules.push(json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}));
+        if spec.reader_token.is_some() {
+            rules.extend(token_rules(spec));
+        }
     }
     vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
@@ -123,6 +127,32 @@ pub fn mesh_cluster_objects(spec: &MeshSpec, options: &JobOptions) -> Vec<Value>
         json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
                "metadata": {"name": TOKEN_SECRET, "namespace": ns, "labels": labels,
                             "annotations": {"kubernetes.io/service-account.name": JOB_NAME}}}),
+    ]
+}
+
+/// What `rotate tokens` does in a mesh cluster, by name: as a destination, read and
+/// server-side apply the remote secrets of the others; as a source, read the pairs' bound
+/// objects and the cluster CA (`kube-root-ca.crt`), and request tokens of the reader (either
+/// identity: meshboot's own or the charts').
+fn token_rules(spec: &MeshSpec) -> Vec<Value> {
+    let names = spec.cluster_names();
+    let remote_secrets: Vec<String> = names
+        .iter()
+        .map(|c| crate::remote_secret::secret_name(c))
+        .collect();
+    let bound: Vec<String> = names
+        .iter()
+        .map(|c| crate::tokens::bound_object_name(c))
+        .collect();
+    let readers = [
+        crate::render::reader::MESHBOOT_SERVICE_ACCOUNT,
+        crate::render::reader::SERVICE_ACCOUNT,
+    ];
+    vec![
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": remote_secrets, "verbs": ["get", "patch"]}),
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": bound, "verbs": ["get"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [crate::tokens::ROOT_CA_CONFIGMAP], "verbs": ["get"]}),
+        json!({"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": readers, "verbs": ["create"]}),
     ]
 }
 
@@ -160,7 +190,7 @@ pub fn job_mesh_file(spec: &MeshSpec) -> Result<String, RenderError> {
     if spec.ca.multi_root {
         ca["multiRoot"] = json!(true);
     }
-    let doc = json!({
+    let mut doc = json!({
         "apiVersion": crate::spec::API_VERSION,
         "kind": crate::spec::KIND,
         "meshID": spec.mesh_id,
@@ -171,15 +201,23 @@ pub fn job_mesh_file(spec: &MeshSpec) -> Result<String, RenderError> {
         "ca": ca,
         "clusters": clusters,
     });
+    if let Some(t) = &spec.reader_token {
+        // `rotate tokens` reads the lifetime (and the ttl of the tokens it mints) from here.
+        doc["readerToken"] = json!({
+            "ttl": crate::duration::exact(t.ttl),
+            "refreshBefore": crate::duration::exact(t.refresh_before),
+        });
+    }
     Ok(format!(
         "# The mesh file of the rotation job ({JOB_NAME}); ca.dir is replaced by the CA Secret at run time.\n{}",
         to_yaml(&doc)?
     ))
 }
 
-/// The CronJob: `rotate intermediate --expiring-within` (unless alert-only), then
-/// `check-expiry`, both reading and writing the CA directory through the CA Secret.
-pub fn cronjob(options: &JobOptions) -> Value {
+/// The CronJob: `rotate intermediate --expiring-within` (unless alert-only), with bound
+/// reader tokens (`readerToken.ttl`) `rotate tokens` (their `refreshBefore`), then
+/// `check-expiry`, reading and writing the CA directory through the CA Secret.
+pub fn cronjob(spec: &MeshSpec, options: &JobOptions) -> Value {
     let ca_secret = format!("{MANAGEMENT_CONTEXT}/{}/{CA_SECRET}", options.namespace);
     let within = format!("{}d", options.expiring_within_days);
     let critical = format!("{}d", options.critical_days);
@@ -227,11 +265,17 @@ pub fn cronjob(options: &JobOptions) -> Value {
     .to_vec();
     // Init containers run in order and each must succeed: rotation first, the check of what
     // it left last (a failed rotation fails the job, which alerts on its own).
-    let init: Vec<Value> = if options.alert_only {
+    let mut init: Vec<Value> = if options.alert_only {
         Vec::new()
     } else {
         vec![container("rotate-intermediates", rotate)]
     };
+    if !options.alert_only && spec.reader_token.is_some() {
+        let tokens: Vec<String> = ["rotate", "tokens", "-f", MESH_PATH]
+            .map(String::from)
+            .to_vec();
+        init.push(container("rotate-tokens", tokens));
+    }
     json!({
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -348,7 +392,7 @@ pub fn files(
     }
     out.push(file(
         "management/05-cronjob.yaml",
-        &to_yaml(&cronjob(options))?,
+        &to_yaml(&cronjob(spec, options))?,
         false,
     ));
     for cluster in &spec.clusters {
@@ -380,8 +424,8 @@ fn readme(spec: &MeshSpec, options: &JobOptions, minted: bool) -> String {
         "alert-only: the job runs `meshboot check-expiry` only; the CA Secret holds certificates \
          but no private key, and every mesh-cluster identity is read-only."
     } else {
-        "rotating: the job runs `meshboot rotate intermediate --expiring-within` and then \
-         `meshboot check-expiry`."
+        "rotating: the job runs `meshboot rotate intermediate --expiring-within`, with bound \
+         reader tokens (readerToken.ttl) `meshboot rotate tokens`, and then `meshboot check-expiry`."
     };
     let clusters: Vec<String> = spec
         .clusters
@@ -417,7 +461,10 @@ directory of record. Fetch it before working on the workstation copy again: \
 Each mesh cluster gets a ServiceAccount `{JOB_NAME}` in `{istio_ns}` with a Role that allows \
 exactly what the job does there: get Deployment `istiod`, get/patch Secret `cacerts` (create \
 Secrets, since server-side apply creates a missing `cacerts`), list Secrets (check-expiry \
-reads the tokens inside the remote secrets). Nothing cluster-wide. Apply them with:\n\n\
+reads the tokens inside the remote secrets); with bound reader tokens also get/patch the \
+remote secrets `istio-remote-secret-<cluster>`, get the bound objects \
+`meshboot-reader-for-<cluster>` and ConfigMap `kube-root-ca.crt`, and create tokens for the \
+reader ServiceAccount (`serviceaccounts/token`), each by name. Nothing cluster-wide. Apply them with:\n\n\
 ```sh\n{clusters}\n```\n\n\
 and the token controller fills Secret `{TOKEN_SECRET}` with a token for it. The kubeconfig \
 Secret holds one context per mesh cluster with that token and the cluster's CA. {kubeconfig}\n\n\
