@@ -328,12 +328,7 @@ pub async fn apply_with<C: ClusterOps>(
     for stale in std::mem::take(&mut run.stale) {
         run.notices.push(Notice {
             cluster: stale.cluster.clone(),
-            message: format!(
-                "{} in {} is {}: istiod there keeps trying to read it",
-                stale.object,
-                stale.cluster,
-                stale.reason()
-            ),
+            message: stale.warning(),
             hint: Some("meshboot apply -f mesh.yaml --prune".into()),
         });
     }

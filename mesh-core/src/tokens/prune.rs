@@ -28,6 +28,8 @@ pub(crate) struct Stale {
     pub departed: String,
     /// What it is, in words.
     pub what: &'static str,
+    /// What leaving it costs, in words.
+    pub cost: &'static str,
 }
 
 impl Stale {
@@ -35,6 +37,17 @@ impl Stale {
         format!(
             "{} {} (no longer in the mesh file)",
             self.what, self.departed
+        )
+    }
+
+    /// The warning when it is left in place.
+    pub(crate) fn warning(&self) -> String {
+        format!(
+            "{} in {} is {}: {}",
+            self.object,
+            self.cluster,
+            self.reason(),
+            self.cost
         )
     }
 }
@@ -81,6 +94,7 @@ pub(crate) fn stale_in(
             uid: uid(secret),
             departed,
             what: "the remote secret of",
+            cost: "istiod there keeps trying to read that cluster",
         });
     }
     for object in bound_objects.iter().filter(|s| meshboot_entry(s).is_some()) {
@@ -97,6 +111,7 @@ pub(crate) fn stale_in(
                 uid: uid(object),
                 departed: destination.to_string(),
                 what: "the bound object of the tokens held by",
+                cost: "the departed cluster's token for this cluster keeps working until it expires",
             });
         }
     }

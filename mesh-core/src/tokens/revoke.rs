@@ -201,6 +201,16 @@ pub async fn revoke_with<C: ClusterOps>(
     match kind {
         RevokedKind::Bound => {
             let (name, _) = claims.bound_secret.clone().unwrap_or_default();
+            if !name.starts_with(super::BOUND_OBJECT_PREFIX) {
+                // Another tool's object: deleting it could break whatever else it backs.
+                report.problems.push(format!(
+                    "the token of {} in {dst} is bound to Secret {ns}/{name} in {src}, which is not \
+                     a meshboot bound object: delete it yourself if nothing else needs it",
+                    remote_ref.name
+                ));
+                report.succeeded = false;
+                return Ok(report);
+            }
             let bound = ObjectRef::namespaced("v1", "Secret", ns, &name);
             let live_uid = source
                 .get(&bound)
