@@ -39,6 +39,8 @@ pub struct PullArgs {
     /// hold, such as history/, are left in place).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    dry_run: DryRunArg,
 }
 
 const KEY_HELP: &str = "Key algorithm: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384";
@@ -393,14 +395,27 @@ async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
         .connect(&args.from.context, None, &args.from.context)
         .await
         .with_context(|| format!("ca pull --from {}", args.from))?;
-    mesh_core::rotate::load_ca_secret(&client, &args.from, &args.dir)
+    let dry_run = args.dry_run.dry_run;
+    let files = mesh_core::rotate::load_ca_secret_with(&client, &args.from, &args.dir, dry_run)
         .await
         .with_context(|| format!("ca pull --from {}", args.from))?;
-    println!(
-        "CA directory {} written from Secret {}",
-        args.dir.display(),
-        args.from
-    );
+    if dry_run {
+        for file in &files {
+            println!("would write {}", file.display());
+        }
+        println!(
+            "dry run: CA directory {} would be written from Secret {} ({} files); nothing was written",
+            args.dir.display(),
+            args.from,
+            files.len()
+        );
+    } else {
+        println!(
+            "CA directory {} written from Secret {}",
+            args.dir.display(),
+            args.from
+        );
+    }
     Ok(Exit::Done)
 }
 

@@ -374,8 +374,32 @@ async fn the_rendered_job_runs_rotation_with_narrow_rights_and_keeps_the_ca_secr
     );
     assert_eq!(fleet.live("eu", "ca-cert.pem"), after.0);
 
-    // The workstation fetches the CA directory of record back.
+    // The workstation fetches the CA directory of record back; a dry run first names the files
+    // and writes nothing.
     let pulled = fleet.dir.path().join("pulled");
+    let out = meshboot_cmd()
+        .args([
+            "ca",
+            "pull",
+            "--dry-run",
+            "--from",
+            "mgmt/meshboot-rotation/meshboot-rotation-ca",
+            "--dir",
+        ])
+        .arg(&pulled)
+        .env("KUBECONFIG", fleet.clusters.kubeconfig_path())
+        .output()?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("would write") && text(&out).contains("eu/ca-cert.pem"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !pulled.exists(),
+        "ca pull --dry-run created {}",
+        pulled.display()
+    );
     let out = meshboot_cmd()
         .args([
             "ca",

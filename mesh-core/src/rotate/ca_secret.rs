@@ -157,6 +157,26 @@ fn collect(
 /// Writes the files of a CA-directory Secret into `dir` (keys 0600), refusing keys that would
 /// leave it.
 pub fn restore_ca_dir(secret: &Value, dir: &Path) -> Result<Vec<PathBuf>, PkiError> {
+    restore_ca_dir_with(secret, dir, false)
+}
+
+/// [`restore_ca_dir`], or with `dry_run` only its checks: the paths it would write, nothing
+/// written (no file, no folder, no temp file).
+///
+/// ```
+/// use serde_json::json;
+/// let secret = json!({"data": {"root-cert.pem": "LS0t", "eu__ca-cert.pem": "LS0t"}});
+/// let dir = std::path::Path::new("/nonexistent/pki");
+/// let mut paths = mesh_core::rotate::restore_ca_dir_with(&secret, dir, true).unwrap();
+/// paths.sort();
+/// assert_eq!(paths, vec![dir.join("eu/ca-cert.pem"), dir.join("root-cert.pem")]);
+/// assert!(!dir.exists());
+/// ```
+pub fn restore_ca_dir_with(
+    secret: &Value,
+    dir: &Path,
+    dry_run: bool,
+) -> Result<Vec<PathBuf>, PkiError> {
     let data = secret
         .get("data")
         .and_then(Value::as_object)
@@ -185,7 +205,9 @@ pub fn restore_ca_dir(secret: &Value, dir: &Path) -> Result<Vec<PathBuf>, PkiErr
         } else {
             Access::Shared
         };
-        files::write_atomic(&path, &bytes, access).map_err(|e| PkiError::io(&path, e))?;
+        if !dry_run {
+            files::write_atomic(&path, &bytes, access).map_err(|e| PkiError::io(&path, e))?;
+        }
         written.push(path);
     }
     Ok(written)
@@ -198,6 +220,17 @@ pub async fn load_ca_secret<C: ClusterOps>(
     at: &CaSecretRef,
     dir: &Path,
 ) -> Result<(), RotateError> {
+    load_ca_secret_with(client, at, dir, false).await.map(drop)
+}
+
+/// [`load_ca_secret`], returning the files written, or with `dry_run` the files it would
+/// write (the Secret is read and checked; nothing is written).
+pub async fn load_ca_secret_with<C: ClusterOps>(
+    client: &C,
+    at: &CaSecretRef,
+    dir: &Path,
+    dry_run: bool,
+) -> Result<Vec<PathBuf>, RotateError> {
     let secret = client
         .get(&ObjectRef::namespaced("v1", "Secret", &at.namespace, &at.name))
         .await?
@@ -206,8 +239,7 @@ pub async fn load_ca_secret<C: ClusterOps>(
                 "the CA Secret {at} does not exist: apply the rotation job's management manifests first"
             ))
         })?;
-    restore_ca_dir(&secret, dir)?;
-    Ok(())
+    Ok(restore_ca_dir_with(&secret, dir, dry_run)?)
 }
 
 /// Writes `dir` back into the CA Secret `at` (server-side apply, taking over the fields a

@@ -56,7 +56,8 @@ mod root;
 use std::time::Duration;
 
 pub use ca_secret::{
-    CaSecretRef, SECRET_LIMIT, ca_dir_secret, load_ca_secret, restore_ca_dir, store_ca_secret,
+    CaSecretRef, SECRET_LIMIT, ca_dir_secret, load_ca_secret, load_ca_secret_with, restore_ca_dir,
+    restore_ca_dir_with, store_ca_secret,
 };
 pub use expiry::{
     ExpiryItem, ExpiryReport, ExpiryStatus, ExpiryThresholds, check_expiry, check_expiry_with,
