@@ -1,7 +1,6 @@
 //! `meshboot apply`: bring every cluster of the mesh file to a working multicluster
 //! configuration. Parsing and printing only; the work is `mesh_core::execute::apply_mesh`.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -120,12 +119,7 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         prune: args.prune,
     };
     let started = Instant::now();
-    let progress = Progress::new(
-        format,
-        std::io::stdout().is_terminal(),
-        std::io::stderr().is_terminal(),
-        dry_run,
-    );
+    let progress = Progress::on_this_terminal(format, dry_run);
     let on_event = |event: &execute::Event<'_>| progress.event(event);
     let result = execute::apply_mesh(&spec, &options, &on_event).await;
     progress.finish();

@@ -38,6 +38,18 @@ enum Mode {
 }
 
 impl Progress {
+    /// Progress for this process's own stdout and stderr: bars where they are terminals,
+    /// lines or nothing where they are pipes (the one place every command decides that).
+    pub fn on_this_terminal(format: OutputFormat, dry_run: bool) -> Progress {
+        use std::io::IsTerminal;
+        Progress::new(
+            format,
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+            dry_run,
+        )
+    }
+
     pub fn new(
         format: OutputFormat,
         stdout_tty: bool,

@@ -1,7 +1,7 @@
 //! `meshboot revoke --from SRC --in DST`: argument parsing and printing; the work is
 //! `mesh_core::tokens::revoke`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use mesh_core::execute::Event;
 use mesh_core::rotate::RotateOptions;
@@ -53,12 +53,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<Exit> {
         ..RotateOptions::default()
     };
     let format = args.output.output;
-    let progress = Progress::new(
-        format,
-        std::io::stdout().is_terminal(),
-        std::io::stderr().is_terminal(),
-        options.dry_run,
-    );
+    let progress = Progress::on_this_terminal(format, options.dry_run);
     let on_event = |event: &Event<'_>| progress.event(event);
     let result = mesh_core::tokens::revoke(&spec, &request, &options, &on_event).await;
     progress.finish();

@@ -1,7 +1,7 @@
 //! `meshboot rotate intermediate` and `meshboot rotate root`: argument parsing and printing;
 //! the work is `mesh_core::rotate`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -139,12 +139,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<Exit> {
         ..RotateOptions::default()
     };
     let format = args.output.output;
-    let progress = Progress::new(
-        format,
-        std::io::stdout().is_terminal(),
-        std::io::stderr().is_terminal(),
-        options.dry_run,
-    );
+    let progress = Progress::on_this_terminal(format, options.dry_run);
     let on_event = |event: &Event<'_>| progress.event(event);
     let result = mesh_core::tokens::rotate_tokens(&spec, &request, &options, &on_event).await;
     progress.finish();
@@ -251,12 +246,7 @@ async fn intermediate(args: IntermediateArgs) -> anyhow::Result<Exit> {
         ..rotate_options(args.concurrency)
     };
     let format = args.output.output;
-    let progress = Progress::new(
-        format,
-        std::io::stdout().is_terminal(),
-        std::io::stderr().is_terminal(),
-        options.dry_run,
-    );
+    let progress = Progress::on_this_terminal(format, options.dry_run);
     let on_event = |event: &Event<'_>| progress.event(event);
     let result = rotate::rotate_intermediates(&spec, &request, &options, &on_event).await;
     progress.finish();
@@ -470,12 +460,7 @@ async fn root(args: RootArgs) -> anyhow::Result<Exit> {
         ..rotate_options(args.concurrency)
     };
     let format = args.output.output;
-    let progress = Progress::new(
-        format,
-        std::io::stdout().is_terminal(),
-        std::io::stderr().is_terminal(),
-        options.dry_run,
-    );
+    let progress = Progress::on_this_terminal(format, options.dry_run);
     let on_event = |event: &Event<'_>| progress.event(event);
     let result = rotate::rotate_root(&spec, &request, &options, &on_event).await;
     progress.finish();

@@ -2,7 +2,6 @@
 //! grants it. Parsing and printing; the objects are `mesh_core::render::rotation_job`, the
 //! credentials `mesh_core::rotate::mint_job_credentials_with`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -96,12 +95,7 @@ pub async fn run(args: RotationJobArgs) -> anyhow::Result<Exit> {
     let mut failed = std::collections::BTreeMap::new();
     let kubeconfig = if args.credentials && !dry_run {
         let format = args.output.output;
-        let progress = Progress::new(
-            format,
-            std::io::stdout().is_terminal(),
-            std::io::stderr().is_terminal(),
-            false,
-        );
+        let progress = Progress::on_this_terminal(format, false);
         let on_event = |event: &Event<'_>| progress.event(event);
         let clients = mesh_core::execute::connect(&spec).await;
         let minted = mesh_core::rotate::mint_job_credentials_with(
