@@ -12,7 +12,8 @@
 //! Environment: `MESHBOOT_BENCH_SIZES` (default `3,20,100`; e.g. `100,200`),
 //! `MESHBOOT_BENCH_BASELINE_SIZES` (default `3,20`; empty skips the baseline),
 //! `MESHBOOT_BENCH_ROTATE_SIZES` (default `100`), `MESHBOOT_BENCH_LATENCY_MS` (default 50),
-//! `MESHBOOT_BENCH_ARGS` (extra `apply` flags, e.g. `--cluster-concurrency 8`).
+//! `MESHBOOT_BENCH_ARGS` (extra `apply` flags, e.g. `--cluster-concurrency 8`),
+//! `MESHBOOT_BENCH_TRACE` (a cluster, e.g. `c000`: every request it saw, when).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,6 +117,51 @@ impl Bench {
         }
         by_phase.sort_by_key(|p| p.1);
         by_phase
+    }
+
+    /// With `MESHBOOT_BENCH_TRACE=<cluster>`: every request that cluster saw, by arrival time
+    /// (remote secrets it received summed up in one line).
+    fn trace(&self, label: &str, started: Instant) {
+        let Ok(name) = std::env::var("MESHBOOT_BENCH_TRACE") else {
+            return;
+        };
+        if !self.names.contains(&name) {
+            return;
+        }
+        println!("  requests {name} saw, {label}:");
+        let mut pairs = (0usize, Duration::MAX, Duration::ZERO);
+        for r in self.clusters.cluster(&name).request_log() {
+            let t = r.at.saturating_duration_since(started);
+            if r.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|l| l.starts_with("istio-remote-secret-"))
+            {
+                pairs = (pairs.0 + 1, pairs.1.min(t), pairs.2.max(t));
+                continue;
+            }
+            println!("    {:>7.3}s {:<10} {}", t.as_secs_f64(), r.verb, r.path);
+        }
+        let last = self
+            .names
+            .iter()
+            .filter_map(|n| self.clusters.cluster(n).request_log().last().map(|r| r.at))
+            .max()
+            .map(|at| at.saturating_duration_since(started));
+        if let Some(last) = last {
+            println!(
+                "    last request to any cluster at {:.3}s",
+                last.as_secs_f64()
+            );
+        }
+        if pairs.0 > 0 {
+            println!(
+                "    {:>7.3}s..{:.3}s {} remote-secret requests",
+                pairs.1.as_secs_f64(),
+                pairs.2.as_secs_f64(),
+                pairs.0
+            );
+        }
     }
 
     /// Runs `meshboot <args> -o json -f <mesh>` and measures it.
@@ -403,11 +449,13 @@ fn main() -> Result<()> {
         let bench = Bench::start(n, latency)?;
         let first = bench.apply()?;
         print_run("apply (from nothing)", n, &first, latency, false);
+        bench.trace("from nothing", first.started);
         if n == largest {
             timelines.push(("from nothing", bench.phases(first.started)));
         }
         let again = bench.apply()?;
         print_run("apply (converged)", n, &again, latency, true);
+        bench.trace("converged", again.started);
         first_runs.push((n, first.wall));
     }
     for (label, phases) in timelines {

@@ -4,7 +4,7 @@
 //! cluster with its status and every retry, `-vvv` everything mesh-core traces. `RUST_LOG`
 //! (tracing's env-filter syntax, e.g. `RUST_LOG=mesh_core=debug,kube_client=debug`) replaces
 //! the level chosen by `-v`. Nothing logged carries a key or a token: mesh-core never puts one
-//! into an event, and kube-rs logs a request's method and URL, never its headers or body.
+//! into an event, and logs a request's method, URL and status, never its headers or body.
 //! HTTP and TLS internals (hyper, rustls) stay silent unless `RUST_LOG` names them.
 
 use std::io::IsTerminal;

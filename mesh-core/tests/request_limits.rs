@@ -168,3 +168,37 @@ async fn system_masters_is_never_limited() -> TestResult {
     assert!(clusters.cluster("eu").peak_in_flight() > 1);
     Ok(())
 }
+
+/// client-go offers `h2` and multiplexes every request to a server over one connection; so
+/// does meshboot's client: sixteen requests at once to one server are one TLS connection, not
+/// sixteen handshakes (the emulator, like kube-apiserver, offers `h2` and `http/1.1` by ALPN).
+#[tokio::test]
+async fn requests_in_flight_to_one_server_share_one_http2_connection() -> TestResult {
+    let clusters = TestClusters::start_with(
+        &["eu"],
+        EmulatorOptions {
+            latency: Duration::from_millis(40),
+            ..EmulatorOptions::default()
+        },
+    )?;
+    clusters.cluster("eu").reset_counters();
+    let connector = KubeConnector::within(Limits::new(16, 100));
+    let eu = connect(&clusters, &connector, "eu").await?;
+    assert!(eu.get(&KUBE_SYSTEM).await?.is_some());
+    let gets = (0..16).map(|_| eu.get(&KUBE_SYSTEM));
+    for got in futures::future::join_all(gets).await {
+        assert!(got?.is_some());
+    }
+    let eu_counters = clusters.cluster("eu").counters();
+    assert_eq!(eu_counters.requests("get"), 17);
+    assert!(
+        clusters.cluster("eu").peak_in_flight() > 1,
+        "the requests were not in flight together"
+    );
+    assert_eq!(
+        eu_counters.connections_by_protocol,
+        [("h2".to_string(), 1)].into_iter().collect(),
+        "{eu_counters}"
+    );
+    Ok(())
+}

@@ -209,6 +209,12 @@ impl EmulatedCluster {
         self.state.counters.write_log()
     }
 
+    /// Every request since the last [`reset_counters`](Self::reset_counters), in arrival
+    /// order: when, its verb and path (what a benchmark's critical path is made of).
+    pub fn request_log(&self) -> Vec<crate::counters::Logged> {
+        self.state.counters.request_log()
+    }
+
     /// Zeroes the request and write counters.
     pub fn reset_counters(&self) {
         self.state.counters.reset();

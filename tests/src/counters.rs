@@ -15,12 +15,20 @@ pub struct Counters {
     pub writes: u64,
     /// Objects currently stored.
     pub objects: u64,
+    /// TLS connections accepted, by the protocol ALPN settled on (`h2`, `http/1.1`, or
+    /// `none` when the client offered none).
+    pub connections_by_protocol: BTreeMap<String, u64>,
 }
 
 impl Counters {
     /// Total requests of all verbs.
     pub fn total_requests(&self) -> u64 {
         self.requests_by_verb.values().sum()
+    }
+
+    /// TLS connections accepted, whatever their protocol.
+    pub fn connections(&self) -> u64 {
+        self.connections_by_protocol.values().sum()
     }
 
     /// Requests of one verb.
@@ -51,8 +59,9 @@ impl std::fmt::Display for Counters {
 #[derive(Debug, Default)]
 pub struct CounterSet {
     inner: Mutex<(BTreeMap<String, u64>, u64)>,
-    /// When each write arrived, and its URL path.
-    writes: Mutex<Vec<(std::time::Instant, String)>>,
+    connections: Mutex<BTreeMap<String, u64>>,
+    /// When each request arrived: its verb, URL path, and whether it was a write.
+    log: Mutex<Vec<Logged>>,
 }
 
 impl CounterSet {
@@ -77,6 +86,11 @@ impl CounterSet {
             requests_by_verb: g.0.clone(),
             writes: g.1,
             objects: objects as u64,
+            connections_by_protocol: self
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -85,25 +99,62 @@ impl CounterSet {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.0.clear();
         g.1 = 0;
-        self.writes
+        self.connections
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// Notes when a write to `path` arrived.
-    pub fn log_write(&self, path: &str) {
-        self.writes
+    /// Counts one accepted TLS connection that settled on `protocol`.
+    pub fn record_connection(&self, protocol: &str) {
+        *self
+            .connections
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((std::time::Instant::now(), path.to_string()));
+            .entry(protocol.to_string())
+            .or_default() += 1;
+    }
+
+    /// Notes when a request of `verb` to `path` arrived.
+    pub fn log_request(&self, verb: &'static str, path: &str, write: bool) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Logged {
+                at: std::time::Instant::now(),
+                verb,
+                path: path.to_string(),
+                write,
+            });
+    }
+
+    /// Every request since the last reset, in arrival order.
+    pub fn request_log(&self) -> Vec<Logged> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Every write since the last reset: when it arrived and its URL path.
     pub fn write_log(&self) -> Vec<(std::time::Instant, String)> {
-        self.writes
+        self.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .filter(|l| l.write)
+            .map(|l| (l.at, l.path.clone()))
+            .collect()
     }
+}
+
+/// One request as the server saw it arrive.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// When it arrived (before the injected latency).
+    pub at: std::time::Instant,
+    /// The verb it was counted as ([`Counters::requests_by_verb`]).
+    pub verb: &'static str,
+    /// Its URL path.
+    pub path: String,
+    /// Whether it was a write ([`Counters::writes`]).
+    pub write: bool,
 }

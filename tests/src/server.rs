@@ -45,6 +45,10 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Streams one HTTP/2 connection may carry at once: Go's `http2` server default, which
+/// kube-apiserver keeps unless `--http2-max-streams-per-connection` is set.
+const HTTP2_MAX_STREAMS: u32 = 250;
+
 /// Serves one cluster until `shutdown` turns true. While the cluster is down the listener is
 /// closed (connections are refused) and open connections are dropped.
 pub(crate) async fn serve(
@@ -90,12 +94,22 @@ pub(crate) async fn serve(
                 let acceptor = acceptor.clone();
                 let router = router.clone();
                 let mut conn_down = st.faults.watch_down();
+                let counted = st.clone();
                 let mut conn_shutdown = shutdown_template.clone();
                 tokio::spawn(async move {
                     let serve_conn = async move {
                         let Ok(stream) = acceptor.accept(tcp).await else { return };
+                        let protocol = match stream.get_ref().1.alpn_protocol() {
+                            Some(p) => String::from_utf8_lossy(p).into_owned(),
+                            None => "none".to_string(),
+                        };
+                        counted.counters.record_connection(&protocol);
                         let svc = TowerToHyperService::new(router);
-                        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                        let mut builder = auto::Builder::new(TokioExecutor::new());
+                        // kube-apiserver keeps Go's HTTP/2 default of 250 streams per
+                        // connection (--http2-max-streams-per-connection=0).
+                        builder.http2().max_concurrent_streams(HTTP2_MAX_STREAMS);
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                     };
                     // Biased: "down" is checked before the connection may serve another request,
                     // so nothing is answered once `set_down(true)` has returned.
@@ -228,9 +242,7 @@ async fn handle(State(st): State<Arc<ClusterState>>, req: Request) -> Response {
     let verb = verb_of(&parts.method, &route, &query, &content_type);
     let is_write = is_stored_write(&st, verb, &route) && query.get("dryRun").is_none();
     st.counters.record(verb, is_write);
-    if is_write {
-        st.counters.log_write(parts.uri.path());
-    }
+    st.counters.log_request(verb, parts.uri.path(), is_write);
     // Authentication comes before the in-flight filter, as in kube-apiserver's handler chain;
     // the latency is the request's time in the server, so it holds its in-flight seat.
     let who = authenticate(&st, &parts.headers, &route);

@@ -101,7 +101,7 @@ impl ClusterClient {
         let label = source.label.clone();
         let resolved = context::resolve(name, source, context).await?;
         let client =
-            kube::Client::try_from(resolved.config).map_err(|e| ClusterError::Kubeconfig {
+            super::http::client(resolved.config).map_err(|e| ClusterError::Kubeconfig {
                 cluster: name.to_string(),
                 path: label,
                 context: context.to_string(),

@@ -27,6 +27,7 @@ mod converge;
 mod credentials;
 mod discovery;
 mod error;
+mod http;
 mod kubeconfig;
 mod limits;
 mod object;

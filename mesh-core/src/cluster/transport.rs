@@ -26,11 +26,25 @@ impl ClusterClient {
         loop {
             attempt += 1;
             let request = build().map_err(|e| self.invalid_object(what, &e.to_string()))?;
+            // Method and URL only, as client-go's `-v=6` does: never headers (credentials) or
+            // bodies (Secrets).
+            let (method, url) = (request.method().clone(), request.uri().clone());
             // The slots are held for this attempt only, never while waiting to retry.
             let slot = self.window.acquire().await;
+            let sent = std::time::Instant::now();
             let result = match self.inner.client.send(request.map(Body::from)).await {
                 Ok(response) => {
                     let code = response.status().as_u16();
+                    // Named as kube-rs's own request spans name them (OpenTelemetry's
+                    // semantic conventions).
+                    tracing::debug!(
+                        cluster = %self.name(),
+                        "http.method" = %method,
+                        "http.url" = %format_args!("{}{url}", self.server().trim_end_matches('/')),
+                        "http.status_code" = code,
+                        ms = sent.elapsed().as_millis(),
+                        "HTTP"
+                    );
                     let retry_after = response
                         .headers()
                         .get(http::header::RETRY_AFTER)

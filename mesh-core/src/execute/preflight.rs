@@ -438,8 +438,9 @@ fn cacerts_conflict(
     }
 }
 
-/// Access reviews in flight per cluster.
-const REVIEWS_IN_FLIGHT: usize = 4;
+/// Access reviews in flight per cluster: all of them at once, within the server's window
+/// ([`Limits`](crate::cluster::Limits)); over HTTP/2 they share one connection.
+const REVIEWS_IN_FLIGHT: usize = 32;
 
 /// Asks the cluster, with access reviews, whether it may create and patch every kind the plan
 /// writes there. Returns one line per denied permission.
@@ -467,8 +468,6 @@ async fn check_permissions<C: ClusterOps>(
         })
     });
     let mut denied = Vec::new();
-    // A few at a time: each concurrent request to a cluster opens a TLS connection of its own,
-    // and twenty handshakes per cluster cost more than the round trips they save.
     let answers: Vec<_> = futures::stream::iter(checks)
         .buffer_unordered(REVIEWS_IN_FLIGHT)
         .collect()

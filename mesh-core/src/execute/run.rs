@@ -48,9 +48,10 @@ const BARRIER_PHASES: [Phase; 2] = [Phase::Namespace, Phase::CaCerts];
 const GATEWAY_SIDE: [Phase; 2] = [Phase::ControlPlane, Phase::Gateways];
 
 /// Remote-secret lists in flight. Each answer holds every remote secret of a destination (99
-/// in a 100-cluster mesh, managedFields included) until it is trimmed, so a few at a time keep
-/// the peak memory low; they overlap the barrier phases.
-const LISTS_IN_FLIGHT: usize = 4;
+/// in a 100-cluster mesh, some 400 KiB) until its items are trimmed, so this bounds the
+/// memory they take; at 16, the lists of 100 destinations take about seven round trips and
+/// are done while the namespaces, `cacerts` and readers are applied.
+const LISTS_IN_FLIGHT: usize = 16;
 
 /// `helm` processes at once, across every cluster: each renders its chart and holds a
 /// connection per resource kind it watches, and istiod's `--wait` can take minutes.
@@ -79,6 +80,9 @@ pub(crate) struct Runner<'a, C> {
     done: Vec<watch::Sender<bool>>,
     /// Slots for `helm` processes.
     helm_slots: Semaphore,
+    /// One flag per destination whose remote secrets are listed, raised when its list is
+    /// through (whether it answered or not): what its pair steps wait for.
+    listed: BTreeMap<String, watch::Sender<bool>>,
 }
 
 /// What preflight hands the runner about the clusters.
@@ -116,7 +120,7 @@ struct State {
     results: BTreeMap<StepId, StepResult>,
     tokens: BTreeMap<String, TokenData>,
     /// Remote secrets already in each destination, by name (listed once per cluster).
-    live_remote: BTreeMap<String, BTreeMap<String, Value>>,
+    live_remote: BTreeMap<String, Listed>,
     /// The east-west gateway address of each cluster whose gateway step ran.
     addresses: BTreeMap<String, String>,
     notices: Vec<Notice>,
@@ -161,6 +165,10 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 .map(|_| watch::Sender::new(false))
                 .collect(),
             helm_slots: Semaphore::new(HELM_IN_FLIGHT),
+            listed: plan
+                .pair_steps()
+                .map(|s| (s.cluster.clone(), watch::Sender::new(false)))
+                .collect(),
         }
     }
 
@@ -178,17 +186,18 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// Runs every step of the plan and returns what happened.
     pub(crate) async fn run(self) -> RunResult {
-        // The destinations' remote secrets are listed while the barrier phases run: only the
-        // pairs write them, so the answer is still current when they start.
+        // The destinations' remote secrets are listed while everything before the pairs
+        // runs: only the pairs write them, so each list is still current when its
+        // destination's pairs start (which wait for it, and only for it).
         futures::join!(self.list_remote_secrets(), async {
             for phase in BARRIER_PHASES {
                 self.run_chains(&[phase], |_| {}).await;
             }
+            futures::join!(
+                self.run_chains(&GATEWAY_SIDE, |_| {}),
+                self.run_readers_and_pairs()
+            );
         });
-        futures::join!(
-            self.run_chains(&GATEWAY_SIDE, |_| {}),
-            self.run_readers_and_pairs()
-        );
         self.retire_legacy_tokens().await;
         let stale = self.prune_stale().await;
         let steps = self.step_reports();
@@ -298,10 +307,10 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let selector = multicluster_selector();
         let selector = selector.as_str();
         let bound = &self.plan.bound_readers;
-        let listed: Vec<(&str, Result<Listed, ClusterError>)> = stream::iter(destinations)
+        stream::iter(destinations)
             .map(|dst| async move {
                 let client = &self.clusters.clients[dst];
-                let mut by_name = BTreeMap::new();
+                let mut by_name = Listed::new();
                 let listed = client
                     .list_each("v1", "Secret", Some(namespace), Some(selector), |item| {
                         let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str)
@@ -316,16 +325,19 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                         by_name.insert(name, essentials(item, digest));
                     })
                     .await;
-                (dst, listed.map(|_| by_name))
+                if listed.is_ok() {
+                    self.lock().live_remote.insert(dst.to_string(), by_name);
+                }
+                if let Some(flag) = self.listed.get(dst) {
+                    flag.send_replace(true);
+                }
             })
             .buffer_unordered(LISTS_IN_FLIGHT)
-            .collect()
+            .collect::<Vec<()>>()
             .await;
-        let mut state = self.lock();
-        for (dst, by_name) in listed {
-            if let Ok(by_name) = by_name {
-                state.live_remote.insert(dst.to_string(), by_name);
-            }
+        // Destinations not listed (no client) have nothing to wait for.
+        for flag in self.listed.values() {
+            flag.send_replace(true);
         }
     }
 
@@ -661,7 +673,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let Some(token) = token else {
             // Only a dry run gets here (a real run skips the step when the token wait failed):
             // the token does not exist yet, so whatever is there will change.
-            let live = self.known_live(step);
+            let live = self.known_live(step).await;
             return Ok(match live {
                 Some(None) => Outcome::Created,
                 Some(Some(_)) => Outcome::Updated,
@@ -674,7 +686,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let desired =
             super::remote_secret_object(source, &self.plan.istio_namespace, server, &token)
                 .map_err(|e| e.to_string())?;
-        let Some(live) = self.known_live(step) else {
+        let Some(live) = self.known_live(step).await else {
             return client
                 .apply(&desired, &self.apply_options())
                 .await
@@ -733,7 +745,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             src,
             client,
             &pair,
-            self.known_live(step),
+            self.known_live(step).await,
             &self.apply_options(),
             crate::tokens::now_unix(),
             &before_swap,
@@ -957,9 +969,14 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         Vec::new()
     }
 
-    /// What the destination's list said about this step's remote secret: `None` when the
-    /// destination was not listed, `Some(None)` when listed and absent.
-    fn known_live(&self, step: &Step) -> Option<Option<Value>> {
+    /// What the destination's list said about this step's remote secret, once the list is
+    /// through: `None` when the destination was not listed, `Some(None)` when listed and
+    /// absent.
+    async fn known_live(&self, step: &Step) -> Option<Option<Value>> {
+        if let Some(flag) = self.listed.get(&step.cluster) {
+            // The sender lives as long as the runner, so this cannot fail.
+            let _ = flag.subscribe().wait_for(|listed| *listed).await;
+        }
         let state = self.lock();
         let listed = state.live_remote.get(&step.cluster)?;
         Some(listed.get(&step.object.name).cloned())
