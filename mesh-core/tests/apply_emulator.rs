@@ -855,6 +855,49 @@ async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
     assert!(world.apply(&local()).await.totals.written() == 0);
 }
 
+#[tokio::test]
+async fn a_remote_secret_with_another_kubeconfig_is_reapplied_and_only_that_one() {
+    // The list of a destination's remote secrets is kept as a digest per secret: one whose
+    // kubeconfig is not the one meshboot would write (an older token, another server) must
+    // still be seen as changed, and the rest as unchanged.
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    let eu = ClusterClient::connect("eu", Some(world.emulator.kubeconfig_path()), "eu")
+        .await
+        .unwrap();
+    let mut old = world
+        .object("eu", "v1", "Secret", "istio-remote-secret-us")
+        .unwrap();
+    let desired_data = old["data"]["us"].clone();
+    for field in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+    ] {
+        old["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    old["data"]["us"] = json!("YW4gb2xkZXIga3ViZWNvbmZpZw==");
+    assert_eq!(
+        eu.apply(&old, &ApplyOptions::default()).await.unwrap(),
+        ApplyOutcome::Updated
+    );
+
+    let report = world.apply(&local()).await;
+    let changed: Vec<(&str, Option<&str>)> = report
+        .clusters
+        .iter()
+        .flat_map(|c| c.steps.iter().map(move |s| (c, s)))
+        .filter(|(_, s)| s.outcome != Outcome::Unchanged)
+        .map(|(c, s)| (c.cluster.as_str(), s.source.as_deref()))
+        .collect();
+    assert_eq!(changed, [("eu", Some("us"))]);
+    let live = world
+        .object("eu", "v1", "Secret", "istio-remote-secret-us")
+        .unwrap();
+    assert_eq!(live["data"]["us"], desired_data);
+}
+
 /// A connector that dials through the real one and remembers what it was asked to dial.
 struct Recording {
     dialled: Mutex<Vec<String>>,

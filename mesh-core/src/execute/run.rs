@@ -121,6 +121,8 @@ struct State {
     tokens: BTreeMap<String, TokenData>,
     /// Remote secrets already in each destination, by name (listed once per cluster).
     live_remote: BTreeMap<String, Listed>,
+    /// Each source's remote secret as applied (the same in every destination), built once.
+    desired_remote: BTreeMap<String, Arc<Desired>>,
     /// The east-west gateway address of each cluster whose gateway step ran.
     addresses: BTreeMap<String, String>,
     notices: Vec<Notice>,
@@ -307,6 +309,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let selector = multicluster_selector();
         let selector = selector.as_str();
         let bound = &self.plan.bound_readers;
+        let skeletons = &self.skeletons();
         stream::iter(destinations)
             .map(|dst| async move {
                 let client = &self.clusters.clients[dst];
@@ -318,11 +321,15 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                             return;
                         };
                         let name = name.to_string();
+                        let source = name.strip_prefix(REMOTE_SECRET_PREFIX);
                         // A bound token is judged by its expiry, so its pair keeps the data.
-                        let digest = name
-                            .strip_prefix(REMOTE_SECRET_PREFIX)
-                            .is_none_or(|source| !bound.contains_key(source));
-                        by_name.insert(name, essentials(item, digest));
+                        let digest = source.is_none_or(|source| !bound.contains_key(source));
+                        let kept = essentials(item, digest);
+                        let live = match source.and_then(|s| skeletons.get(s).map(|k| (s, k))) {
+                            Some((source, skeleton)) => Live::judge(skeleton, source, &kept),
+                            None => Live::Kept(kept),
+                        };
+                        by_name.insert(name, live);
                     })
                     .await;
                 if listed.is_ok() {
@@ -339,6 +346,65 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         for flag in self.listed.values() {
             flag.send_replace(true);
         }
+    }
+
+    /// What every listed remote secret of a source with a long-lived token is judged against
+    /// ([`Live::judge`]): the one meshboot applies, its kubeconfig aside (built with a
+    /// placeholder token, which is not known before the source's reader chain).
+    fn skeletons(&self) -> BTreeMap<&str, Value> {
+        let placeholder = TokenData {
+            token: "placeholder".into(),
+            ca_crt: b"placeholder".to_vec(),
+        };
+        let sources: BTreeSet<&str> = self
+            .plan
+            .pair_steps()
+            .filter_map(|s| s.source.as_deref())
+            .filter(|s| !self.plan.bound_readers.contains_key(*s))
+            .collect();
+        sources
+            .into_iter()
+            .filter_map(|source| {
+                let server = self.clusters.servers.get(source)?;
+                let object = super::remote_secret_object(
+                    source,
+                    &self.plan.istio_namespace,
+                    server,
+                    &placeholder,
+                )
+                .ok()?;
+                Some((source, digest_data(normalize_secret(object))))
+            })
+            .collect()
+    }
+
+    /// The remote secret of `source` as it is applied with `token`, and its kubeconfig's
+    /// digest: the same in every destination, so built once per source.
+    fn desired_remote(
+        &self,
+        source: &str,
+        server: &str,
+        token: &TokenData,
+    ) -> Result<Arc<Desired>, String> {
+        if let Some(desired) = self.lock().desired_remote.get(source) {
+            return Ok(desired.clone());
+        }
+        let object = super::remote_secret_object(source, &self.plan.istio_namespace, server, token)
+            .map_err(|e| e.to_string())?;
+        let digested = digest_data(normalize_secret(object.clone()));
+        let desired = Arc::new(Desired {
+            kubeconfig: digested
+                .get("data")
+                .and_then(|d| d.get(source))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            digested,
+            object,
+        });
+        self.lock()
+            .desired_remote
+            .insert(source.to_string(), desired.clone());
+        Ok(desired)
     }
 
     /// Runs one step once its needs are through (or skips it), and records the result. The
@@ -683,25 +749,27 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 },
             });
         };
-        let desired =
-            super::remote_secret_object(source, &self.plan.istio_namespace, server, &token)
-                .map_err(|e| e.to_string())?;
+        let desired = self.desired_remote(source, server, &token)?;
         let Some(live) = self.known_live(step).await else {
             return client
-                .apply(&desired, &self.apply_options())
+                .apply(&desired.object, &self.apply_options())
                 .await
                 .map(Outcome::from)
                 .map_err(|e| e.to_string());
         };
-        let unchanged = live.as_ref().is_some_and(|live| {
-            is_converged(&digest_data(normalize_secret(desired.clone())), live)
-        });
+        let unchanged = match &live {
+            Some(Live::Judged { unchanged_with }) => {
+                unchanged_with.is_some() && *unchanged_with == desired.kubeconfig
+            }
+            Some(Live::Kept(live)) => is_converged(&desired.digested, live),
+            None => false,
+        };
         if unchanged {
             return Ok(Outcome::Unchanged);
         }
         // The list said what is there: no read before the write.
         client
-            .apply_unread(&desired, &self.apply_options())
+            .apply_unread(&desired.object, &self.apply_options())
             .await
             .map(Outcome::from)
             .map_err(|e| e.to_string())
@@ -745,7 +813,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             src,
             client,
             &pair,
-            self.known_live(step).await,
+            self.known_live(step)
+                .await
+                .map(|live| live.and_then(Live::into_kept)),
             &self.apply_options(),
             crate::tokens::now_unix(),
             &before_swap,
@@ -906,11 +976,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             .collect();
         let mut found = Vec::new();
         for (name, client) in clusters {
-            let listed: Option<Vec<Value>> = self
-                .lock()
-                .live_remote
-                .get(name)
-                .map(|by_name| by_name.values().cloned().collect());
+            // A judged secret is of a cluster in the mesh, so never stale.
+            let listed: Option<Vec<Value>> = self.lock().live_remote.get(name).map(|by_name| {
+                by_name
+                    .values()
+                    .filter_map(|live| live.clone().into_kept())
+                    .collect()
+            });
             let remote = match listed {
                 Some(listed) => listed,
                 None => match client
@@ -972,7 +1044,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     /// What the destination's list said about this step's remote secret, once the list is
     /// through: `None` when the destination was not listed, `Some(None)` when listed and
     /// absent.
-    async fn known_live(&self, step: &Step) -> Option<Option<Value>> {
+    async fn known_live(&self, step: &Step) -> Option<Option<Live>> {
         if let Some(flag) = self.listed.get(&step.cluster) {
             // The sender lives as long as the runner, so this cannot fail.
             let _ = flag.subscribe().wait_for(|listed| *listed).await;
@@ -1053,8 +1125,59 @@ impl From<ApplyOutcome> for Outcome {
     }
 }
 
-/// A destination's remote secrets, by name, as [`essentials`] keeps them.
-type Listed = BTreeMap<String, Value>;
+/// A destination's remote secrets, by name.
+type Listed = BTreeMap<String, Live>;
+
+/// What a destination's list said about one of its remote secrets.
+#[derive(Clone)]
+enum Live {
+    /// The remote secret of a source with a long-lived token: the digest of the kubeconfig
+    /// with which it is what meshboot applies (its own kubeconfig's when all the rest is), or
+    /// `None` when it must be applied whatever the kubeconfig. A 100-cluster mesh lists 9,900
+    /// of them, so each is kept as a few bytes rather than as the Secret.
+    Judged { unchanged_with: Option<String> },
+    /// The Secret as [`essentials`] keeps it: the pairs of bound tokens judge the token by its
+    /// expiry, and a secret of a cluster no longer in the mesh is what prune looks at.
+    Kept(Value),
+}
+
+impl Live {
+    /// Compares a listed secret ([`essentials`], data digested) with `skeleton`, the desired
+    /// one of `source` digested and built with a placeholder token, as if its kubeconfig were
+    /// the live one: when that is converged, so is every desired secret with the same
+    /// kubeconfig digest. Only the kubeconfig depends on the token.
+    fn judge(skeleton: &Value, source: &str, live: &Value) -> Live {
+        let kubeconfig = live
+            .get("data")
+            .and_then(|d| d.get(source))
+            .and_then(Value::as_str);
+        let unchanged_with = kubeconfig.filter(|kubeconfig| {
+            let mut desired = skeleton.clone();
+            if let Some(data) = desired.get_mut("data").and_then(Value::as_object_mut) {
+                data.insert(source.to_string(), Value::String(kubeconfig.to_string()));
+            }
+            is_converged(&desired, live)
+        });
+        Live::Judged {
+            unchanged_with: unchanged_with.map(str::to_string),
+        }
+    }
+
+    fn into_kept(self) -> Option<Value> {
+        match self {
+            Live::Kept(value) => Some(value),
+            Live::Judged { .. } => None,
+        }
+    }
+}
+
+/// A source's remote secret as it is applied, as it is compared (data digested), and the
+/// digest of its kubeconfig.
+struct Desired {
+    object: Value,
+    digested: Value,
+    kubeconfig: Option<String>,
+}
 
 /// `istio-remote-secret-<source>`.
 const REMOTE_SECRET_PREFIX: &str = "istio-remote-secret-";
@@ -1107,4 +1230,102 @@ fn digest_data(mut secret: Value) -> Value {
         }
     }
     secret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(t: &str) -> TokenData {
+        TokenData {
+            token: t.into(),
+            ca_crt: b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_vec(),
+        }
+    }
+
+    /// The remote secret of `eu` as the API server lists it after meshboot applied it with
+    /// `t`: meshboot's managedFields entry naming what it set, and what the server adds.
+    fn listed(t: &str, extra_owned_label: bool) -> Value {
+        let mut secret = normalize_secret(
+            super::super::remote_secret_object("eu", "istio-system", "https://eu:6443", &token(t))
+                .unwrap_or_default(),
+        );
+        let mut labels = json!({"f:istio/multiCluster": {}});
+        if extra_owned_label {
+            secret["metadata"]["labels"]["team"] = json!("mesh");
+            labels["f:team"] = json!({});
+        }
+        secret["type"] = json!("Opaque");
+        secret["metadata"]["uid"] = json!("u-1");
+        secret["metadata"]["resourceVersion"] = json!("7");
+        secret["metadata"]["managedFields"] = json!([{
+            "manager": "meshboot", "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-12-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:eu": {}}, "f:metadata": {
+                "f:annotations": {"f:networking.istio.io/cluster": {}}, "f:labels": labels}}}]);
+        essentials(secret, true)
+    }
+
+    fn skeleton() -> Value {
+        let placeholder = token("placeholder");
+        digest_data(normalize_secret(
+            super::super::remote_secret_object(
+                "eu",
+                "istio-system",
+                "https://eu:6443",
+                &placeholder,
+            )
+            .unwrap_or_default(),
+        ))
+    }
+
+    fn desired_digest(t: &str) -> Option<String> {
+        let object =
+            super::super::remote_secret_object("eu", "istio-system", "https://eu:6443", &token(t))
+                .unwrap_or_default();
+        digest_data(normalize_secret(object))["data"]["eu"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn a_listed_remote_secret_is_unchanged_only_with_the_same_kubeconfig() {
+        let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &listed("t1", false))
+        else {
+            panic!("a remote secret of a mesh cluster is judged");
+        };
+        assert!(unchanged_with.is_some());
+        assert_eq!(unchanged_with, desired_digest("t1"));
+        assert_ne!(
+            unchanged_with,
+            desired_digest("t2"),
+            "a new token is a change"
+        );
+    }
+
+    #[test]
+    fn a_field_meshboot_set_and_no_longer_sets_makes_it_changed_whatever_the_kubeconfig() {
+        let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &listed("t1", true))
+        else {
+            panic!("a remote secret of a mesh cluster is judged");
+        };
+        assert_eq!(
+            unchanged_with, None,
+            "the label must be removed by an apply"
+        );
+    }
+
+    #[test]
+    fn a_remote_secret_without_its_kubeconfig_or_with_another_annotation_is_changed() {
+        let mut no_data = listed("t1", false);
+        no_data["data"] = json!({});
+        let mut moved = listed("t1", false);
+        moved["metadata"]["annotations"]["networking.istio.io/cluster"] = json!("us");
+        for live in [no_data, moved] {
+            let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &live) else {
+                panic!("judged");
+            };
+            assert_eq!(unchanged_with, None, "{live}");
+        }
+    }
 }
