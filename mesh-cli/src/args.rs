@@ -190,7 +190,9 @@ pub fn emit<T: Serialize>(
     value: &T,
     text: impl FnOnce(&T, &mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Stdout flushes at every newline; a 100-cluster report is 150,000 lines of JSON, so it
+    // is buffered here and written in large blocks.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match format {
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut out, value).context("writing JSON to stdout")?;

@@ -117,6 +117,29 @@ impl ClusterOps for Faulty {
         self.client.apply_unread(desired, options).await
     }
 
+    async fn apply_known(
+        &self,
+        desired: &Value,
+        live: Option<&Value>,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        let target = format!(
+            "{}/{}",
+            desired["kind"].as_str().unwrap_or_default(),
+            desired["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
+            return Err(ClusterError::Api {
+                cluster: self.name().to_string(),
+                object: format!("apply {target}"),
+                code: 422,
+                reason: "Invalid".into(),
+                message: "injected failure".into(),
+            });
+        }
+        self.client.apply_known(desired, live, options).await
+    }
+
     async fn list_each<F>(
         &self,
         api_version: &str,
@@ -995,6 +1018,18 @@ async fn a_converged_run_reads_each_object_once_and_lists_remote_secrets_once() 
         assert_eq!(counters.requests("apply") + counters.requests("patch"), 0);
         assert_eq!(counters.requests("list"), 1, "{counters}");
         assert!(counters.requests("get") <= applied + 8 + 1, "{counters}");
+        // What preflight read (the namespace, cacerts, the reader account) is not read again
+        // by its apply step, nor the reader token by the wait for it.
+        let mut gets = std::collections::BTreeMap::<String, usize>::new();
+        for r in cluster.request_log().iter().filter(|r| r.verb == "get") {
+            *gets.entry(r.path.clone()).or_default() += 1;
+        }
+        let twice: Vec<_> = gets.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{}: read more than once: {twice:?}",
+            cluster.name()
+        );
     }
 }
 

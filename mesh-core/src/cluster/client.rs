@@ -333,6 +333,45 @@ impl ClusterClient {
         })
     }
 
+    /// Server-side applies `desired` unless `live`, read a moment ago by the caller (`None`:
+    /// it did not exist), is already converged with it ([`is_converged`]): what
+    /// [`apply`](Self::apply) does after its read, for a caller that has read the object
+    /// already (preflight reads `cacerts`, so the `cacerts` step need not read it again).
+    ///
+    /// ```no_run
+    /// # async fn demo(c: mesh_core::cluster::ClusterClient, desired: serde_json::Value) -> Result<(), mesh_core::cluster::ClusterError> {
+    /// use mesh_core::cluster::{ApplyOptions, ObjectRef};
+    /// let live = c.get(&ObjectRef::namespaced("v1", "Secret", "istio-system", "cacerts")).await?;
+    /// let outcome = c.apply_known(&desired, live.as_ref(), &ApplyOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply_known(
+        &self,
+        desired: &Value,
+        live: Option<&Value>,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        let (oref, desired, collection) = self.apply_target(desired).await?;
+        let outcome = match live {
+            None => ApplyOutcome::Created,
+            Some(live) if is_converged(&desired, live) => return Ok(ApplyOutcome::Unchanged),
+            Some(_) => ApplyOutcome::Updated,
+        };
+        if options.dry_run {
+            return Ok(outcome);
+        }
+        let what = format!("apply {oref}");
+        let code = self
+            .patch_apply(&what, &oref, &collection, &desired, options)
+            .await?;
+        // The answer says what happened, whatever was read before.
+        Ok(if code == 201 {
+            ApplyOutcome::Created
+        } else {
+            ApplyOutcome::Updated
+        })
+    }
+
     /// The object reference, the desired object as it is sent, and its collection URL.
     async fn apply_target(
         &self,

@@ -84,6 +84,19 @@ pub trait ClusterOps: Clone + Send + Sync + 'static {
         self.apply(desired, options)
     }
 
+    /// Server-side applies `desired` unless `live` (read a moment ago by the caller, `None`:
+    /// absent) is already converged with it: [`apply`](ClusterOps::apply) without its read.
+    /// With `dry_run` nothing is written and the outcome is judged from `live`.
+    fn apply_known(
+        &self,
+        desired: &Value,
+        live: Option<&Value>,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
+        let _ = live;
+        self.apply(desired, options)
+    }
+
     /// Creates an object (POST); a 409 is [`ClusterError::Conflict`].
     fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send;
 
@@ -291,6 +304,15 @@ impl ClusterOps for ClusterClient {
         options: &ApplyOptions,
     ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
         ClusterClient::apply_unread(self, desired, options)
+    }
+
+    fn apply_known(
+        &self,
+        desired: &Value,
+        live: Option<&Value>,
+        options: &ApplyOptions,
+    ) -> impl Future<Output = Result<ApplyOutcome, ClusterError>> + Send {
+        ClusterClient::apply_known(self, desired, live, options)
     }
 
     fn create(&self, object: &Value) -> impl Future<Output = Result<Value, ClusterError>> + Send {

@@ -100,6 +100,9 @@ pub(crate) struct Found {
     pub chart_reader: Option<Owner>,
     /// ServiceAccount `meshboot-reader` exists.
     pub meshboot_reader: bool,
+    /// ServiceAccount `meshboot-reader` as read (`Some(None)`: absent), when it was read:
+    /// its apply step need not read it again.
+    pub meshboot_reader_object: Option<Option<Value>>,
     /// Sidecar clusters that need one: Service `istio-eastwestgateway`, and who made it.
     pub eastwest: Option<Option<Owner>>,
 }
@@ -144,6 +147,7 @@ pub(crate) async fn detect<C: ClusterOps>(
         read_if(client, &gateway, sidecar_gateway),
     );
     let istiod = istiod?;
+    let meshboot_reader = meshboot_reader?;
     Ok(Found {
         istio_crds: istio_crds?.unwrap_or(false),
         gateway_api: gateway_api?,
@@ -151,7 +155,8 @@ pub(crate) async fn detect<C: ClusterOps>(
         istiod_image: istiod.as_ref().and_then(crate::tokens::discovery_image),
         self_signed_ca: ca_secret?.is_some(),
         chart_reader: chart_reader?.flatten().as_ref().map(Owner::of),
-        meshboot_reader: meshboot_reader?.flatten().is_some(),
+        meshboot_reader: meshboot_reader.as_ref().is_some_and(Option::is_some),
+        meshboot_reader_object: meshboot_reader,
         eastwest: eastwest?.map(|svc| svc.as_ref().map(Owner::of)),
     })
 }

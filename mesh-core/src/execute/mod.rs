@@ -409,6 +409,7 @@ pub(crate) async fn run_plan_with<C: ClusterOps>(
         notices: Vec::new(),
         refresh_within: context.refresh_within,
         fresh: BTreeSet::new(),
+        read: Default::default(),
         find_stale: false,
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);

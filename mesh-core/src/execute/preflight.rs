@@ -21,6 +21,7 @@ use crate::cluster::{ClusterError, ClusterOps, ObjectRef};
 use crate::helm::Helm;
 use crate::plan::Plan;
 use crate::remote_secret::is_loopback_server;
+use crate::render::reader::MESHBOOT_SERVICE_ACCOUNT;
 use crate::render::{Needs, RenderOptions};
 use crate::spec::{ClusterSpec, MeshSpec};
 use crate::verify::cacerts::CacertsSecret;
@@ -267,6 +268,7 @@ impl<C: ClusterOps> Preflight<C> {
         let mut istiod_running = BTreeSet::new();
         let mut istiod_images = BTreeMap::new();
         let mut fresh = BTreeSet::new();
+        let mut read = BTreeMap::new();
         for cluster in &spec.clusters {
             match (
                 self.probes.get(&cluster.name),
@@ -284,6 +286,9 @@ impl<C: ClusterOps> Preflight<C> {
                     }
                     if state.fresh {
                         fresh.insert(cluster.name.clone());
+                    }
+                    for (object, live) in &state.read {
+                        read.insert((cluster.name.clone(), object.clone()), live.clone());
                     }
                     usable.insert(cluster.name.clone(), client);
                 }
@@ -306,6 +311,7 @@ impl<C: ClusterOps> Preflight<C> {
             istiod_images,
             refresh_within: None,
             fresh,
+            read: std::sync::Mutex::new(read),
             find_stale: true,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
@@ -324,6 +330,9 @@ pub(crate) struct ClusterState {
     pub detected: Detected,
     /// The Istio namespace did not exist: nothing in it exists either.
     pub fresh: bool,
+    /// Objects read whole here (the namespace, `cacerts`, meshboot's reader account): their
+    /// apply steps need not read them again.
+    pub read: Vec<(ObjectRef, Option<Value>)>,
 }
 
 /// Why a cluster cannot take part.
@@ -373,24 +382,35 @@ async fn probe<C: ClusterOps>(
     let namespace = spec.istio_namespace.as_str();
     // The namespace read comes first and alone: when the server is down, one request pays the
     // retries instead of several.
-    let namespace_found = client
-        .get(&ObjectRef::cluster_scoped("v1", "Namespace", namespace))
-        .await?
-        .is_some();
+    let namespace_ref = ObjectRef::cluster_scoped("v1", "Namespace", namespace);
+    let namespace_object = client.get(&namespace_ref).await?;
+    let namespace_found = namespace_object.is_some();
     let cacerts_ref = ObjectRef::namespaced("v1", "Secret", namespace, "cacerts");
     let (cacerts, istio) =
         futures::future::join(client.get(&cacerts_ref), detect(client, spec, cluster)).await;
-    let istio = istio?;
+    let mut istio = istio?;
+    let cacerts = cacerts?;
+    let mut read = vec![
+        (namespace_ref, namespace_object),
+        (cacerts_ref, cacerts.clone()),
+    ];
+    if let Some(reader) = istio.meshboot_reader_object.take() {
+        read.push((
+            ObjectRef::namespaced("v1", "ServiceAccount", namespace, MESHBOOT_SERVICE_ACCOUNT),
+            reader,
+        ));
+    }
     let detected = istio.detected(
         spec.control_plane.install,
         Needs::of(spec, cluster).reader,
         spec.reader_token.is_some(),
     );
     Ok(ClusterState {
-        cacerts: cacerts?,
+        cacerts,
         istio,
         detected,
         fresh: !namespace_found,
+        read,
     })
 }
 

@@ -30,8 +30,8 @@ use tokio::sync::{Semaphore, watch};
 use super::report::{Event, Notice, Outcome, Removal, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
-    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, TokenData, external_addresses,
-    is_converged, normalize_secret,
+    ApplyOptions, ApplyOutcome, ClusterError, ClusterOps, ObjectRef, TokenData, external_addresses,
+    is_converged, normalize_secret, token_data,
 };
 use crate::helm::{Decision, EnsureOptions, Helm, Release};
 use crate::phase::Phase;
@@ -104,6 +104,10 @@ pub(crate) struct Clusters<C> {
     /// Clusters whose Istio namespace did not exist at preflight: the namespace and every
     /// object in it are applied without a read first (there is nothing to read).
     pub fresh: BTreeSet<String>,
+    /// Objects preflight read whole, by cluster (the namespace, `cacerts`, the reader
+    /// account): each one's apply step compares with what was read instead of reading again,
+    /// once (taken when used).
+    pub read: Mutex<BTreeMap<(String, ObjectRef), Option<Value>>>,
     /// Bound tokens expiring within this are replaced (`rotate tokens --expiring-within`);
     /// `None`: the mesh file's `readerToken.refreshBefore`.
     pub refresh_within: Option<std::time::Duration>,
@@ -509,8 +513,27 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let client = self.client(&step.cluster)?;
         match &step.action {
             Action::Apply { object, wait } => {
+                let read_before = self.read_at_preflight(step);
+                let mut token = None;
                 let applied = if self.known_absent(step) {
                     client.apply_unread(object, &self.apply_options()).await
+                } else if let Some(live) = read_before {
+                    client
+                        .apply_known(object, live.as_ref(), &self.apply_options())
+                        .await
+                } else if *wait == Some(Wait::Token) {
+                    // Read here rather than in apply, so that the token it already holds
+                    // needs no second read.
+                    match client.get(&step.object).await {
+                        Ok(live) => {
+                            let applied = client
+                                .apply_known(object, live.as_ref(), &self.apply_options())
+                                .await;
+                            token = live.as_ref().and_then(|l| token_data(l).ok());
+                            applied
+                        }
+                        Err(e) => Err(e),
+                    }
                 } else {
                     client.apply(object, &self.apply_options()).await
                 };
@@ -530,7 +553,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                     Err(e) => return Err(e.to_string()),
                 };
                 if *wait == Some(Wait::Token) {
-                    self.reader_token(client, step).await?;
+                    match token.filter(|_| outcome == ApplyOutcome::Unchanged) {
+                        // An unchanged token Secret keeps the token the controller put in.
+                        Some(data) => {
+                            self.lock().tokens.insert(step.cluster.clone(), data);
+                        }
+                        None => self.reader_token(client, step).await?,
+                    }
                 }
                 if outcome == ApplyOutcome::Created
                     && step.phase == Phase::CaCerts
@@ -561,6 +590,16 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 Some(ns) => ns == namespace,
                 None => step.object.kind == "Namespace" && &step.object.name == namespace,
             }
+    }
+
+    /// What preflight read of the step's object, if it did (`Some(None)`: absent); taken, so
+    /// a second step for the same object reads it itself.
+    fn read_at_preflight(&self, step: &Step) -> Option<Option<Value>> {
+        self.clusters
+            .read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(step.cluster.clone(), step.object.clone()))
     }
 
     /// In a dry run with `install: helm`, an Istio kind the charts have not installed yet.
