@@ -2,7 +2,8 @@
 //! secret), apart from [resolving a context](super::context) in them. Errors never quote the
 //! file: it holds credentials.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kube::config::Kubeconfig;
 
@@ -29,12 +30,116 @@ pub(super) fn read(
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "~/.kube/config".to_string()),
     };
-    let kubeconfig = match path {
-        Some(p) => Kubeconfig::read_from(p),
-        None => Kubeconfig::read(),
+    let files = files_of(path);
+    let stamp = stamps(&files);
+    let cached = stamp.as_ref().and_then(|stamp| {
+        let cache = PARSED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(&files)
+            .filter(|(at, _)| at == stamp)
+            .map(|(_, kc)| kc.clone())
+    });
+    let parsed = match cached {
+        Some(kc) => kc,
+        None => {
+            let kc = match path {
+                Some(p) => Kubeconfig::read_from(p),
+                None => Kubeconfig::read(),
+            }
+            .map_err(|e| error(cluster, &label, context, &e))?;
+            let kc = std::sync::Arc::new(kc);
+            if let Some(stamp) = stamp {
+                PARSED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(files, (stamp, kc.clone()));
+            }
+            kc
+        }
+    };
+    Ok(Source {
+        kubeconfig: only_context(&parsed, context),
+        label,
+    })
+}
+
+/// Kubeconfig files parsed in this process, with the size and modification time of each file
+/// when it was read: a 100-cluster mesh names the same 100-context file 100 times, and each
+/// parse reads every context's CA and credentials. A file that changed is read again.
+static PARSED: std::sync::LazyLock<std::sync::Mutex<ParsedFiles>> =
+    std::sync::LazyLock::new(Default::default);
+
+type ParsedFiles = std::collections::HashMap<Vec<PathBuf>, (Vec<Stamp>, Arc<Kubeconfig>)>;
+
+/// A file's length and modification time.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+/// The files kubectl reads: `path`, else each of `$KUBECONFIG`, else `~/.kube/config`.
+fn files_of(path: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = path {
+        return vec![p.to_path_buf()];
     }
-    .map_err(|e| error(cluster, &label, context, &e))?;
-    Ok(Source { kubeconfig, label })
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => std::env::var_os("HOME")
+            .map(|home| vec![PathBuf::from(home).join(".kube").join("config")])
+            .unwrap_or_default(),
+    }
+}
+
+/// Each file's stamp; `None` (never cached) when one cannot be read.
+fn stamps(files: &[PathBuf]) -> Option<Vec<Stamp>> {
+    if files.is_empty() {
+        return None;
+    }
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            Some((meta.len(), meta.modified().ok()))
+        })
+        .collect()
+}
+
+/// The kubeconfig with only `context` (empty: the current one), its cluster and its user,
+/// when it has that context; otherwise all of it, so that the error can list the contexts.
+fn only_context(kc: &Kubeconfig, context: &str) -> Kubeconfig {
+    let name = if context.is_empty() {
+        kc.current_context.as_deref().unwrap_or_default()
+    } else {
+        context
+    };
+    let Some(entry) = kc.contexts.iter().find(|c| c.name == name) else {
+        return kc.clone();
+    };
+    let (cluster, user) = entry
+        .context
+        .as_ref()
+        .map(|c| (c.cluster.as_str(), c.user.as_deref()))
+        .unwrap_or_default();
+    Kubeconfig {
+        preferences: kc.preferences.clone(),
+        clusters: kc
+            .clusters
+            .iter()
+            .filter(|c| c.name == cluster)
+            .cloned()
+            .collect(),
+        auth_infos: kc
+            .auth_infos
+            .iter()
+            .filter(|a| Some(a.name.as_str()) == user)
+            .cloned()
+            .collect(),
+        contexts: vec![entry.clone()],
+        current_context: kc.current_context.clone(),
+        extensions: kc.extensions.clone(),
+        kind: kc.kind.clone(),
+        api_version: kc.api_version.clone(),
+        other: kc.other.clone(),
+    }
 }
 
 /// Parses a kubeconfig held in memory; `label` names it in errors.
@@ -98,4 +203,57 @@ pub fn kubeconfig_server(yaml: &str) -> Option<String> {
         None => kc.clusters.first(),
     }?;
     cluster.cluster.as_ref()?.server.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(contexts: &[&str]) -> String {
+        let mut yaml = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        for c in contexts {
+            yaml.push_str(&format!(
+                "- name: {c}\n  cluster: {{server: 'https://{c}:6443'}}\n"
+            ));
+        }
+        yaml.push_str("users:\n");
+        for c in contexts {
+            yaml.push_str(&format!("- name: {c}\n  user: {{token: t-{c}}}\n"));
+        }
+        yaml.push_str("contexts:\n");
+        for c in contexts {
+            yaml.push_str(&format!(
+                "- name: {c}\n  context: {{cluster: {c}, user: {c}}}\n"
+            ));
+        }
+        yaml
+    }
+
+    #[test]
+    fn each_context_gets_only_its_entries_and_a_changed_file_is_read_again()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, file(&["eu", "us"]))?;
+        let eu = read("eu", Some(&path), "eu")?.kubeconfig;
+        assert_eq!(eu.contexts.len(), 1);
+        assert_eq!(eu.clusters.len(), 1);
+        assert_eq!(eu.auth_infos.len(), 1);
+        assert_eq!(eu.auth_infos[0].name, "eu");
+        // An unknown context keeps every entry, so its error can name the known ones.
+        assert_eq!(read("ap", Some(&path), "ap")?.kubeconfig.contexts.len(), 2);
+
+        // A longer file (another size) is not the one parsed before.
+        std::fs::write(&path, file(&["eu", "us", "ap"]))?;
+        let ap = read("ap", Some(&path), "ap")?.kubeconfig;
+        assert_eq!(ap.contexts.len(), 1);
+        assert_eq!(
+            ap.clusters[0]
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.as_deref()),
+            Some("https://ap:6443")
+        );
+        Ok(())
+    }
 }

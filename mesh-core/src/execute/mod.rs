@@ -229,8 +229,8 @@ pub async fn connect_with<K: Connector>(
     spec: &MeshSpec,
     connector: &K,
 ) -> Vec<(String, Result<K::Client, ClusterError>)> {
-    // Connecting reads and parses the whole kubeconfig for each cluster (all contexts, CA data
-    // included); a few at a time keeps a 100-cluster kubeconfig from being held 100 times.
+    // A kubeconfig file is parsed once for all of its contexts (`cluster::kubeconfig`); each
+    // client then holds its own context's entries only.
     stream::iter(spec.clusters.iter())
         .map(|c| async move {
             let client = match &c.credentials {
