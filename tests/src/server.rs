@@ -647,15 +647,21 @@ async fn object_request(
             if query.flag("watch") {
                 return watch_response(st, def, ns, labels, fields, query);
             }
-            let list = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
             if table {
+                let list = ops::list(st, def, ns, labels.as_ref(), fields.as_ref())?;
                 let items = list["items"].as_array().cloned().unwrap_or_default();
                 let rv = list["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or_default();
                 return ok(table::render(def, &items, rv));
             }
-            ok(list)
+            let body = ops::list_json(st, def, ns, labels.as_ref(), fields.as_ref())?;
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response())
         }
         (Method::POST, None) => {
             let body = decode_body(&bytes, content_type)?;
