@@ -44,6 +44,27 @@ struct Faulty {
     faults: Arc<Mutex<Faults>>,
 }
 
+impl Faulty {
+    /// The failure injected for applying `desired`, if any (never in a dry run).
+    fn injected(&self, desired: &Value, options: &ApplyOptions) -> Result<(), ClusterError> {
+        let target = format!(
+            "{}/{}",
+            desired["kind"].as_str().unwrap_or_default(),
+            desired["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
+            return Err(ClusterError::Api {
+                cluster: self.name().to_string(),
+                object: format!("apply {target}"),
+                code: 422,
+                reason: "Invalid".into(),
+                message: "injected failure".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl ClusterOps for Faulty {
     fn name(&self) -> &str {
         self.client.name()
@@ -78,20 +99,7 @@ impl ClusterOps for Faulty {
         desired: &Value,
         options: &ApplyOptions,
     ) -> Result<ApplyOutcome, ClusterError> {
-        let target = format!(
-            "{}/{}",
-            desired["kind"].as_str().unwrap_or_default(),
-            desired["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
-            return Err(ClusterError::Api {
-                cluster: self.name().to_string(),
-                object: format!("apply {target}"),
-                code: 422,
-                reason: "Invalid".into(),
-                message: "injected failure".into(),
-            });
-        }
+        self.injected(desired, options)?;
         self.client.apply(desired, options).await
     }
 
@@ -100,20 +108,7 @@ impl ClusterOps for Faulty {
         desired: &Value,
         options: &ApplyOptions,
     ) -> Result<ApplyOutcome, ClusterError> {
-        let target = format!(
-            "{}/{}",
-            desired["kind"].as_str().unwrap_or_default(),
-            desired["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
-            return Err(ClusterError::Api {
-                cluster: self.name().to_string(),
-                object: format!("apply {target}"),
-                code: 422,
-                reason: "Invalid".into(),
-                message: "injected failure".into(),
-            });
-        }
+        self.injected(desired, options)?;
         self.client.apply_unread(desired, options).await
     }
 
@@ -123,20 +118,7 @@ impl ClusterOps for Faulty {
         live: Option<&Value>,
         options: &ApplyOptions,
     ) -> Result<ApplyOutcome, ClusterError> {
-        let target = format!(
-            "{}/{}",
-            desired["kind"].as_str().unwrap_or_default(),
-            desired["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        if !options.dry_run && self.faults.lock().unwrap().fail_apply.contains(&target) {
-            return Err(ClusterError::Api {
-                cluster: self.name().to_string(),
-                object: format!("apply {target}"),
-                code: 422,
-                reason: "Invalid".into(),
-                message: "injected failure".into(),
-            });
-        }
+        self.injected(desired, options)?;
         self.client.apply_known(desired, live, options).await
     }
 

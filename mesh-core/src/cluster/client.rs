@@ -322,15 +322,8 @@ impl ClusterClient {
             return self.apply(desired, options).await;
         }
         let (oref, desired, collection) = self.apply_target(desired).await?;
-        let what = format!("apply {oref}");
-        let code = self
-            .patch_apply(&what, &oref, &collection, &desired, options)
-            .await?;
-        Ok(if code == 201 {
-            ApplyOutcome::Created
-        } else {
-            ApplyOutcome::Updated
-        })
+        self.apply_answered(&oref, &collection, &desired, options)
+            .await
     }
 
     /// Server-side applies `desired` unless `live`, read a moment ago by the caller (`None`:
@@ -360,11 +353,23 @@ impl ClusterClient {
         if options.dry_run {
             return Ok(outcome);
         }
+        self.apply_answered(&oref, &collection, &desired, options)
+            .await
+    }
+
+    /// One server-side apply, its outcome told by the answer (201: created), whatever was
+    /// read before.
+    async fn apply_answered(
+        &self,
+        oref: &ObjectRef,
+        collection: &str,
+        desired: &Value,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, ClusterError> {
         let what = format!("apply {oref}");
         let code = self
-            .patch_apply(&what, &oref, &collection, &desired, options)
+            .patch_apply(&what, oref, collection, desired, options)
             .await?;
-        // The answer says what happened, whatever was read before.
         Ok(if code == 201 {
             ApplyOutcome::Created
         } else {
