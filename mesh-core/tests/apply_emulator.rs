@@ -812,11 +812,9 @@ async fn the_report_serialises_without_secret_material() {
     assert_eq!(value["totals"]["failed"], 0);
 }
 
-#[tokio::test]
-async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
-    // An older meshboot (same field manager) also set an annotation on the remote secret; the
-    // current one does not. A converged-looking secret must still be re-applied, so the
-    // server drops the annotation: comparing only "desired ⊆ live" would keep it forever.
+/// A bootstrapped world, a client of eu, and us's remote secret in eu as it would be applied
+/// again by meshboot's field manager (server-kept metadata dropped), for a test to alter.
+async fn applied_with_us_secret_in_eu() -> (World, ClusterClient, Value) {
     let world = World::three();
     assert!(world.apply(&local()).await.succeeded);
     let eu = ClusterClient::connect("eu", Some(world.emulator.kubeconfig_path()), "eu")
@@ -833,6 +831,15 @@ async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
     ] {
         old["metadata"].as_object_mut().unwrap().remove(field);
     }
+    (world, eu, old)
+}
+
+#[tokio::test]
+async fn a_remote_secret_field_meshboot_no_longer_sets_is_removed() {
+    // An older meshboot (same field manager) also set an annotation on the remote secret; the
+    // current one does not. A converged-looking secret must still be re-applied, so the
+    // server drops the annotation: comparing only "desired ⊆ live" would keep it forever.
+    let (world, eu, mut old) = applied_with_us_secret_in_eu().await;
     old["metadata"]["annotations"]["meshboot.io/legacy"] = json!("set by an older version");
     assert_eq!(
         eu.apply(&old, &ApplyOptions::default()).await.unwrap(),
@@ -865,23 +872,8 @@ async fn a_remote_secret_with_another_kubeconfig_is_reapplied_and_only_that_one(
     // The list of a destination's remote secrets is kept as a digest per secret: one whose
     // kubeconfig is not the one meshboot would write (an older token, another server) must
     // still be seen as changed, and the rest as unchanged.
-    let world = World::three();
-    assert!(world.apply(&local()).await.succeeded);
-    let eu = ClusterClient::connect("eu", Some(world.emulator.kubeconfig_path()), "eu")
-        .await
-        .unwrap();
-    let mut old = world
-        .object("eu", "v1", "Secret", "istio-remote-secret-us")
-        .unwrap();
+    let (world, eu, mut old) = applied_with_us_secret_in_eu().await;
     let desired_data = old["data"]["us"].clone();
-    for field in [
-        "managedFields",
-        "resourceVersion",
-        "uid",
-        "creationTimestamp",
-    ] {
-        old["metadata"].as_object_mut().unwrap().remove(field);
-    }
     old["data"]["us"] = json!("YW4gb2xkZXIga3ViZWNvbmZpZw==");
     assert_eq!(
         eu.apply(&old, &ApplyOptions::default()).await.unwrap(),
