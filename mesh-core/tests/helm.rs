@@ -237,3 +237,30 @@ async fn a_missing_or_too_old_helm_is_a_clear_error() {
         assert_eq!(helm.version().text, "v4.1.4");
     }
 }
+
+/// Linux refuses to exec a file still open for writing ("Text file busy"): a helm binary
+/// being replaced, or one whose writer's descriptor a concurrently forked child still holds
+/// (what made this file's tests flaky on CI). A moment later the same exec succeeds, so
+/// meshboot tries again instead of failing the run.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_still_open_for_writing_is_run_once_its_writer_closes() {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("helm");
+    let mut writer = std::fs::File::create(&path).expect("script");
+    writer
+        .write_all(b"#!/bin/sh\necho v3.19.0+g3d8990f\n")
+        .expect("script body");
+    writer.flush().expect("flush");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let busy = Helm::locate(Some(&path));
+    let close = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(writer);
+    };
+    let (found, ()) = tokio::join!(busy, close);
+    let helm = found.expect("helm runs once nobody writes it");
+    assert_eq!(helm.version().text, "v3.19.0");
+}

@@ -56,6 +56,32 @@ struct Output {
     stderr: String,
 }
 
+/// Runs helm to completion and collects its output. A spawn refused with "Text file busy"
+/// (ETXTBSY) is tried again a few times: Linux refuses to exec a file that some process still
+/// has open for writing, which is the case for a moment while a package manager replaces the
+/// binary, or while any process forked in that moment (e.g. a sibling thread spawning another
+/// child) still holds a copy of the writer's descriptor before its own exec closes it.
+async fn output(path: &Path, args: &[OsString]) -> std::io::Result<std::process::Output> {
+    let mut pause = Duration::from_millis(10);
+    let mut tries = 0;
+    loop {
+        let run = Command::new(path)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match run {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 6 => {
+                tries += 1;
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn exec(
     path: &Path,
     args: Vec<OsString>,
@@ -63,11 +89,7 @@ async fn exec(
     what: (&Target, &'static str, &str),
 ) -> Result<Output, HelmError> {
     let (target, action, release) = what;
-    let child = Command::new(path)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let child = output(path, &args);
     let out = match tokio::time::timeout(limit, child).await {
         Err(_) => {
             return Err(HelmError::Timeout {
@@ -94,11 +116,8 @@ async fn exec(
 
 /// `helm version --short`, parsed.
 pub(super) async fn version(path: &Path) -> Result<HelmVersion, HelmError> {
-    let out = Command::new(path)
-        .args(["version", "--short"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let args = [OsString::from("version"), OsString::from("--short")];
+    let out = output(path, &args);
     let out = tokio::time::timeout(Duration::from_secs(30), out)
         .await
         .map_err(|_| HelmError::Spawn {
