@@ -1007,6 +1007,30 @@ async fn a_converged_run_reads_each_object_once_and_lists_remote_secrets_once() 
     }
 }
 
+/// The remote-secret lists are the bulk of a converged run (every destination's N-1 Secrets),
+/// so they start beside preflight instead of after the probes, the CA, the plan and the
+/// access reviews: each destination's list reaches it before any review does.
+#[tokio::test]
+async fn remote_secrets_are_listed_while_preflight_runs() {
+    let world = World::three();
+    assert!(world.apply(&local()).await.succeeded);
+    for cluster in world.emulator.clusters() {
+        cluster.reset_counters();
+    }
+    let report = world.apply(&local()).await;
+    assert_eq!(report.totals.written(), 0);
+    for cluster in world.emulator.clusters() {
+        let log = cluster.request_log();
+        let first = |what: &dyn Fn(&mesh_tests::Logged) -> bool| log.iter().position(what);
+        let list = first(&|r| r.verb == "list" && r.path.ends_with("/secrets"));
+        let review = first(&|r| r.path.ends_with("/selfsubjectaccessreviews"));
+        let (Some(list), Some(review)) = (list, review) else {
+            panic!("{}: a list and reviews: {log:?}", cluster.name());
+        };
+        assert!(list < review, "{}: {log:?}", cluster.name());
+    }
+}
+
 #[tokio::test]
 async fn from_nothing_every_object_is_applied_once() {
     // One apply per object: the list of remote secrets said none exist, so each pair is one

@@ -126,7 +126,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 pub use cluster::EmulatedCluster;
-pub use counters::Counters;
+pub use counters::{Counters, Logged};
 
 use crate::auth::Tokens;
 use crate::cluster::{ClusterState, Inner};

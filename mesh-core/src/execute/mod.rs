@@ -30,6 +30,7 @@
 
 mod ca;
 mod detect;
+mod listed;
 mod preflight;
 mod report;
 mod run;
@@ -411,6 +412,7 @@ pub(crate) async fn run_plan_with<C: ClusterOps>(
         fresh: BTreeSet::new(),
         read: Default::default(),
         find_stale: false,
+        lists: None,
     };
     let runner = run::Runner::new(spec, plan, options, clusters, on_event);
     let run = runner.run().await;

@@ -14,6 +14,7 @@ use futures::stream;
 use serde_json::Value;
 
 use super::detect::{Detected, Found, detect};
+use super::listed::{ListJob, Lists};
 use super::report::{self, CaReport, Event, Notice, Problem, Report};
 use super::run::{Clusters, Runner};
 use super::{EventSink, ExecuteOptions};
@@ -35,6 +36,8 @@ pub(crate) struct Preflight<C> {
     servers: BTreeMap<String, String>,
     /// What the user should know before the run (an east-west gateway still to install).
     notices: Vec<Notice>,
+    /// The destinations' remote secrets, listed while preflight and planning go on.
+    lists: Option<Lists>,
 }
 
 /// What preflight concluded, for the report: the clusters skipped from the start and what was
@@ -57,6 +60,26 @@ impl<C: ClusterOps> Preflight<C> {
         local_root: Option<BTreeSet<String>>,
     ) -> Preflight<C> {
         let clients: BTreeMap<String, Result<C, ClusterError>> = clients.into_iter().collect();
+        let servers: BTreeMap<String, String> = spec
+            .clusters
+            .iter()
+            .filter_map(|cluster| match clients.get(&cluster.name) {
+                Some(Ok(client)) => Some((
+                    cluster.name.clone(),
+                    cluster
+                        .api_server
+                        .clone()
+                        .unwrap_or_else(|| client.server().to_string()),
+                )),
+                _ => None,
+            })
+            .collect();
+        let lists = Lists::start(
+            remote_secret_lists(spec, &servers),
+            clients
+                .iter()
+                .filter_map(|(name, client)| Some((name.as_str(), client.as_ref().ok()?))),
+        );
         let clients_ref = &clients;
         let probes: Vec<(String, Result<ClusterState, Blocker>)> =
             stream::iter(spec.clusters.iter())
@@ -77,8 +100,9 @@ impl<C: ClusterOps> Preflight<C> {
         let mut preflight = Preflight {
             probes: probes.into_iter().collect(),
             clients,
-            servers: BTreeMap::new(),
+            servers,
             notices: Vec::new(),
+            lists: Some(lists),
         };
         preflight.judge(spec, options, local_root.as_ref());
         preflight
@@ -108,27 +132,21 @@ impl<C: ClusterOps> Preflight<C> {
                 .map(|message| Blocker::new(Problem::CacertsConflict, message))
                 .or_else(|| state.istio.blocker(spec, cluster));
             self.notices.extend(state.istio.notices(spec, cluster));
-            if let Some(Ok(client)) = self.clients.get(&cluster.name) {
-                let server = cluster
-                    .api_server
-                    .clone()
-                    .unwrap_or_else(|| client.server().to_string());
-                if problem.is_none()
-                    && sources.contains(&cluster.name)
-                    && !options.allow_loopback
-                    && is_loopback_server(&server)
-                {
-                    problem = Some(Blocker::new(
-                        Problem::LoopbackServer,
-                        format!(
-                            "cluster {}: the API server other clusters would use is {server}, a \
-                             loopback address they cannot reach; set clusters[].apiServer for {} \
-                             in the mesh file (or pass --allow-loopback for local test clusters)",
-                            cluster.name, cluster.name
-                        ),
-                    ));
-                }
-                self.servers.insert(cluster.name.clone(), server);
+            if let Some(server) = self.servers.get(&cluster.name)
+                && problem.is_none()
+                && sources.contains(&cluster.name)
+                && !options.allow_loopback
+                && is_loopback_server(server)
+            {
+                problem = Some(Blocker::new(
+                    Problem::LoopbackServer,
+                    format!(
+                        "cluster {}: the API server other clusters would use is {server}, a \
+                         loopback address they cannot reach; set clusters[].apiServer for {} \
+                         in the mesh file (or pass --allow-loopback for local test clusters)",
+                        cluster.name, cluster.name
+                    ),
+                ));
             }
             if let Some(blocker) = problem {
                 self.probes.insert(cluster.name.clone(), Err(blocker));
@@ -313,6 +331,7 @@ impl<C: ClusterOps> Preflight<C> {
             fresh,
             read: std::sync::Mutex::new(read),
             find_stale: true,
+            lists: self.lists,
         };
         let runner = Runner::new(spec, plan, options, clusters, on_event);
         (runner, Verdicts { blockers, detected })
@@ -498,4 +517,26 @@ async fn check_permissions<C: ClusterOps>(
         }
     }
     Ok(denied)
+}
+
+/// What `apply` lists, from the mesh file alone so that it can start before the plan: the
+/// remote secrets of every destination of a pair, the sources' secrets judged against what
+/// meshboot applies, with their data kept whole when `readerToken` gives each pair a bound
+/// token (the reader objects are then rendered per pair, `render::reader`).
+fn remote_secret_lists(spec: &MeshSpec, servers: &BTreeMap<String, String>) -> ListJob {
+    let pairs = spec.remote_secret_pairs();
+    let sources: BTreeSet<&str> = pairs.iter().map(|(src, _)| src.as_str()).collect();
+    let bound = if spec.reader_token.is_some() {
+        sources.iter().map(|s| s.to_string()).collect()
+    } else {
+        BTreeSet::new()
+    };
+    ListJob::new(
+        &spec.istio_namespace,
+        pairs.iter().map(|(_, dst)| dst.clone()),
+        sources
+            .into_iter()
+            .filter_map(|s| Some((s, servers.get(s)?.as_str()))),
+        bound,
+    )
 }

@@ -24,9 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::stream;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
+use super::listed::{ListJob, Lists, Live, digest_data};
 use super::report::{Event, Notice, Outcome, Removal, StepReport, Totals};
 use super::{EventSink, ExecuteOptions};
 use crate::cluster::{
@@ -46,12 +47,6 @@ const BARRIER_PHASES: [Phase; 2] = [Phase::Namespace, Phase::CaCerts];
 /// Per-cluster phases that run alongside the readers and remote secrets, as one chain per
 /// cluster.
 const GATEWAY_SIDE: [Phase; 2] = [Phase::ControlPlane, Phase::Gateways];
-
-/// Remote-secret lists in flight. Each answer holds every remote secret of a destination (99
-/// in a 100-cluster mesh, some 400 KiB) until its items are trimmed, so this bounds the
-/// memory they take; at 16, the lists of 100 destinations take about seven round trips and
-/// are done while the namespaces, `cacerts` and readers are applied.
-const LISTS_IN_FLIGHT: usize = 16;
 
 /// `helm` processes at once, across every cluster: each renders its chart and holds a
 /// connection per resource kind it watches, and istiod's `--wait` can take minutes.
@@ -80,9 +75,8 @@ pub(crate) struct Runner<'a, C> {
     done: Vec<watch::Sender<bool>>,
     /// Slots for `helm` processes.
     helm_slots: Semaphore,
-    /// One flag per destination whose remote secrets are listed, raised when its list is
-    /// through (whether it answered or not): what its pair steps wait for.
-    listed: BTreeMap<String, watch::Sender<bool>>,
+    /// The destinations' remote secrets, listed once each.
+    lists: Lists,
 }
 
 /// What preflight hands the runner about the clusters.
@@ -114,6 +108,10 @@ pub(crate) struct Clusters<C> {
     /// Look for what meshboot made for clusters no longer in the mesh file (`apply`): removed
     /// with [`ExecuteOptions::prune`], otherwise returned for warnings.
     pub find_stale: bool,
+    /// The destinations' remote secrets, when their lists were started before the runner
+    /// (`apply` starts them beside preflight); `None`: the runner lists what its plan's pairs
+    /// need.
+    pub lists: Option<Lists>,
 }
 
 /// A source's cluster CA, read once for all of its bound-token pairs.
@@ -123,8 +121,6 @@ type CaCell = Arc<tokio::sync::OnceCell<Result<Vec<u8>, String>>>;
 struct State {
     results: BTreeMap<StepId, StepResult>,
     tokens: BTreeMap<String, TokenData>,
-    /// Remote secrets already in each destination, by name (listed once per cluster).
-    live_remote: BTreeMap<String, Listed>,
     /// Each source's remote secret as applied (the same in every destination), built once.
     desired_remote: BTreeMap<String, Arc<Desired>>,
     /// The east-west gateway address of each cluster whose gateway step ran.
@@ -158,6 +154,17 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             notices: std::mem::take(&mut clusters.notices),
             ..State::default()
         };
+        let lists = clusters.lists.take().unwrap_or_else(|| {
+            let job = ListJob::new(
+                &plan.istio_namespace,
+                plan.pair_steps().map(|s| s.cluster.clone()),
+                plan.pair_steps()
+                    .filter_map(|s| s.source.as_deref())
+                    .filter_map(|s| Some((s, clusters.servers.get(s)?.as_str()))),
+                plan.bound_readers.keys().cloned().collect(),
+            );
+            Lists::start(job, clusters.clients.iter().map(|(n, c)| (n.as_str(), c)))
+        });
         Runner {
             spec,
             plan,
@@ -171,10 +178,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 .map(|_| watch::Sender::new(false))
                 .collect(),
             helm_slots: Semaphore::new(HELM_IN_FLIGHT),
-            listed: plan
-                .pair_steps()
-                .map(|s| (s.cluster.clone(), watch::Sender::new(false)))
-                .collect(),
+            lists,
         }
     }
 
@@ -192,18 +196,15 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// Runs every step of the plan and returns what happened.
     pub(crate) async fn run(self) -> RunResult {
-        // The destinations' remote secrets are listed while everything before the pairs
-        // runs: only the pairs write them, so each list is still current when its
-        // destination's pairs start (which wait for it, and only for it).
-        futures::join!(self.list_remote_secrets(), async {
-            for phase in BARRIER_PHASES {
-                self.run_chains(&[phase], |_| {}).await;
-            }
-            futures::join!(
-                self.run_chains(&GATEWAY_SIDE, |_| {}),
-                self.run_readers_and_pairs()
-            );
-        });
+        // The destinations' remote secrets are listed meanwhile (`Lists`): only the pairs
+        // write them, and each pair waits for its destination's list, and only for it.
+        for phase in BARRIER_PHASES {
+            self.run_chains(&[phase], |_| {}).await;
+        }
+        futures::join!(
+            self.run_chains(&GATEWAY_SIDE, |_| {}),
+            self.run_readers_and_pairs()
+        );
         self.retire_legacy_tokens().await;
         let stale = self.prune_stale().await;
         let steps = self.step_reports();
@@ -298,88 +299,6 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
             });
         };
         futures::join!(readers, pairs);
-    }
-
-    /// One list per destination instead of one read per pair: on a converged mesh the whole
-    /// pair phase then costs one request per cluster. A failed list only costs the shortcut.
-    async fn list_remote_secrets(&self) {
-        let destinations: BTreeSet<&str> = self
-            .plan
-            .pair_steps()
-            .map(|s| s.cluster.as_str())
-            .filter(|c| self.clusters.clients.contains_key(*c))
-            .collect();
-        let namespace = self.plan.istio_namespace.as_str();
-        let selector = multicluster_selector();
-        let selector = selector.as_str();
-        let bound = &self.plan.bound_readers;
-        let skeletons = &self.skeletons();
-        stream::iter(destinations)
-            .map(|dst| async move {
-                let client = &self.clusters.clients[dst];
-                let mut by_name = Listed::new();
-                let listed = client
-                    .list_each("v1", "Secret", Some(namespace), Some(selector), |item| {
-                        let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str)
-                        else {
-                            return;
-                        };
-                        let name = name.to_string();
-                        let source = name.strip_prefix(REMOTE_SECRET_PREFIX);
-                        // A bound token is judged by its expiry, so its pair keeps the data.
-                        let digest = source.is_none_or(|source| !bound.contains_key(source));
-                        let kept = essentials(item, digest);
-                        let live = match source.and_then(|s| skeletons.get(s).map(|k| (s, k))) {
-                            Some((source, skeleton)) => Live::judge(skeleton, source, &kept),
-                            None => Live::Kept(kept),
-                        };
-                        by_name.insert(name, live);
-                    })
-                    .await;
-                if listed.is_ok() {
-                    self.lock().live_remote.insert(dst.to_string(), by_name);
-                }
-                if let Some(flag) = self.listed.get(dst) {
-                    flag.send_replace(true);
-                }
-            })
-            .buffer_unordered(LISTS_IN_FLIGHT)
-            .collect::<Vec<()>>()
-            .await;
-        // Destinations not listed (no client) have nothing to wait for.
-        for flag in self.listed.values() {
-            flag.send_replace(true);
-        }
-    }
-
-    /// What every listed remote secret of a source with a long-lived token is judged against
-    /// ([`Live::judge`]): the one meshboot applies, its kubeconfig aside (built with a
-    /// placeholder token, which is not known before the source's reader chain).
-    fn skeletons(&self) -> BTreeMap<&str, Value> {
-        let placeholder = TokenData {
-            token: "placeholder".into(),
-            ca_crt: b"placeholder".to_vec(),
-        };
-        let sources: BTreeSet<&str> = self
-            .plan
-            .pair_steps()
-            .filter_map(|s| s.source.as_deref())
-            .filter(|s| !self.plan.bound_readers.contains_key(*s))
-            .collect();
-        sources
-            .into_iter()
-            .filter_map(|source| {
-                let server = self.clusters.servers.get(source)?;
-                let object = super::remote_secret_object(
-                    source,
-                    &self.plan.istio_namespace,
-                    server,
-                    &placeholder,
-                )
-                .ok()?;
-                Some((source, digest_data(normalize_secret(object))))
-            })
-            .collect()
     }
 
     /// The remote secret of `source` as it is applied with `token`, and its kubeconfig's
@@ -1016,12 +935,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         let mut found = Vec::new();
         for (name, client) in clusters {
             // A judged secret is of a cluster in the mesh, so never stale.
-            let listed: Option<Vec<Value>> = self.lock().live_remote.get(name).map(|by_name| {
-                by_name
-                    .values()
-                    .filter_map(|live| live.clone().into_kept())
-                    .collect()
-            });
+            let listed = self.lists.kept(name);
             let remote = match listed {
                 Some(listed) => listed,
                 None => match client
@@ -1084,13 +998,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     /// through: `None` when the destination was not listed, `Some(None)` when listed and
     /// absent.
     async fn known_live(&self, step: &Step) -> Option<Option<Live>> {
-        if let Some(flag) = self.listed.get(&step.cluster) {
-            // The sender lives as long as the runner, so this cannot fail.
-            let _ = flag.subscribe().wait_for(|listed| *listed).await;
-        }
-        let state = self.lock();
-        let listed = state.live_remote.get(&step.cluster)?;
-        Some(listed.get(&step.object.name).cloned())
+        self.lists.live(&step.cluster, &step.object.name).await
     }
 
     fn istiod_restart_notice(&self, cluster: &str) {
@@ -1164,207 +1072,10 @@ impl From<ApplyOutcome> for Outcome {
     }
 }
 
-/// A destination's remote secrets, by name.
-type Listed = BTreeMap<String, Live>;
-
-/// What a destination's list said about one of its remote secrets.
-#[derive(Clone)]
-enum Live {
-    /// The remote secret of a source with a long-lived token: the digest of the kubeconfig
-    /// with which it is what meshboot applies (its own kubeconfig's when all the rest is), or
-    /// `None` when it must be applied whatever the kubeconfig. A 100-cluster mesh lists 9,900
-    /// of them, so each is kept as a few bytes rather than as the Secret.
-    Judged { unchanged_with: Option<String> },
-    /// The Secret as [`essentials`] keeps it: the pairs of bound tokens judge the token by its
-    /// expiry, and a secret of a cluster no longer in the mesh is what prune looks at.
-    Kept(Value),
-}
-
-impl Live {
-    /// Compares a listed secret ([`essentials`], data digested) with `skeleton`, the desired
-    /// one of `source` digested and built with a placeholder token, as if its kubeconfig were
-    /// the live one: when that is converged, so is every desired secret with the same
-    /// kubeconfig digest. Only the kubeconfig depends on the token.
-    fn judge(skeleton: &Value, source: &str, live: &Value) -> Live {
-        let kubeconfig = live
-            .get("data")
-            .and_then(|d| d.get(source))
-            .and_then(Value::as_str);
-        let unchanged_with = kubeconfig.filter(|kubeconfig| {
-            let mut desired = skeleton.clone();
-            if let Some(data) = desired.get_mut("data").and_then(Value::as_object_mut) {
-                data.insert(source.to_string(), Value::String(kubeconfig.to_string()));
-            }
-            is_converged(&desired, live)
-        });
-        Live::Judged {
-            unchanged_with: unchanged_with.map(str::to_string),
-        }
-    }
-
-    fn into_kept(self) -> Option<Value> {
-        match self {
-            Live::Kept(value) => Some(value),
-            Live::Judged { .. } => None,
-        }
-    }
-}
-
 /// A source's remote secret as it is applied, as it is compared (data digested), and the
 /// digest of its kubeconfig.
 struct Desired {
     object: Value,
     digested: Value,
     kubeconfig: Option<String>,
-}
-
-/// `istio-remote-secret-<source>`.
-const REMOTE_SECRET_PREFIX: &str = "istio-remote-secret-";
-
-/// The part of a listed remote secret that a desired one is compared with: its content and
-/// meshboot's own `managedFields` entry (to notice a field meshboot no longer sets). The rest
-/// is dropped at once: a 100-cluster mesh lists 9,900 of them. With `digest`, each `data`
-/// value is kept as its SHA-256 only ([`digest_data`]): a kubeconfig is some 3 KiB, its
-/// digest 71 bytes, and equal values have equal digests.
-fn essentials(mut secret: Value, digest: bool) -> Value {
-    let owned = crate::cluster::meshboot_entry(&secret).cloned();
-    let mut take = |pointer: &str| {
-        secret
-            .pointer_mut(pointer)
-            .map(Value::take)
-            .unwrap_or(Value::Null)
-    };
-    let mut kept = json!({
-        "apiVersion": take("/apiVersion"),
-        "kind": take("/kind"),
-        "type": take("/type"),
-        "metadata": {
-            "name": take("/metadata/name"),
-            "namespace": take("/metadata/namespace"),
-            "uid": take("/metadata/uid"),
-            "labels": take("/metadata/labels"),
-            "annotations": take("/metadata/annotations"),
-        },
-        "data": take("/data"),
-    });
-    if let Some(owned) = owned {
-        kept["metadata"]["managedFields"] = json!([owned]);
-    }
-    if digest {
-        kept = digest_data(kept);
-    }
-    kept
-}
-
-/// The Secret with each `data` value replaced by `sha256:<hex>` of it: what a listed remote
-/// secret keeps, and what a desired one is turned into to be compared with it.
-fn digest_data(mut secret: Value) -> Value {
-    if let Some(data) = secret.get_mut("data").and_then(Value::as_object_mut) {
-        for value in data.values_mut() {
-            if let Some(text) = value.as_str() {
-                let sum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-                let hex: String = sum.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                *value = Value::String(format!("sha256:{hex}"));
-            }
-        }
-    }
-    secret
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(t: &str) -> TokenData {
-        TokenData {
-            token: t.into(),
-            ca_crt: b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_vec(),
-        }
-    }
-
-    /// The remote secret of `eu` as the API server lists it after meshboot applied it with
-    /// `t`: meshboot's managedFields entry naming what it set, and what the server adds.
-    fn listed(t: &str, extra_owned_label: bool) -> Value {
-        let mut secret = normalize_secret(
-            super::super::remote_secret_object("eu", "istio-system", "https://eu:6443", &token(t))
-                .unwrap_or_default(),
-        );
-        let mut labels = json!({"f:istio/multiCluster": {}});
-        if extra_owned_label {
-            secret["metadata"]["labels"]["team"] = json!("mesh");
-            labels["f:team"] = json!({});
-        }
-        secret["type"] = json!("Opaque");
-        secret["metadata"]["uid"] = json!("u-1");
-        secret["metadata"]["resourceVersion"] = json!("7");
-        secret["metadata"]["managedFields"] = json!([{
-            "manager": "meshboot", "operation": "Apply", "apiVersion": "v1",
-            "time": "2026-12-01T00:00:00Z", "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:data": {"f:eu": {}}, "f:metadata": {
-                "f:annotations": {"f:networking.istio.io/cluster": {}}, "f:labels": labels}}}]);
-        essentials(secret, true)
-    }
-
-    fn skeleton() -> Value {
-        let placeholder = token("placeholder");
-        digest_data(normalize_secret(
-            super::super::remote_secret_object(
-                "eu",
-                "istio-system",
-                "https://eu:6443",
-                &placeholder,
-            )
-            .unwrap_or_default(),
-        ))
-    }
-
-    fn desired_digest(t: &str) -> Option<String> {
-        let object =
-            super::super::remote_secret_object("eu", "istio-system", "https://eu:6443", &token(t))
-                .unwrap_or_default();
-        digest_data(normalize_secret(object))["data"]["eu"]
-            .as_str()
-            .map(str::to_string)
-    }
-
-    #[test]
-    fn a_listed_remote_secret_is_unchanged_only_with_the_same_kubeconfig() {
-        let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &listed("t1", false))
-        else {
-            panic!("a remote secret of a mesh cluster is judged");
-        };
-        assert!(unchanged_with.is_some());
-        assert_eq!(unchanged_with, desired_digest("t1"));
-        assert_ne!(
-            unchanged_with,
-            desired_digest("t2"),
-            "a new token is a change"
-        );
-    }
-
-    #[test]
-    fn a_field_meshboot_set_and_no_longer_sets_makes_it_changed_whatever_the_kubeconfig() {
-        let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &listed("t1", true))
-        else {
-            panic!("a remote secret of a mesh cluster is judged");
-        };
-        assert_eq!(
-            unchanged_with, None,
-            "the label must be removed by an apply"
-        );
-    }
-
-    #[test]
-    fn a_remote_secret_without_its_kubeconfig_or_with_another_annotation_is_changed() {
-        let mut no_data = listed("t1", false);
-        no_data["data"] = json!({});
-        let mut moved = listed("t1", false);
-        moved["metadata"]["annotations"]["networking.istio.io/cluster"] = json!("us");
-        for live in [no_data, moved] {
-            let Live::Judged { unchanged_with } = Live::judge(&skeleton(), "eu", &live) else {
-                panic!("judged");
-            };
-            assert_eq!(unchanged_with, None, "{live}");
-        }
-    }
 }
