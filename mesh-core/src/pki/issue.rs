@@ -431,7 +431,7 @@ impl CaDir {
             issuer: &issuer,
             dry_run,
         };
-        let results = par::map(&work, |(cluster, plan, key)| {
+        let results = par::map_writing(&work, |(cluster, plan, key)| {
             self.carry_out(cluster, *plan, key.as_ref(), &signing)
         })
         .ok_or_else(|| PkiError::Crypto {

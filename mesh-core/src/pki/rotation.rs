@@ -297,7 +297,7 @@ impl CaDir {
             PkiError::crypto(format!("reading {}", self.root_cert_path().display()), e)
         })?;
         let work: Vec<(&str, &KeyPair)> = clusters.iter().copied().zip(keys.iter()).collect();
-        let results = par::map(&work, |(cluster, key)| {
+        let results = par::map_writing(&work, |(cluster, key)| {
             let cert = profile::issue_intermediate(
                 cluster,
                 &org,
@@ -594,7 +594,7 @@ impl CaDir {
         let issuer = Issuer::from_ca_cert_der(&root.der, &root.key)
             .map_err(|e| PkiError::crypto("reading the new root", e))?;
         let work: Vec<(&str, &KeyPair)> = missing.iter().copied().zip(keys.iter()).collect();
-        let issued = par::map(&work, |(cluster, key)| {
+        let issued = par::map_writing(&work, |(cluster, key)| {
             let cert = profile::issue_intermediate(
                 cluster,
                 &org,
