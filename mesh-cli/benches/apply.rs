@@ -9,6 +9,12 @@
 //! on the critical path times the latency, plus the load-balancer delay. For the largest size,
 //! where the time goes: when each phase's first and last write reached a cluster.
 //!
+//! The emulated servers run in this process, on the same cores as meshboot. On two cores the
+//! 100-cluster run from nothing is bound by CPU, not by the round trips: its 10,600 writes cost
+//! the servers about as much CPU as meshboot (2 s each, measured with `perf`), which real API
+//! servers on machines of their own would not take from it. Raising `--concurrency` then buys
+//! little and costs memory.
+//!
 //! Environment: `MESHBOOT_BENCH_SIZES` (default `3,20,100`; e.g. `100,200`),
 //! `MESHBOOT_BENCH_BASELINE_SIZES` (default `3,20`; empty skips the baseline),
 //! `MESHBOOT_BENCH_ROTATE_SIZES` (default `100`), `MESHBOOT_BENCH_LATENCY_MS` (default 50),

@@ -280,14 +280,11 @@ impl ClusterClient {
             Some(sel) => ListParams::default().labels(sel),
             None => ListParams::default(),
         };
-        let raw = self
-            .send(&what, || {
-                kube::core::Request::new(collection.as_str()).list(&params)
-            })
-            .await?;
-        self.check(&what, &raw)?;
         let mut count = 0;
-        let mut handle = |mut item: Value| {
+        // Each item is decoded as it arrives: the list is never held whole.
+        let mut splitter = super::stream::Splitter::default();
+        let mut handle = |item: &[u8]| {
+            let mut item: Value = serde_json::from_slice(item).map_err(|e| e.to_string())?;
             if let Some(obj) = item.as_object_mut() {
                 obj.entry("apiVersion")
                     .or_insert_with(|| json!(api_version));
@@ -295,10 +292,23 @@ impl ClusterClient {
             }
             count += 1;
             each(item);
+            Ok(())
         };
-        let mut de = serde_json::Deserializer::from_slice(&raw.body);
-        serde::de::DeserializeSeed::deserialize(super::stream::EachItem(&mut handle), &mut de)
-            .and_then(|()| de.end())
+        let mut sink = |chunk: &[u8]| {
+            splitter
+                .feed(chunk, &mut handle)
+                .map_err(|e| format!("body is not a list: {e}"))
+        };
+        let raw = self
+            .send_into(
+                &what,
+                || kube::core::Request::new(collection.as_str()).list(&params),
+                Some(&mut sink),
+            )
+            .await?;
+        self.check(&what, &raw)?;
+        splitter
+            .finish()
             .map_err(|e| self.invalid_response(&what, &format!("body is not a list: {e}")))?;
         Ok(count)
     }

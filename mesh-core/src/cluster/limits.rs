@@ -33,8 +33,9 @@ use tokio::time::Instant;
 /// that share while keeping a 50 ms round trip from being the bottleneck.
 pub const DEFAULT_PER_CLUSTER: usize = 16;
 
-/// Requests in flight across every cluster, by default: each one is an open HTTP/1.1
-/// connection with its TLS buffers, so this bounds sockets and memory.
+/// Requests in flight across every cluster, by default: each holds its body and answer in
+/// memory (a stream of the server's one HTTP/2 connection, or a connection of its own with its
+/// TLS buffers when the server speaks HTTP/1.1 only), so this bounds memory and sockets.
 pub const DEFAULT_GLOBAL: usize = 512;
 
 /// The two bounds of requests in flight; clones share the global slots.

@@ -11,13 +11,28 @@ use super::{ClusterClient, ClusterError, ObjectRef, retry};
 /// One HTTP answer, status and body, after retries.
 pub(super) struct Raw {
     pub code: u16,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 impl ClusterClient {
     /// Sends a request, retrying transient answers per the policy. `build` makes a fresh
     /// request for each attempt. Returns the final answer, whatever its status.
     pub(super) async fn send<F>(&self, what: &str, build: F) -> Result<Raw, ClusterError>
+    where
+        F: Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    {
+        self.send_into(what, build, None).await
+    }
+
+    /// [`send`](Self::send), with the body of a successful answer handed to `sink` frame by
+    /// frame as it arrives instead of collected (the [`Raw`] returned then has an empty body).
+    /// An answer cut off while it streams is not retried: `sink` has seen part of it.
+    pub(super) async fn send_into<F>(
+        &self,
+        what: &str,
+        build: F,
+        mut sink: Option<Sink<'_>>,
+    ) -> Result<Raw, ClusterError>
     where
         F: Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     {
@@ -31,6 +46,7 @@ impl ClusterClient {
             let (method, url) = (request.method().clone(), request.uri().clone());
             // The slots are held for this attempt only, never while waiting to retry.
             let slot = self.window.acquire().await;
+            let mut streamed = false;
             let sent = std::time::Instant::now();
             let result = match self.inner.client.send(request.map(Body::from)).await {
                 Ok(response) => {
@@ -50,15 +66,28 @@ impl ClusterClient {
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(retry::parse_retry_after);
-                    match response.into_body().collect_bytes().await {
-                        Ok(body) => Ok((
-                            Raw {
-                                code,
-                                body: body.to_vec(),
-                            },
-                            retry_after,
-                        )),
-                        Err(e) => Err(e),
+                    let body = response.into_body();
+                    match sink.as_deref_mut() {
+                        Some(sink) if (200..300).contains(&code) => {
+                            streamed = true;
+                            match stream_into(body, sink).await {
+                                Ok(Ok(())) => Ok((
+                                    Raw {
+                                        code,
+                                        body: bytes::Bytes::new(),
+                                    },
+                                    retry_after,
+                                )),
+                                Ok(Err(refused)) => {
+                                    return Err(self.invalid_response(what, &refused));
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                        _ => match body.collect_bytes().await {
+                            Ok(body) => Ok((Raw { code, body }, retry_after)),
+                            Err(e) => Err(e),
+                        },
                     }
                 }
                 Err(e) => Err(e),
@@ -86,7 +115,7 @@ impl ClusterClient {
                     return Ok(raw);
                 }
                 Err(e) if is_transport_error(&e) => {
-                    if attempt < max_attempts {
+                    if attempt < max_attempts && !streamed {
                         tracing::debug!(
                             cluster = %self.name(), %what, attempt, error = %e,
                             "connection error, retrying"
@@ -211,6 +240,26 @@ impl ClusterClient {
 
 /// True for errors of the transport (connection refused/reset, TLS, timeouts) rather than of
 /// the request: worth a retry, and "unreachable" when retries run out.
+/// Where [`ClusterClient::send_into`] hands a body's bytes; an error refuses the answer.
+pub(super) type Sink<'s> = &'s mut (dyn FnMut(&[u8]) -> Result<(), String> + Send);
+
+/// Hands `body` to `sink` frame by frame: `Err` when the connection failed, `Ok(Err)` when
+/// `sink` refused what it read.
+async fn stream_into(
+    mut body: Body,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<(), String> + Send),
+) -> Result<Result<(), String>, kube::Error> {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data()
+            && let Err(refused) = sink(&data)
+        {
+            return Ok(Err(refused));
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn is_transport_error(err: &kube::Error) -> bool {
     matches!(
         err,

@@ -195,7 +195,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
     }
 
     /// Runs every step of the plan and returns what happened.
-    pub(crate) async fn run(self) -> RunResult {
+    pub(crate) async fn run(mut self) -> RunResult {
         // The destinations' remote secrets are listed meanwhile (`Lists`): only the pairs
         // write them, and each pair waits for its destination's list, and only for it.
         for phase in BARRIER_PHASES {
@@ -207,6 +207,8 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
         );
         self.retire_legacy_tokens().await;
         let stale = self.prune_stale().await;
+        // What is left of the lists is no use to the report, which is built next.
+        self.lists = Lists::none();
         let steps = self.step_reports();
         let mut state = self.lock();
         let notices = std::mem::take(&mut state.notices);
@@ -996,9 +998,9 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// What the destination's list said about this step's remote secret, once the list is
     /// through: `None` when the destination was not listed, `Some(None)` when listed and
-    /// absent.
+    /// absent. Asked once per step: the answer is taken from the list.
     async fn known_live(&self, step: &Step) -> Option<Option<Live>> {
-        self.lists.live(&step.cluster, &step.object.name).await
+        self.lists.take(&step.cluster, &step.object.name).await
     }
 
     fn istiod_restart_notice(&self, cluster: &str) {
@@ -1035,12 +1037,13 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
 
     /// The results of every step in plan order (a step never reached counts as skipped).
     fn step_reports(&self) -> Vec<(String, StepReport)> {
-        let state = self.lock();
+        // Taken, not copied: the report is the last use of 10,600 results at 100 clusters.
+        let mut results = std::mem::take(&mut self.lock().results);
         self.plan
             .steps
             .iter()
             .map(|step| {
-                let result = state.results.get(&step.id).cloned().unwrap_or(StepResult {
+                let result = results.remove(&step.id).unwrap_or(StepResult {
                     outcome: Outcome::Skipped,
                     error: Some("not attempted".to_string()),
                     detail: None,
