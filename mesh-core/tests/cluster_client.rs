@@ -437,14 +437,18 @@ async fn a_kind_whose_crd_appears_later_is_served_to_the_same_client() -> TestRe
 
 #[tokio::test]
 async fn list_each_hands_on_what_list_returns_one_item_at_a_time() -> TestResult {
+    // list_each decodes the body as it arrives: 40 Secrets of 4 KiB are some 170 KiB, many
+    // more than one HTTP/2 DATA frame (16 KiB), so items are cut across frames.
     let clusters = TestClusters::start(&["eu"])?;
     let eu = client(&clusters, "eu").await;
     eu.apply(&namespace("net1"), &ApplyOptions::default())
         .await?;
-    for name in ["a", "b", "c"] {
+    let names: Vec<String> = (0..40).map(|i| format!("s{i:02}")).collect();
+    for name in &names {
         let secret = json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio/multiCluster": "true"}},
-            "data": {"k": "dg=="}});
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio/multiCluster": "true"},
+                "annotations": {"note": "a \"quoted\" ]}, [ value"}},
+            "data": {"k": "dmFs".repeat(1024)}});
         eu.apply(&secret, &ApplyOptions::default()).await?;
     }
     let listed = eu
@@ -465,7 +469,12 @@ async fn list_each_hands_on_what_list_returns_one_item_at_a_time() -> TestResult
             |item| streamed.push(item),
         )
         .await?;
-    assert_eq!(n, 3);
+    assert_eq!(n, 40);
+    let streamed_names: Vec<&str> = streamed
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(streamed_names, names);
     assert_eq!(
         streamed, listed,
         "same items, apiVersion and kind filled in"

@@ -238,17 +238,12 @@ impl ClusterClient {
     }
 }
 
-/// True for errors of the transport (connection refused/reset, TLS, timeouts) rather than of
-/// the request: worth a retry, and "unreachable" when retries run out.
 /// Where [`ClusterClient::send_into`] hands a body's bytes; an error refuses the answer.
 pub(super) type Sink<'s> = &'s mut (dyn FnMut(&[u8]) -> Result<(), String> + Send);
 
 /// Hands `body` to `sink` frame by frame: `Err` when the connection failed, `Ok(Err)` when
 /// `sink` refused what it read.
-async fn stream_into(
-    mut body: Body,
-    sink: &mut (dyn FnMut(&[u8]) -> Result<(), String> + Send),
-) -> Result<Result<(), String>, kube::Error> {
+async fn stream_into(mut body: Body, sink: Sink<'_>) -> Result<Result<(), String>, kube::Error> {
     use http_body_util::BodyExt;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data()
@@ -260,6 +255,8 @@ async fn stream_into(
     Ok(Ok(()))
 }
 
+/// True for errors of the transport (connection refused/reset, TLS, timeouts) rather than of
+/// the request: worth a retry, and "unreachable" when retries run out.
 fn is_transport_error(err: &kube::Error) -> bool {
     matches!(
         err,
