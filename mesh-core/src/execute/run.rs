@@ -322,7 +322,7 @@ impl<'a, C: ClusterOps> Runner<'a, C> {
                 .get("data")
                 .and_then(|d| d.get(source))
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .and_then(super::listed::digest_of),
             digested,
             object,
         });
@@ -1080,5 +1080,5 @@ impl From<ApplyOutcome> for Outcome {
 struct Desired {
     object: Value,
     digested: Value,
-    kubeconfig: Option<String>,
+    kubeconfig: Option<super::listed::Digest>,
 }
