@@ -18,9 +18,10 @@ use tokio::sync::watch;
 use crate::cluster::{ClusterOps, TokenData, is_converged, normalize_secret};
 use crate::remote_secret::multicluster_selector;
 
-/// Remote-secret lists in flight. Each answer holds every remote secret of a destination (99
-/// in a 100-cluster mesh, some 300 KiB) until its items are trimmed, so this bounds the memory
-/// they take; at 16, the lists of 100 destinations take about seven round trips.
+/// Remote-secret lists in flight. Each is decoded as it arrives, one item held at a time, so
+/// this bounds the servers sending at once (a list of 99 remote secrets is some 300 KiB) more
+/// than memory; at 16, the lists of 100 destinations take about seven round trips, all done
+/// while preflight and the plan go on.
 const LISTS_IN_FLIGHT: usize = 16;
 
 /// `istio-remote-secret-<source>`.
