@@ -997,6 +997,14 @@ mod tests {
             "no long-lived token anywhere"
         );
         assert_eq!(plan.bound_readers.len(), 3);
+        // apply lists before the plan exists and must keep the same sources' secrets whole.
+        assert_eq!(
+            plan.bound_readers
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            spec.bound_token_sources()
+        );
         assert_eq!(
             plan.bound_readers["ap"].service_account,
             "istio-reader-service-account"

@@ -521,22 +521,17 @@ async fn check_permissions<C: ClusterOps>(
 
 /// What `apply` lists, from the mesh file alone so that it can start before the plan: the
 /// remote secrets of every destination of a pair, the sources' secrets judged against what
-/// meshboot applies, with their data kept whole when `readerToken` gives each pair a bound
-/// token (the reader objects are then rendered per pair, `render::reader`).
+/// meshboot applies, or kept whole for the sources with bound tokens
+/// ([`MeshSpec::bound_token_sources`], which the plan's `bound_readers` are).
 fn remote_secret_lists(spec: &MeshSpec, servers: &BTreeMap<String, String>) -> ListJob {
     let pairs = spec.remote_secret_pairs();
     let sources: BTreeSet<&str> = pairs.iter().map(|(src, _)| src.as_str()).collect();
-    let bound = if spec.reader_token.is_some() {
-        sources.iter().map(|s| s.to_string()).collect()
-    } else {
-        BTreeSet::new()
-    };
     ListJob::new(
         &spec.istio_namespace,
         pairs.iter().map(|(_, dst)| dst.clone()),
         sources
             .into_iter()
             .filter_map(|s| Some((s, servers.get(s)?.as_str()))),
-        bound,
+        spec.bound_token_sources(),
     )
 }

@@ -349,6 +349,34 @@ impl MeshSpec {
         }
         pairs
     }
+
+    /// The sources whose remote secrets carry bound tokens (`readerToken` set: every source of
+    /// a pair, each pair with a token of its own); empty with long-lived reader tokens. The
+    /// render gives these sources one bound object per destination (`render::reader`), and
+    /// `apply` keeps their listed remote secrets whole, to judge each token by its expiry.
+    ///
+    /// ```
+    /// use mesh_core::spec::MeshSpec;
+    /// let yaml = concat!(
+    ///     "apiVersion: meshboot/v1alpha1\nkind: Mesh\nmeshID: m\nclusters:\n",
+    ///     "  - {name: eu, network: n1, context: eu}\n  - {name: us, network: n2, context: us}\n",
+    /// );
+    /// let spec = MeshSpec::from_yaml(yaml, std::path::Path::new("."), "mesh.yaml")?;
+    /// assert!(spec.bound_token_sources().is_empty());
+    /// let bound = MeshSpec::from_yaml(&yaml.replace("meshID: m\n", "meshID: m\nreaderToken: {ttl: 24h}\n"),
+    ///     std::path::Path::new("."), "mesh.yaml")?;
+    /// assert_eq!(bound.bound_token_sources().into_iter().collect::<Vec<_>>(), ["eu", "us"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bound_token_sources(&self) -> BTreeSet<String> {
+        if self.reader_token.is_none() {
+            return BTreeSet::new();
+        }
+        self.remote_secret_pairs()
+            .into_iter()
+            .map(|(src, _)| src)
+            .collect()
+    }
 }
 
 macro_rules! keyword_enum {
